@@ -1,0 +1,241 @@
+"""Settings for Secrets Portal: one module, read from environment variables.
+
+Every variable is documented in the README. Defaults make a clone run on SQLite with an
+in-process moto server (``PORTAL_DEMO=1``, set by ``make run``). Without ``PORTAL_DEMO`` the
+process refuses to start on a default ``SECRET_KEY`` or ``PORTAL_FINGERPRINT_KEY``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.strip() else default
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [v.strip() for v in os.environ.get(name, default).split(",") if v.strip()]
+
+
+PORTAL_DEMO = env_bool("PORTAL_DEMO")
+TESTING = env_bool("PORTAL_TESTING")
+DEBUG = env_bool("DEBUG")
+
+_DEMO_SECRET_KEY = "demo-only-secret-key-not-for-production-0123456789abcdefghijklmnop"  # noqa: S105 - demo and tests only; refused in production
+_DEMO_FINGERPRINT_KEY = "demo-only-fingerprint-key"
+
+SECRET_KEY = env_str("SECRET_KEY", _DEMO_SECRET_KEY if (PORTAL_DEMO or TESTING) else "")
+PORTAL_FINGERPRINT_KEY = env_str(
+    "PORTAL_FINGERPRINT_KEY", _DEMO_FINGERPRINT_KEY if (PORTAL_DEMO or TESTING) else ""
+)
+if not (PORTAL_DEMO or TESTING):
+    if not SECRET_KEY or SECRET_KEY == _DEMO_SECRET_KEY:
+        raise ImproperlyConfigured(
+            "Set SECRET_KEY to a long random string (production mode: PORTAL_DEMO is not set)."
+        )
+    if not PORTAL_FINGERPRINT_KEY or PORTAL_FINGERPRINT_KEY == _DEMO_FINGERPRINT_KEY:
+        raise ImproperlyConfigured(
+            "Set PORTAL_FINGERPRINT_KEY to a long random string kept outside the database "
+            "(production mode: PORTAL_DEMO is not set)."
+        )
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if (PORTAL_DEMO or TESTING) else "")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "django_htmx",
+    "template_partials",
+    "csp",
+    "secrets_admin",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "secrets_admin.middleware.PortalMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "csp.context_processors.nonce",
+                "secrets_admin.context_processors.portal",
+            ],
+        },
+    }
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"), conn_max_age=60
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+_cache_url = env_str("CACHE_URL")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+        if _cache_url
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "portal"}
+    )
+}
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = DEBUG or PORTAL_DEMO or TESTING
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if (PORTAL_DEMO or TESTING or DEBUG)
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "secrets_admin:secret_list"
+ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
+
+# --- django-allauth. Local accounts exist only in demo mode; SSO is configured separately.
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_ADAPTER = "secrets_admin.adapters.AccountAdapter"
+ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_SESSION_REMEMBER = False
+ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+SOCIALACCOUNT_STORE_TOKENS = False
+
+# --- Sessions and cookies (ASVS 5.0 V3.3, V7.3)
+SESSION_ENGINE = (
+    "django.contrib.sessions.backends.cache"
+    if _cache_url
+    else "django.contrib.sessions.backends.db"
+)
+SESSION_COOKIE_AGE = env_int("PORTAL_SESSION_MAX_AGE", 8 * 3600)
+PORTAL_SESSION_IDLE_TIMEOUT = env_int("PORTAL_SESSION_IDLE_TIMEOUT", 30 * 60)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+_secure = not (PORTAL_DEMO or TESTING or DEBUG)
+SESSION_COOKIE_SECURE = _secure
+CSRF_COOKIE_SECURE = _secure
+SECURE_SSL_REDIRECT = _secure and env_bool("PORTAL_SSL_REDIRECT", True)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = 31_536_000 if _secure else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _secure
+SECURE_HSTS_PRELOAD = _secure
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- Content-Security-Policy (django-csp 4): no inline script or style anywhere.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'", *env_list("PORTAL_CSP_FORM_ACTION")],
+    }
+}
+
+# --- Logging: to stderr, never values (the gateway's objects have value-free reprs).
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "botocore": {"level": "WARNING"},
+        "boto3": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+        "werkzeug": {"level": "WARNING"},
+    },
+}
+
+# --- The portal itself
+AWS_REGION = env_str("AWS_REGION", env_str("AWS_DEFAULT_REGION", "us-east-1"))
+os.environ.setdefault("AWS_DEFAULT_REGION", AWS_REGION)
+PORTAL_SECRET_SUFFIX = env_str("PORTAL_SECRET_SUFFIX", "-secrets")
+PORTAL_PROTECTED_ENVIRONMENTS = env_list("PORTAL_PROTECTED_ENVIRONMENTS", "main")
+PORTAL_LIST_CACHE_SECONDS = env_int("PORTAL_LIST_CACHE_SECONDS", 60)
+PORTAL_LIST_PAGE_SIZE = env_int("PORTAL_LIST_PAGE_SIZE", 50)
+PORTAL_REVEAL_SECONDS = env_int("PORTAL_REVEAL_SECONDS", 20)
+PORTAL_ACCESS_CONTACT = env_str("PORTAL_ACCESS_CONTACT", "your platform team")
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Take SQLite's writer lock at BEGIN, so audit appends queue instead of failing mid-transaction.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    )
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+if PORTAL_DEMO or TESTING:
+    # whitenoise serves from the finders here; an existing root keeps it from warning.
+    STATIC_ROOT.mkdir(exist_ok=True)

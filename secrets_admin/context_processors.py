@@ -1,0 +1,22 @@
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+
+from .adapters import local_login_enabled
+from .permissions import Action, can, role_for
+
+
+def portal(request: HttpRequest) -> dict[str, Any]:
+    """Role and capability flags for templates (display only: views check access themselves)."""
+    user = request.user
+    return {
+        "portal_demo": settings.PORTAL_DEMO,
+        "local_login_enabled": local_login_enabled(),
+        "portal_access_contact": settings.PORTAL_ACCESS_CONTACT,
+        "portal_role": role_for(user).label if user.is_authenticated else "",
+        "can_reveal": can(user, Action.REVEAL),
+        "can_edit": can(user, Action.EDIT),
+        "can_approve": can(user, Action.APPROVE),
+        "can_create_secret": can(user, Action.CREATE_SECRET),
+    }

@@ -1,0 +1,106 @@
+"""Demo data: the standard's own example secrets (fake values), a legacy and a malformed secret,
+and one local user per role. Used by ``manage.py demo`` and by the tests' fixtures."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib.auth import get_user_model
+
+from . import aws, listing
+from .permissions import Role, set_role
+
+DEMO_USERS: dict[str, Role] = {
+    "engineer": Role.ENGINEER,
+    "approver": Role.APPROVER,
+    "auditor": Role.AUDITOR,
+    "admin": Role.ADMIN,
+    "outsider": Role.NONE,
+}
+
+
+def _standard_document(repo: str) -> dict[str, Any]:
+    """The standard's "Real-World Example" with obviously fake values, per environment."""
+    doc: dict[str, Any] = {}
+    for env, stripe_mode, prefix in (
+        ("sandbox", "test", "sandbox"),
+        ("dev", "test", "dev"),
+        ("main", "live", "prod"),
+    ):
+        doc[env] = {
+            "databricks": {
+                "server_hostname": "adb-1234567890.azuredatabricks.net",
+                "oauth_url": "https://adb-1234567890.azuredatabricks.net/oidc",
+                "client_id": f"{prefix}-client-id",
+                "client_secret": f"FAKE-{repo}-{prefix}-client-secret",
+                "endpoint_name": f"{prefix}-endpoint",
+            },
+            "stripe": {
+                "public_key": f"pk_{stripe_mode}_FAKE{repo[:4]}{prefix}",
+                "secret_key": f"sk_{stripe_mode}_FAKE{repo[:4]}{prefix}",
+                "webhook_secret": f"whsec_FAKE{prefix}",
+            },
+        }
+    return doc
+
+
+def demo_secrets() -> dict[str, str | None]:
+    """Name -> SecretString (``None``: created without a value) of every demo secret."""
+    secrets: dict[str, str | None] = {}
+    for repo in ("transportation-insights", "project-management", "customer-portal"):
+        secrets[f"{repo}-secrets"] = json.dumps(_standard_document(repo), indent=2)
+    cp = json.loads(secrets["customer-portal-secrets"] or "{}")
+    cp["uat"] = {"stripe": {"public_key": "pk_test_FAKEuat", "secret_key": "sk_test_FAKEuat"}}
+    cp["dev"]["feature_flags"] = {"max_retries": 3, "beta": True, "regions": ["eu", "us"]}
+    cp["main"]["stripe"].pop("webhook_secret")
+    secrets["customer-portal-secrets"] = json.dumps(cp, indent=2)
+    # Breaks the standard: a dotenv file pasted as the value.
+    secrets["billing-service-secrets"] = "DATABASE_URL=postgres://fake:fake@db/billing\nDEBUG=1\n"
+    # Breaks the standard: environments hold strings.
+    secrets["inventory-api-secrets"] = json.dumps({"dev": "FAKE-flat-value", "main": {"db": 1}})
+    # Created without a value yet.
+    secrets["new-repo-secrets"] = None
+    # Legacy per-service/per-environment secrets and others that must not be listed.
+    secrets["transportation-insights-databricks-sandbox"] = json.dumps(
+        {"client_id": "legacy-client-id", "client_secret": "FAKE-legacy-client-secret"}
+    )
+    secrets["project-management-stripe-main"] = json.dumps({"secret_key": "sk_live_FAKElegacy"})
+    secrets["shared/rds-master-password"] = "FAKE-rds-password"
+    return secrets
+
+
+def seed() -> list[str]:
+    """Create every demo secret through the normal AWS API (CreateSecret only, so the write path
+    is never mixed with plain PutSecretValue); skip ones that exist. Returns the names created."""
+    created = []
+    for name, text in demo_secrets().items():
+        try:
+            aws.create_secret(
+                name, text=text, description=_describe(name), tags={"portal-demo": "true"}
+            )
+            created.append(name)
+        except aws.AwsError as exc:
+            if exc.code != "ResourceExistsException":
+                raise
+    listing.invalidate()
+    return created
+
+
+def _describe(name: str) -> str:
+    if name.endswith("-secrets"):
+        return f"Unified secrets for {name.removesuffix('-secrets')} - all environments"
+    return "Legacy secret (one per service/environment): migrate into the unified secret"
+
+
+def create_users() -> None:
+    """One local user per role, password = username (demo mode only)."""
+    user_model = get_user_model()
+    for username, role in DEMO_USERS.items():
+        user, created = user_model.objects.get_or_create(
+            username=username, defaults={"email": f"{username}@demo.invalid"}
+        )
+        if created:
+            user.set_password(username)
+            user.save()
+        set_role(user, [role] if role is not Role.NONE else [])

@@ -1,0 +1,88 @@
+"""Database models: names, metadata and fingerprints only, never a secret value (invariant 1)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class SecretSummary(models.Model):
+    """What the portal last learned of a secret's structure, to show on the list page.
+
+    Filled when the portal reads a secret (grid, scan) or writes it. Holds names and counts, never
+    values. ``version_id`` says which version it describes; the list compares it with the
+    ``AWSCURRENT`` version reported by ``ListSecrets`` to tell whether it is still current.
+    """
+
+    name = models.CharField(max_length=512, unique=True)
+    version_id = models.CharField(max_length=64, blank=True)
+    kind = models.CharField(max_length=20)
+    reasons = models.JSONField(default=list)
+    environments = models.JSONField(default=list)
+    service_count = models.PositiveIntegerField(default=0)
+    missing_cells = models.JSONField(default=dict)  # environment -> number of missing cells
+    size_bytes = models.PositiveIntegerField(default=0)
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AuditChainHead(models.Model):
+    """The single row that serialises appends to the audit chain (row lock in PostgreSQL)."""
+
+    seq = models.BigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default="")
+
+    def __str__(self) -> str:
+        return f"audit chain head #{self.seq}"
+
+
+class AuditEvent(models.Model):
+    """One append-only, hash-chained audit record (DESIGN.md "Audit"). Never holds a value.
+
+    ``hash`` = SHA-256 over ``prev_hash`` and the canonical serialisation of the other fields
+    (``audit.canonical``). ``seq`` numbers events without gaps, so a deleted row is detected.
+    """
+
+    seq = models.BigIntegerField(unique=True)
+    created = models.DateTimeField(db_index=True)
+    action = models.CharField(max_length=40, db_index=True)
+    outcome = models.CharField(max_length=20, blank=True)
+    # Who: the user at the time (copied, so the row stays meaningful if the user changes).
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    actor_username = models.CharField(max_length=150, blank=True, db_index=True)
+    actor_provider = models.CharField(max_length=200, blank=True)
+    actor_issuer = models.CharField(max_length=500, blank=True)
+    actor_subject = models.CharField(max_length=255, blank=True)
+    actor_email = models.CharField(max_length=254, blank=True)
+    actor_name = models.CharField(max_length=255, blank=True)
+    # What.
+    secret = models.CharField(max_length=512, blank=True, db_index=True)
+    environment = models.CharField(max_length=255, blank=True)
+    service = models.CharField(max_length=255, blank=True)
+    key = models.CharField(max_length=255, blank=True)
+    fingerprint_before = models.CharField(max_length=64, blank=True)
+    fingerprint_after = models.CharField(max_length=64, blank=True)
+    base_version = models.CharField(max_length=64, blank=True)
+    new_version = models.CharField(max_length=64, blank=True)
+    change_request = models.BigIntegerField(null=True, blank=True)
+    attempt = models.BigIntegerField(null=True, blank=True)  # seq of the "attempted" event
+    error_code = models.CharField(max_length=100, blank=True)
+    detail = models.JSONField(default=dict, blank=True)  # names, counts, messages; no values
+    # Where from.
+    client_ip = models.CharField(max_length=64, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    # Chain.
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["seq"]
+        indexes = [models.Index(fields=["secret", "seq"]), models.Index(fields=["actor", "seq"])]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action} {self.secret}"

@@ -1,0 +1,127 @@
+"""Screens for the list of unified secrets, one secret's grid, and revealing one cell."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+
+from django.conf import settings
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_variables
+from django.views.decorators.http import require_GET, require_POST
+
+from .. import audit, aws, listing, reads
+from ..permissions import Action, require
+from . import HtmxHttpRequest
+
+
+def _check_name(name: str) -> None:
+    """Only unified secrets (names ending in ``PORTAL_SECRET_SUFFIX``) are served here."""
+    if not name.endswith(settings.PORTAL_SECRET_SUFFIX):
+        raise Http404("Not a unified secret")
+
+
+def _aws_error_page(request: HttpRequest, exc: aws.AwsError, **ctx: Any) -> HttpResponse:
+    status = HTTPStatus.NOT_FOUND if isinstance(exc, aws.SecretNotFound) else HTTPStatus.BAD_GATEWAY
+    return render(request, "secrets_admin/aws_error.html", {"error": exc, **ctx}, status=status)
+
+
+@require_GET
+@never_cache
+@require(Action.VIEW)
+def secret_list(request: HtmxHttpRequest) -> HttpResponse:
+    """Every ``*-secrets`` secret with its badges; search (``q``) and paging (``page``)."""
+    try:
+        data = listing.get_listing()
+    except aws.AwsError as exc:
+        return _aws_error_page(request, exc)
+    query = request.GET.get("q", "")[:200]
+    matches = listing.search(data.secrets, query)
+    page = Paginator(matches, settings.PORTAL_LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    summaries = listing.summaries_for([m.name for m in page.object_list])
+    rows = [
+        {
+            "meta": meta,
+            "summary": summaries.get(meta.name),
+            "statuses": listing.statuses(meta, summaries.get(meta.name)),
+        }
+        for meta in page.object_list
+    ]
+    context = {
+        "rows": rows,
+        "page": page,
+        "query": query,
+        "total": len(data.secrets),
+        "matched": len(matches),
+        "fetched_at": datetime.fromtimestamp(data.fetched_at, UTC),
+        "suffix": settings.PORTAL_SECRET_SUFFIX,
+    }
+    template = "secrets_admin/secret_list.html"
+    if request.htmx and not request.htmx.boosted:
+        template += "#secret-table"
+    return render(request, template, context)
+
+
+@require_POST
+@require(Action.VIEW)
+def secret_list_refresh(request: HttpRequest) -> HttpResponse:
+    """Drop the cached listing so the next list view asks AWS again."""
+    listing.invalidate()
+    return redirect("secrets_admin:secret_list")
+
+
+@require_GET
+@never_cache
+@require(Action.VIEW)
+def secret_detail(request: HttpRequest, name: str) -> HttpResponse:
+    """The environment x (service, key) grid of one secret, every value masked on the server."""
+    _check_name(name)
+    try:
+        page = reads.secret_open(name)
+    except aws.AwsError as exc:
+        return _aws_error_page(request, exc, name=name)
+    return render(
+        request,
+        "secrets_admin/secret_detail.html",
+        {"secret": page, "reveal_seconds": settings.PORTAL_REVEAL_SECONDS},
+    )
+
+
+@require_POST
+@never_cache
+@sensitive_variables("value")
+@require(Action.REVEAL)
+def cell_reveal(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    """Return one cell's value (POST: version, environment, service, key), audited first.
+
+    The response carries ``Cache-Control: no-store`` (ASVS 5.0 14.3.2). With htmx only the cell
+    fragment comes back; without JavaScript a small page shows the value.
+    """
+    _check_name(name)
+    fields = {k: request.POST.get(k, "") for k in ("version_id", "environment", "service", "key")}
+    if not all(fields.values()) or len(fields["version_id"]) > 64:
+        return render(
+            request,
+            "secrets_admin/cell_reveal.html",
+            {"error": "The reveal request is incomplete. Reload the page and try again."},
+            status=HTTPStatus.BAD_REQUEST,
+        )
+    context = {"name": name, **fields, "reveal_seconds": settings.PORTAL_REVEAL_SECONDS}
+    status = HTTPStatus.OK
+    try:
+        value = reads.cell_reveal(name=name, context=audit.Context.from_request(request), **fields)
+        context["value"] = value
+    except audit.AuditUnavailable as exc:
+        context["error"], status = exc.message, HTTPStatus.SERVICE_UNAVAILABLE
+    except reads.CellNotFound as exc:
+        context["error"], status = exc.message, HTTPStatus.CONFLICT
+    except aws.AwsError as exc:
+        context["error"], status = exc.message, HTTPStatus.BAD_GATEWAY
+    template = "secrets_admin/cell_reveal.html"
+    if request.htmx:
+        template += "#cell-value"
+    return render(request, template, context, status=status)

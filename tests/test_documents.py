@@ -1,0 +1,237 @@
+"""The pure document logic: classification, cells, fingerprints, changesets, diffs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from secrets_admin import documents as d
+
+KEY = b"k"
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "reason_part"),
+    [
+        ("", "empty", "empty"),
+        ("   \n", "empty", "empty"),
+        ("DATABASE_URL=postgres://x", "not_json", "not valid JSON"),
+        ("{'single': 'quotes'}", "not_json", "not valid JSON"),
+        ('{"a": NaN}', "not_json", "NaN"),
+        ('{"dev": {"s": {"k": "1", "k": "2"}}}', "not_json", "appears twice"),
+        ("[1, 2]", "non_standard", "top level is a JSON array"),
+        ('"just a string"', "non_standard", "top level is a JSON string"),
+        ("42", "non_standard", "top level is a JSON number"),
+        ("null", "non_standard", "top level is a JSON null"),
+        ("{}", "non_standard", "no environments"),
+        ('{"dev": "flat"}', "non_standard", "environment 'dev' holds a string"),
+        ('{"dev": {"stripe": "sk"}}', "non_standard", "service dev.stripe holds a string"),
+        ('{"dev": {"stripe": [1]}}', "non_standard", "holds a array"),
+        ('{" dev": {}}', "non_standard", "leading or trailing spaces"),
+        ('{"dev": {"": {}}}', "non_standard", "the name is empty"),
+        ('{"dev": {"s": {"a\\u0001": "x"}}}', "non_standard", "control character"),
+    ],
+)
+def test_classify_reports_each_odd_input(text: str, kind: str, reason_part: str) -> None:
+    result = d.classify(text)
+    assert result.kind == kind
+    assert not result.conforming
+    assert any(reason_part in r for r in result.reasons), result.reasons
+
+
+def test_classify_lists_every_reason_not_only_the_first() -> None:
+    result = d.classify('{"dev": "x", "main": {"s": 1}, "uat": {"ok": {"k": "v"}}}')
+    assert result.kind == "non_standard"
+    assert len(result.reasons) == 2
+
+
+def test_conforming_document_keeps_non_string_leaves_with_their_types() -> None:
+    text = '{"dev": {"s": {"n": 1.10, "big": 123456789012345678901234567890, "b": true, "z": null, "o": {"x": [1]}, "str": "v"}}}'
+    result = d.classify(text)
+    assert result.conforming
+    types = {c.key: d.value_type(c.value) for c in d.cells(result.document)}
+    assert types == {
+        "n": "number",
+        "big": "number",
+        "b": "boolean",
+        "z": "null",
+        "o": "object",
+        "str": "string",
+    }
+
+
+def test_serialise_round_trips_numbers_exactly_and_keeps_key_order() -> None:
+    text = (
+        '{"main":{"s":{"z":1.10,"a":1e400,"m":-0,"big":123456789012345678901234567890}},"dev":{}}'
+    )
+    assert d.serialise(d.parse(text)) == text
+
+
+def test_binary_is_reported_with_its_size() -> None:
+    result = d.classify_binary(1234)
+    assert result.kind == "binary"
+    assert "1234 bytes" in result.reasons[0]
+
+
+def test_environments_put_the_standard_ones_first() -> None:
+    doc = d.parse('{"uat": {}, "main": {}, "qa": {}, "sandbox": {}, "dev": {}}')
+    assert d.environments(doc) == ["sandbox", "dev", "main", "uat", "qa"]
+
+
+def test_grid_marks_missing_cells() -> None:
+    doc = d.parse('{"dev": {"s": {"a": "1", "b": "2"}}, "main": {"s": {"a": "1"}}}')
+    grid = d.grid(doc)
+    assert [(r.service, r.key) for r in grid.rows] == [("s", "a"), ("s", "b")]
+    assert grid.missing(grid.rows[1]) == ["main"]
+    assert grid.missing(grid.rows[0]) == []
+
+
+def test_fingerprint_distinguishes_types_and_hides_the_value() -> None:
+    fp_str = d.fingerprint(KEY, "1")
+    fp_num = d.fingerprint(KEY, d.parse("1"))
+    assert fp_str != fp_num
+    assert len(fp_str) == 64 and fp_str != "1"
+    assert d.fingerprint(KEY, "secret") == d.fingerprint(KEY, "secret")
+    assert d.fingerprint(b"other", "secret") != d.fingerprint(KEY, "secret")
+
+
+def test_apply_sets_deletes_and_keeps_everything_else() -> None:
+    doc = d.parse('{"dev": {"s": {"a": 1.50, "b": "x"}}, "main": {"s": {"a": "y"}}}')
+    new = d.apply(
+        doc,
+        [
+            d.Edit("set", "dev", "s", "b", "new"),
+            d.Edit("delete", "main", "s", "a"),
+            d.Edit("set", "uat", "t", "k", "v"),
+        ],
+    )
+    assert d.serialise(new) == (
+        '{"dev":{"s":{"a":1.50,"b":"new"}},"main":{"s":{}},"uat":{"t":{"k":"v"}}}'
+    )
+    assert d.serialise(doc) == '{"dev":{"s":{"a":1.50,"b":"x"}},"main":{"s":{"a":"y"}}}'
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (d.Edit("delete", "dev", "s", "missing"), "does not exist"),
+        (d.Edit("delete", "nope", "s", "a"), "does not exist"),
+        (d.Edit("set", "dev", "s", " padded", "v"), "leading or trailing"),
+        (d.Edit("remove_environment", "nope"), "does not exist"),
+    ],
+)
+def test_apply_refuses_impossible_edits_with_a_message(edit: d.Edit, message: str) -> None:
+    with pytest.raises(d.ChangesetError, match=message):
+        d.apply(d.parse('{"dev": {"s": {"a": "1"}}}'), [edit])
+
+
+def test_diff_classifies_added_removed_changed_and_type_changed() -> None:
+    before = d.parse('{"dev": {"s": {"a": "1", "b": "2", "c": "3"}}}')
+    after = d.parse('{"dev": {"s": {"a": "1", "b": "20", "c": 3, "d": "4"}}}')
+    statuses = {(c.key, c.status) for c in d.diff(before, after)}
+    assert statuses == {("b", "changed"), ("c", "type_changed"), ("d", "added")}
+    assert {(c.key, c.status) for c in d.diff(after, before)} == {
+        ("b", "changed"),
+        ("c", "type_changed"),
+        ("d", "removed"),
+    }
+
+
+def test_restore_changeset_restores_one_environment_only() -> None:
+    old = d.parse('{"dev": {"s": {"a": "1"}}, "main": {"s": {"a": "m1"}}}')
+    current = d.parse('{"dev": {"s": {"a": "2", "b": "x"}, "t": {}}, "main": {"s": {"a": "m2"}}}')
+    restored = d.apply(current, d.restore_changeset(current, old, "dev"))
+    assert restored["dev"] == old["dev"]
+    assert restored["main"] == current["main"]
+
+
+# ----------------------------------------------------------------------------------------
+# Property tests
+
+names = st.text(
+    st.characters(min_codepoint=33, max_codepoint=0x2FF), min_size=1, max_size=6
+).filter(lambda n: d.name_problem(n) is None)
+leaves = st.one_of(
+    st.text(max_size=8),
+    st.integers(),
+    st.booleans(),
+    st.none(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.lists(st.integers(), max_size=3),
+)
+docs = st.dictionaries(
+    names,
+    st.dictionaries(names, st.dictionaries(names, leaves, max_size=4), max_size=3),
+    max_size=3,
+)
+
+
+@st.composite
+def doc_and_changeset(draw: Any) -> tuple[dict[str, Any], list[d.Edit]]:
+    doc = d.parse(json.dumps(draw(docs)))
+    cells_ = list(d.cells(doc))
+    edits: list[d.Edit] = []
+    for _ in range(draw(st.integers(0, 6))):
+        if cells_ and draw(st.booleans()):
+            c = draw(st.sampled_from(cells_))
+            if draw(st.booleans()):
+                edits.append(
+                    d.Edit("set", c.environment, c.service, c.key, draw(st.text(max_size=5)))
+                )
+            elif not any(e.cell == (c.environment, c.service, c.key) for e in edits):
+                edits.append(d.Edit("delete", c.environment, c.service, c.key))
+        else:
+            edits.append(
+                d.Edit("set", draw(names), draw(names), draw(names), draw(st.text(max_size=5)))
+            )
+    return doc, edits
+
+
+@settings(max_examples=200, deadline=None)
+@given(doc_and_changeset())
+def test_apply_changes_exactly_the_cells_in_the_changeset(case: Any) -> None:
+    doc, edits = case
+    new = d.apply(doc, edits)
+    touched = {e.cell for e in edits}
+    before = {(c.environment, c.service, c.key): d.serialise(c.value) for c in d.cells(doc)}
+    after = {(c.environment, c.service, c.key): d.serialise(c.value) for c in d.cells(new)}
+    for cell, value in before.items():
+        if cell not in touched:
+            assert after[cell] == value  # untouched: same value, same type, same text
+    final = {}
+    for e in edits:
+        final[e.cell] = e
+    for cell, e in final.items():
+        if e.op == "set":
+            assert after[cell] == d.serialise(e.value)
+        else:
+            assert cell not in after
+    # Key order of untouched environments is kept.
+    for env in doc:
+        if not any(e.environment == env for e in edits):
+            assert list(new[env]) == list(doc[env])
+    # Re-parsing the serialisation gives the same document.
+    assert d.serialise(d.parse(d.serialise(new))) == d.serialise(new)
+
+
+@settings(max_examples=150, deadline=None)
+@given(docs, docs)
+def test_diff_then_restore_reproduces_each_environment(a: Any, b: Any) -> None:
+    old, current = d.parse(json.dumps(a)), d.parse(json.dumps(b))
+    for env in set(old) | set(current):
+        restored = d.apply(current, d.restore_changeset(current, old, env))
+        assert d.diff(old, restored, environment=env) == []
+        for other in current:
+            if other != env:
+                assert d.serialise(restored[other]) == d.serialise(current[other])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_classify_never_raises_on_arbitrary_text(text: str) -> None:
+    result = d.classify(text)
+    assert result.conforming == (result.reasons == ())
