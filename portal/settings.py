@@ -7,6 +7,7 @@ process refuses to start on a default ``SECRET_KEY`` or ``PORTAL_FINGERPRINT_KEY
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -228,6 +229,13 @@ PORTAL_LIST_CACHE_SECONDS = env_int("PORTAL_LIST_CACHE_SECONDS", 60)
 PORTAL_LIST_PAGE_SIZE = env_int("PORTAL_LIST_PAGE_SIZE", 50)
 PORTAL_REVEAL_SECONDS = env_int("PORTAL_REVEAL_SECONDS", 20)
 PORTAL_ACCESS_CONTACT = env_str("PORTAL_ACCESS_CONTACT", "your platform team")
+# Compliance (issue 7): environments every unified secret must have; value rules as a JSON list
+# (unset: compliance.DEFAULT_VALUE_RULES); how long findings (never values) stay cached.
+PORTAL_REQUIRED_ENVIRONMENTS = env_list("PORTAL_REQUIRED_ENVIRONMENTS", "sandbox,dev,main")
+PORTAL_VALUE_RULES = (
+    json.loads(env_str("PORTAL_VALUE_RULES")) if env_str("PORTAL_VALUE_RULES") else None
+)
+PORTAL_COMPLIANCE_CACHE_SECONDS = env_int("PORTAL_COMPLIANCE_CACHE_SECONDS", 120)
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Take SQLite's writer lock at BEGIN, so audit appends queue instead of failing mid-transaction.

@@ -22,6 +22,7 @@ import botocore.exceptions
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sts import STSClient
 
 CURRENT = "AWSCURRENT"
 PREVIOUS = "AWSPREVIOUS"
@@ -103,12 +104,10 @@ class ServiceUnavailable(AwsError):
     )
 
 
-def _action_for(operation: str) -> str:
-    return f"secretsmanager:{operation}"
-
-
-def translate(exc: Exception, *, operation: str, secret: str = "") -> AwsError:
-    """Map a botocore exception raised by ``operation`` to our :class:`AwsError`."""
+def translate(
+    exc: Exception, *, operation: str, secret: str = "", service: str = "secretsmanager"
+) -> AwsError:
+    """Map a botocore exception raised by ``service``'s ``operation`` to our :class:`AwsError`."""
     if isinstance(exc, AwsError):
         return exc
     if isinstance(exc, botocore.exceptions.ClientError):
@@ -119,8 +118,8 @@ def translate(exc: Exception, *, operation: str, secret: str = "") -> AwsError:
             return SecretNotFound(code=code, secret=secret)
         if code in ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException"):
             return AccessDenied(
-                f"AWS denied {_action_for(operation)}{where}: the portal's IAM role lacks this "
-                f"permission. Grant {_action_for(operation)} on the secret's ARN to the role.",
+                f"AWS denied {service}:{operation}{where}: the portal's IAM role lacks this "
+                f"permission. Grant {service}:{operation} on the secret's ARN to the role.",
                 code=code,
                 secret=secret,
             )
@@ -193,9 +192,19 @@ def client() -> SecretsManagerClient:
     return c
 
 
+def sts_client() -> STSClient:
+    """The STS client of this thread, created on first use (same settings as :func:`client`)."""
+    c = getattr(_local, "sts", None)
+    if c is None:
+        c = boto3.session.Session().client("sts", config=_config)
+        _local.sts = c
+    return c
+
+
 def reset_clients() -> None:
-    """Forget this thread's client (tests that change the endpoint or inject errors)."""
+    """Forget this thread's clients (tests that change the endpoint or inject errors)."""
     _local.client = None
+    _local.sts = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,6 +292,33 @@ def list_unified_secrets(suffix: str) -> list[SecretMeta]:
     suffix is applied here. Raises :class:`AwsError`.
     """
     return sorted((m for m in iter_secrets() if m.name.endswith(suffix)), key=lambda m: m.name)
+
+
+@dataclass(frozen=True)
+class CallerIdentity:
+    """Who the portal's credentials are: the AWS account id and the caller's ARN."""
+
+    account: str
+    arn: str
+
+    @property
+    def partition(self) -> str:
+        """``aws``, ``aws-cn`` or ``aws-us-gov``: the second field of the caller's ARN."""
+        parts = self.arn.split(":")
+        return parts[1] if len(parts) > 1 and parts[1] else "aws"
+
+
+def caller_identity() -> CallerIdentity:
+    """STS ``GetCallerIdentity``: the account the portal runs in (for IAM policy snippets).
+
+    The call needs no IAM permission (AWS STS API reference). Raises :class:`AwsError` when STS
+    cannot be reached or the portal has no credentials.
+    """
+    try:
+        r = sts_client().get_caller_identity()
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        raise translate(exc, operation="GetCallerIdentity", service="sts") from None
+    return CallerIdentity(account=str(r.get("Account", "")), arn=str(r.get("Arn", "")))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -318,6 +318,12 @@ class Grid:
         """Environments in which ``row``'s key is absent while another environment has it."""
         return [env for env in self.environments if env not in row.values]
 
+    def missing_counts(self) -> dict[str, int]:
+        """Drift: per environment, how many rows that another environment has are absent from it."""
+        return {
+            env: sum(1 for row in self.rows if env not in row.values) for env in self.environments
+        }
+
 
 def grid(document: Mapping[str, Any]) -> Grid:
     """Build the grid: rows grouped by service then key (first-seen order), one column per env."""
@@ -607,3 +613,98 @@ def restore_changeset(
             if key not in cur_keys or serialise(cur_keys[key]) != serialise(value):
                 edits.append(Edit("set", environment, service, key, value))
     return edits
+
+
+# --------------------------------------------------------------------------------------------
+# Comparing two environments of one document
+
+ComparisonStatus = Literal["only_a", "only_b", "same", "different", "different_type"]
+
+#: Statuses in the order they are counted and shown, with the words the UI uses.
+COMPARISON_STATUSES: dict[ComparisonStatus, str] = {
+    "only_a": "only in A",
+    "only_b": "only in B",
+    "same": "same value",
+    "different": "different value",
+    "different_type": "different type",
+}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One ``(service, key)`` row of a comparison of environments A and B. Never holds a value.
+
+    ``type_a``/``type_b`` are :func:`value_type` names ("" where the key is absent);
+    ``fingerprint_a``/``fingerprint_b`` are what the ``fingerprint`` callable returned ("" where
+    absent).
+    """
+
+    service: str
+    key: str
+    status: ComparisonStatus
+    type_a: str = ""
+    type_b: str = ""
+    fingerprint_a: str = ""
+    fingerprint_b: str = ""
+
+    @property
+    def differs(self) -> bool:
+        return self.status != "same"
+
+
+def _keys_of(document: Mapping[str, Any], environment: str) -> dict[str, Mapping[str, Any]]:
+    """``service -> keys`` of one environment; levels that are absent or not objects count as empty."""
+    services_ = document.get(environment)
+    if not isinstance(services_, Mapping):
+        return {}
+    return {s: k for s, k in services_.items() if isinstance(k, Mapping)}
+
+
+def compare_environments(
+    document: Mapping[str, Any], a: str, b: str, *, fingerprint: Callable[[Any], str]
+) -> list[Comparison]:
+    """Compare environments ``a`` and ``b`` of one document, key by key, without keeping values.
+
+    Every ``(service, key)`` present in either environment gives one :class:`Comparison`, in
+    grid order (services first seen in A, then B; keys likewise). Values are compared only
+    through ``fingerprint(value)`` (``reads.fingerprint``: a keyed HMAC), after their JSON types:
+
+    * ``only_a`` / ``only_b``: the key is in one environment only;
+    * ``different_type``: both have it, with different JSON types (``"1"`` and ``1``);
+    * ``same`` / ``different``: same type, equal / unequal fingerprints.
+
+    An environment that is absent (or not an object) counts as empty. Never raises for a
+    conforming document; ``a == b`` gives every row ``same``. Issue 7, part 1.
+    """
+    a_services, b_services = _keys_of(document, a), _keys_of(document, b)
+    rows: list[Comparison] = []
+    for service in dict.fromkeys([*a_services, *b_services]):
+        a_keys = a_services.get(service, {})
+        b_keys = b_services.get(service, {})
+        for key in dict.fromkeys([*a_keys, *b_keys]):
+            if key not in b_keys:
+                va = a_keys[key]
+                rows.append(
+                    Comparison(service, key, "only_a", value_type(va), "", fingerprint(va), "")
+                )
+                continue
+            vb = b_keys[key]
+            if key not in a_keys:
+                rows.append(
+                    Comparison(service, key, "only_b", "", value_type(vb), "", fingerprint(vb))
+                )
+                continue
+            va = a_keys[key]
+            ta, tb = value_type(va), value_type(vb)
+            fa, fb = fingerprint(va), fingerprint(vb)
+            status: ComparisonStatus = (
+                "different_type" if ta != tb else "same" if fa == fb else "different"
+            )
+            rows.append(Comparison(service, key, status, ta, tb, fa, fb))
+    return rows
+
+
+def count_comparisons(rows: Sequence[Comparison]) -> dict[ComparisonStatus, int]:
+    """How many rows have each status, every status present (zero when none)."""
+    statuses = [row.status for row in rows]
+    return {s: statuses.count(s) for s in COMPARISON_STATUSES}

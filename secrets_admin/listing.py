@@ -111,9 +111,7 @@ def remember(name: str, version_id: str, classified: documents.Classified) -> Se
         grid = documents.grid(doc)
         fields["environments"] = grid.environments
         fields["service_count"] = len(documents.services(doc))
-        fields["missing_cells"] = {
-            env: sum(1 for row in grid.rows if env not in row.values) for env in grid.environments
-        }
+        fields["missing_cells"] = grid.missing_counts()
     summary, _ = SecretSummary.objects.update_or_create(name=name, defaults=fields)
     return summary
 

@@ -27,6 +27,11 @@ class SecretSummary(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def missing_total(self) -> int:
+        """Drift in one number: cells missing across all environments (0: all in step)."""
+        return sum(int(n) for n in self.missing_cells.values())
+
 
 class AuditChainHead(models.Model):
     """The single row that serialises appends to the audit chain (row lock in PostgreSQL)."""

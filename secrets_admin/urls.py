@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from .views import secrets
+from .views import compliance, diff, integration, secrets
 
 
 class SecretNameConverter:
@@ -22,6 +22,14 @@ app_name = "secrets_admin"
 urlpatterns = [
     path("", secrets.secret_list, name="secret_list"),
     path("refresh/", secrets.secret_list_refresh, name="secret_list_refresh"),
+    path("compliance/", compliance.compliance, name="compliance"),
+    path("compliance/refresh/", compliance.compliance_refresh, name="compliance_refresh"),
     path("secrets/<secret:name>/reveal/", secrets.cell_reveal, name="cell_reveal"),
+    path("secrets/<secret:name>/diff/", diff.environment_diff, name="environment_diff"),
+    path(
+        "secrets/<secret:name>/integration/",
+        integration.secret_integration,
+        name="secret_integration",
+    ),
     path("secrets/<secret:name>/", secrets.secret_detail, name="secret_detail"),
 ]

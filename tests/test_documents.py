@@ -235,3 +235,98 @@ def test_diff_then_restore_reproduces_each_environment(a: Any, b: Any) -> None:
 def test_classify_never_raises_on_arbitrary_text(text: str) -> None:
     result = d.classify(text)
     assert result.conforming == (result.reasons == ())
+
+
+# ----------------------------------------------------------------------------------------
+# Comparing environments (issue 7)
+
+
+def _fp(value: Any) -> str:
+    return d.fingerprint(KEY, value)
+
+
+def test_compare_classifies_every_leaf_type() -> None:
+    same = {
+        "str": "x",
+        "num": 1.5,
+        "int": 7,
+        "bool": True,
+        "null": None,
+        "obj": {"a": [1]},
+        "arr": [1, 2],
+    }
+    dev = {"str_vs_num": "1", "diff_str": "a", "diff_num": 1, "diff_bool": True}
+    dev |= {"diff_obj": {"a": 1}, "diff_arr": [1], "only_dev": None}
+    main = {"str_vs_num": 1, "diff_str": "b", "diff_num": 1.0, "diff_bool": False}
+    main |= {"diff_obj": {"a": 2}, "diff_arr": [2], "only_main": False}
+    doc = d.parse(
+        json.dumps(
+            {
+                "dev": {"s": same | dev, "dev_service": {"k": "v"}},
+                "main": {"s": same | main},
+            }
+        )
+    )
+    rows = d.compare_environments(doc, "dev", "main", fingerprint=_fp)
+    status = {(r.service, r.key): r.status for r in rows}
+    for same in ("str", "num", "int", "bool", "null", "obj", "arr"):
+        assert status[("s", same)] == "same", same
+    assert status[("s", "str_vs_num")] == "different_type"
+    for key in ("diff_str", "diff_num", "diff_bool", "diff_obj", "diff_arr"):
+        assert status[("s", key)] == "different", key  # 1 and 1.0 are different JSON texts
+    assert status[("s", "only_dev")] == "only_a"
+    assert status[("s", "only_main")] == "only_b"
+    assert status[("dev_service", "k")] == "only_a"
+    only_main = next(r for r in rows if r.key == "only_main")
+    assert (only_main.type_a, only_main.type_b, only_main.fingerprint_a) == ("", "boolean", "")
+    counts = d.count_comparisons(rows)
+    assert counts == {
+        "only_a": 2,
+        "only_b": 1,
+        "same": 7,
+        "different": 5,
+        "different_type": 1,
+    }
+
+
+def test_compare_keeps_no_value_only_types_and_fingerprints() -> None:
+    doc = d.parse('{"dev": {"s": {"k": "CANARY-x"}}, "main": {"s": {"k": "CANARY-y"}}}')
+    rows = d.compare_environments(doc, "dev", "main", fingerprint=_fp)
+    assert "CANARY" not in repr(rows)
+
+
+def test_compare_with_absent_or_same_environment_and_odd_names() -> None:
+    doc = d.parse('{"my env": {"se rvice!": {"KEY": "1", "key": "1"}}, "empty": {}}')
+    rows = d.compare_environments(doc, "my env", "nope", fingerprint=_fp)
+    assert [(r.key, r.status) for r in rows] == [("KEY", "only_a"), ("key", "only_a")]
+    assert all(
+        r.status == "same" for r in d.compare_environments(doc, "my env", "my env", fingerprint=_fp)
+    )
+    assert d.compare_environments(doc, "empty", "nope", fingerprint=_fp) == []
+
+
+def test_grid_missing_counts_per_environment() -> None:
+    doc = d.parse('{"dev": {"s": {"a": "1", "b": "2"}}, "main": {"s": {"a": "1"}}, "uat": {}}')
+    assert d.grid(doc).missing_counts() == {"dev": 0, "main": 1, "uat": 2}
+
+
+@settings(max_examples=200, deadline=None)
+@given(docs, st.data())
+def test_fingerprint_comparison_equals_value_comparison(raw: Any, data: Any) -> None:
+    """Comparing by fingerprint gives exactly what comparing the values themselves gives."""
+    doc = d.parse(json.dumps(raw))
+    envs = [*doc, "absent"]
+    a, b = data.draw(st.sampled_from(envs)), data.draw(st.sampled_from(envs))
+    by_fingerprint = {
+        (r.service, r.key): r.status for r in d.compare_environments(doc, a, b, fingerprint=_fp)
+    }
+    # The oracle: the document diff of the two environments' values, mapped onto our statuses.
+    mapping = {"removed": "only_a", "added": "only_b", "changed": "different"}
+    mapping["type_changed"] = "different_type"
+    by_value = {
+        (c.service, c.key): mapping[c.status]
+        for c in d.diff({"e": doc.get(a, {})}, {"e": doc.get(b, {})})
+    }
+    assert {k: v for k, v in by_fingerprint.items() if v != "same"} == by_value
+    present = {(s, k) for env in {a, b} for s, keys in doc.get(env, {}).items() for k in keys}
+    assert set(by_fingerprint) == present

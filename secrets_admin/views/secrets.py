@@ -87,7 +87,11 @@ def secret_detail(request: HttpRequest, name: str) -> HttpResponse:
     return render(
         request,
         "secrets_admin/secret_detail.html",
-        {"secret": page, "reveal_seconds": settings.PORTAL_REVEAL_SECONDS},
+        {
+            "secret": page,
+            "missing": page.missing_cells,
+            "reveal_seconds": settings.PORTAL_REVEAL_SECONDS,
+        },
     )
 
 
