@@ -414,3 +414,36 @@ def test_failed_password_sign_in_is_recorded_without_the_password(
         "bad_credentials",
     )
     assert "wrong-pw-81" not in str(AuditEvent.objects.values().get())
+
+
+def test_password_sign_in_of_a_demo_user_is_recorded(client: Any, engineer: Any) -> None:
+    client.post(
+        reverse("account_login"), {"login": engineer.username, "password": engineer.username}
+    )
+
+    event = AuditEvent.objects.get(action="login.succeeded")
+    assert (event.actor_provider, event.actor_subject) == ("local", engineer.username)
+    assert event.detail == {"method": "password", "role": "engineer"}
+
+
+def test_nobody_can_sign_up_locally(client: Any) -> None:
+    form = {"username": "mallory", "password1": "Pw-12345678!x", "password2": "Pw-12345678!x"}
+
+    response = client.post(reverse("account_signup"), form)
+
+    assert response.status_code == HTTPStatus.OK
+    assert "closed" in response.content.decode().lower()
+    assert not get_user_model().objects.filter(username="mallory").exists()
+
+
+def test_a_second_identity_cannot_be_attached_to_a_user(sso: Any, client: Any) -> None:
+    sign_in(client, "erin")
+    erin = signed_in_user(client)
+
+    response = sign_in(client, "audrey", post_data={"process": "connect"})
+
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    assert "cannot be attached" in response.content.decode()
+    assert list(SocialAccount.objects.values_list("uid", flat=True)) == ["erin"]
+    assert AuditEvent.objects.get(action="login.failed").error_code == "connect_refused"
+    assert SocialAccount.objects.get(uid="erin").user_id == erin.pk
