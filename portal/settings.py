@@ -7,12 +7,15 @@ process refuses to start on a default ``SECRET_KEY`` or ``PORTAL_FINGERPRINT_KEY
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from portal import sso
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -59,6 +62,18 @@ if not (PORTAL_DEMO or TESTING):
             "(production mode: PORTAL_DEMO is not set)."
         )
 
+# --- Single sign-on (README "Single sign-on"): providers from PORTAL_SSO_* variables.
+SOCIALACCOUNT_PROVIDERS = sso.providers_from_env(os.environ)
+_saml_available = importlib.util.find_spec("onelogin") is not None
+if "saml" in SOCIALACCOUNT_PROVIDERS and not _saml_available:
+    raise ImproperlyConfigured(
+        "A SAML provider is configured but the SAML extra is missing: "
+        "pip install 'secrets-portal[saml]' (needs the xmlsec1 libraries)."
+    )
+PORTAL_GROUPS_CLAIM = env_str("PORTAL_GROUPS_CLAIM", sso.DEFAULT_GROUPS_CLAIM)
+#: Identity-provider group -> role label, applied at every SSO sign-in (permissions.roles_for_groups).
+PORTAL_ROLE_GROUPS = sso.role_groups_from_env(env_str("PORTAL_ROLE_GROUPS"))
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if (PORTAL_DEMO or TESTING) else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
@@ -71,6 +86,8 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    *(["allauth.socialaccount.providers.saml"] if _saml_available else []),
     "django_htmx",
     "template_partials",
     "csp",
@@ -166,6 +183,17 @@ ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_SESSION_REMEMBER = False
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
 SOCIALACCOUNT_STORE_TOKENS = False
+# Production is SSO only: no signup, password sign-in or password reset (their URLs do not exist).
+# Demo mode and tests keep the local demo users. allauth's checks require no email verification.
+SOCIALACCOUNT_ONLY = not (PORTAL_DEMO or TESTING)
+SOCIALACCOUNT_ADAPTER = "secrets_admin.adapters.SocialAccountAdapter"
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_REQUESTS_TIMEOUT = env_int("PORTAL_SSO_TIMEOUT", 10)
+# A person is (provider, subject), not an email: an email reused or changed at the IdP must
+# neither merge two people nor send the second one to a signup form.
+ACCOUNT_UNIQUE_EMAIL = False
 
 # --- Sessions and cookies (ASVS 5.0 V3.3, V7.3)
 SESSION_ENGINE = (
@@ -201,7 +229,11 @@ CONTENT_SECURITY_POLICY = {
         "object-src": ["'none'"],
         "base-uri": ["'none'"],
         "frame-ancestors": ["'none'"],
-        "form-action": ["'self'", *env_list("PORTAL_CSP_FORM_ACTION")],
+        "form-action": [
+            "'self'",
+            *sso.form_action_origins(SOCIALACCOUNT_PROVIDERS),
+            *env_list("PORTAL_CSP_FORM_ACTION"),
+        ],
     }
 }
 
@@ -243,6 +275,10 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         {"transaction_mode": "IMMEDIATE", "timeout": 20}
     )
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+if TESTING:
+    # Password hashing cost is not under test; fixtures create many users.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 if PORTAL_DEMO or TESTING:
     # whitenoise serves from the finders here; an existing root keeps it from warning.

@@ -131,7 +131,8 @@ class Context:
 
 
 def identity_of(user: Any) -> dict[str, str]:
-    """The SSO identity of a user: provider, issuer and subject of their newest social account.
+    """The SSO identity of a user: provider, issuer and subject of their newest social account
+    (issuer: OIDC ``iss`` or the SAML IdP's entity id).
 
     Local (demo) users get provider ``local`` and their username as subject.
     """
@@ -142,9 +143,11 @@ def identity_of(user: Any) -> dict[str, str]:
     if SocialAccount is not None and user.pk:
         account = SocialAccount.objects.filter(user=user).order_by("-last_login").first()
         if account is not None:
-            issuer = ""
-            id_token = (account.extra_data or {}).get("id_token") or {}
-            if isinstance(id_token, dict):
+            data = account.extra_data or {}
+            id_token = data.get("id_token") or {}
+            # Stamped at each SSO sign-in (adapters.issuer_of); older rows: the ID token's iss.
+            issuer = str(data.get("portal_issuer") or "")
+            if not issuer and isinstance(id_token, dict):
                 issuer = str(id_token.get("iss", ""))
             return {
                 "actor_provider": account.provider,

@@ -1,21 +1,35 @@
-"""Request id and session idle timeout (ASVS 5.0 7.3.1)."""
+"""Request id, session lifetime (ASVS 5.0 7.3.1, 7.3.2), and an unreachable identity provider."""
 
 from __future__ import annotations
 
 import time
+import urllib.error
 import uuid
 from collections.abc import Callable
+from http import HTTPStatus
 
+import requests
 from django.conf import settings
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 
+from .adapters import AUTH_ERROR_MESSAGES, record_login_failed, sso_error_response
+
 IDLE_KEY = "portal_last_seen"
+#: When the session's user signed in (epoch seconds); set by ``signals.stamp_sign_in``.
+SIGNED_IN_KEY = "portal_signed_in_at"
+#: Why ``logout`` was called, read by the audit receiver (``signals.audit_sign_out``).
+LOGOUT_REASON_ATTR = "portal_logout_reason"
 
 
 class PortalMiddleware:
     """Give every request an id (``request.request_id``, echoed as ``X-Request-ID``) and end a
-    session idle longer than ``PORTAL_SESSION_IDLE_TIMEOUT`` seconds."""
+    session idle longer than ``PORTAL_SESSION_IDLE_TIMEOUT`` seconds or older than
+    ``SESSION_COOKIE_AGE`` (``PORTAL_SESSION_MAX_AGE``) seconds since sign-in.
+
+    Django's own ``SESSION_COOKIE_AGE`` slides forward each time the session is saved (and this
+    middleware saves it on every request), so the absolute limit is enforced here.
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -24,11 +38,34 @@ class PortalMiddleware:
         request.request_id = uuid.uuid4().hex  # type: ignore[attr-defined]
         if request.user.is_authenticated:
             now = int(time.time())
-            last = request.session.get(IDLE_KEY)
+            session = request.session
+            last = session.get(IDLE_KEY)
+            signed_in = session.setdefault(SIGNED_IN_KEY, now)
             if isinstance(last, int) and now - last > settings.PORTAL_SESSION_IDLE_TIMEOUT:
+                setattr(request, LOGOUT_REASON_ATTR, "idle_timeout")
+                logout(request)
+            elif isinstance(signed_in, int) and now - signed_in > settings.SESSION_COOKIE_AGE:
+                setattr(request, LOGOUT_REASON_ATTR, "max_age")
                 logout(request)
             else:
-                request.session[IDLE_KEY] = now
+                session[IDLE_KEY] = now
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
         return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        """An identity provider that cannot be reached (discovery, metadata or token endpoint
+        down, DNS, TLS) during a sign-in: a clear 502 page and a ``login.failed`` event instead
+        of a 500. Only for allauth's views; anything else propagates."""
+        match = request.resolver_match
+        if match is None or not match.func.__module__.startswith("allauth."):
+            return None
+        if not isinstance(exception, requests.RequestException | urllib.error.URLError):
+            return None
+        provider = str(
+            match.kwargs.get("provider_id") or match.kwargs.get("organization_slug") or ""
+        )
+        record_login_failed(request, provider=provider, code="idp_unreachable")
+        return sso_error_response(
+            request, AUTH_ERROR_MESSAGES["idp_unreachable"], status=HTTPStatus.BAD_GATEWAY
+        )

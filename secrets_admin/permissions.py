@@ -107,6 +107,17 @@ def set_role(user: AbstractBaseUser, roles: Iterable[Role]) -> Role:
     return max(roles, default=Role.NONE)
 
 
+def roles_for_groups(groups: Iterable[str]) -> set[Role]:
+    """The roles an identity provider's ``groups`` give through ``PORTAL_ROLE_GROUPS``.
+
+    ``groups``: group names (or ids) exactly as the IdP sends them; matching is exact and
+    case-sensitive. Groups not in the mapping are ignored; no mapped group -> empty set (the
+    person signs in and sees the no-access page). Never grants superuser or staff.
+    """
+    mapping: dict[str, str] = settings.PORTAL_ROLE_GROUPS
+    return {Role[mapping[g].upper()] for g in groups if g in mapping}
+
+
 def is_protected(environment: str) -> bool:
     """Whether edits to ``environment`` need a change request (``PORTAL_PROTECTED_ENVIRONMENTS``,
     default ``main``; shell-style patterns such as ``prod*`` allowed)."""

@@ -122,3 +122,137 @@ def as_user(client: Any) -> Callable[[Any], Any]:
         return client
 
     return login
+
+
+# --- Single sign-on: a real OpenID Connect provider on loopback (tests/idp, npm oidc-provider).
+
+SSO_PROVIDER_ID = "corp"
+SSO_CALLBACK = f"/accounts/oidc/{SSO_PROVIDER_ID}/login/callback/"
+SSO_ROLE_GROUPS = {
+    "sso-auditors": "auditor",
+    "sso-engineers": "engineer",
+    "sso-approvers": "approver",
+    "sso-admins": "admin",
+}
+#: The IdP's people. ``groups`` reaches the portal verbatim (missing, or a string, on purpose).
+SSO_USERS: dict[str, dict[str, Any]] = {
+    "erin": {
+        "email": "erin@example.test",
+        "name": "Erin Engineer",
+        "groups": ["sso-engineers", "wiki-editors"],
+    },
+    "audrey": {
+        "email": "audrey@example.test",
+        "name": "Audrey Auditor",
+        "groups": ["sso-auditors"],
+    },
+    "nora": {"email": "nora@example.test", "name": "Nora Nogroup", "groups": ["wiki-editors"]},
+    "mo": {"email": "mo@example.test", "name": "Mo Mover", "groups": ["sso-auditors"]},
+    "gus": {"email": "gus@example.test", "name": "Gus Groupless"},
+    "stan": {"email": "stan@example.test", "name": "Stan String", "groups": "sso-engineers"},
+}
+
+
+@pytest.fixture(scope="session")
+def idp(live_server: Any) -> Iterator[Any]:
+    """The test OIDC provider, with redirect URIs for the live server and the test client."""
+    from .idp_harness import OidcProvider
+
+    provider = OidcProvider()
+    provider.start(
+        users=SSO_USERS,
+        redirect_uris=[live_server.url + SSO_CALLBACK, "http://testserver" + SSO_CALLBACK],
+    )
+    yield provider
+    provider.stop()
+
+
+def sso_environ(issuer: str) -> dict[str, str]:
+    """The environment variables a deployment would set for the test provider."""
+    return {
+        "PORTAL_SSO_PROVIDERS": SSO_PROVIDER_ID,
+        "PORTAL_SSO_CORP_TYPE": "oidc",
+        "PORTAL_SSO_CORP_NAME": "Corp SSO",
+        "PORTAL_SSO_CORP_ISSUER": issuer,
+        "PORTAL_SSO_CORP_CLIENT_ID": "portal",
+        "PORTAL_SSO_CORP_CLIENT_SECRET": "portal-secret",
+    }
+
+
+@pytest.fixture
+def sso(idp: Any, settings: Any) -> Any:
+    """Settings pointing the portal at the test IdP (built from environment variables like
+    production), its people reset to ``SSO_USERS``; returns the provider."""
+    from portal import sso as sso_settings
+
+    providers = sso_settings.providers_from_env(sso_environ(idp.issuer))
+    settings.SOCIALACCOUNT_PROVIDERS = providers
+    settings.PORTAL_ROLE_GROUPS = dict(SSO_ROLE_GROUPS)
+    directives = dict(settings.CONTENT_SECURITY_POLICY["DIRECTIVES"])
+    directives["form-action"] = ["'self'", *sso_settings.form_action_origins(providers)]
+    settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": directives}
+    idp.set_users(SSO_USERS)
+    return idp
+
+
+def self_signed_certificate(common_name: str = "idp.example.test") -> tuple[str, str]:
+    """A throwaway RSA key and self-signed certificate, PEM bodies without header lines."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+
+    def body(pem: bytes) -> str:
+        return "".join(line for line in pem.decode().splitlines() if "-----" not in line)
+
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    return body(key_pem), body(cert.public_bytes(serialization.Encoding.PEM))
+
+
+_SAML_IDP_KEYS: list[tuple[str, str]] = []
+
+SAML_IDP_ENTITY_ID = "https://portal.sso.eu-west-1.amazonaws.com/saml/assertion/MTIzNDU2"
+SAML_IDP_SSO_URL = "https://portal.sso.eu-west-1.amazonaws.com/saml/assertion/MTIzNDU2/login"
+SAML_GROUPS_ATTRIBUTE = "https://aws.amazon.com/SAML/Attributes/Groups"
+
+
+def saml_idp_keys() -> tuple[str, str]:
+    """The test SAML IdP's (key, certificate), made once per test session."""
+    if not _SAML_IDP_KEYS:
+        _SAML_IDP_KEYS.append(self_signed_certificate())
+    return _SAML_IDP_KEYS[0]
+
+
+def saml_environ(provider_id: str = "aws") -> dict[str, str]:
+    """Environment variables for an IAM-Identity-Center-style SAML provider (static metadata)."""
+    prefix = f"PORTAL_SSO_{provider_id.upper()}_"
+    return {
+        prefix + "TYPE": "saml",
+        prefix + "NAME": "AWS IAM Identity Center",
+        prefix + "IDP_ENTITY_ID": SAML_IDP_ENTITY_ID,
+        prefix + "IDP_SSO_URL": SAML_IDP_SSO_URL,
+        prefix + "IDP_X509CERT": saml_idp_keys()[1],
+        prefix + "ATTR_UID": "Subject",
+        prefix + "ATTR_EMAIL": "Email",
+        prefix + "GROUPS_CLAIM": SAML_GROUPS_ATTRIBUTE,
+    }
