@@ -130,6 +130,13 @@ MATRIX: list[Row] = [
     row("secrets_admin:cell_reveal", (SECRET,), "POST", for_role(Role.ENGINEER), data=REVEAL),
     row("secrets_admin:cell_reveal", (SECRET,), "POST", for_role(Role.ENGINEER), data=REVEAL, htmx=True),
     row("secrets_admin:cell_reveal", (SECRET,), "GET", everyone(NOT_ALLOWED)),
+    row("secrets_admin:environment_diff", (SECRET,), "GET", for_role(Role.AUDITOR), data={"a": "dev", "b": "main"}),
+    row("secrets_admin:environment_diff", (SECRET,), "GET", for_role(Role.AUDITOR), data={"a": "dev", "b": "main", "show": "differences"}, htmx=True),
+    row("secrets_admin:environment_diff", (SECRET,), "GET", for_role(Role.AUDITOR, ok=HTTPStatus.BAD_REQUEST), data={"a": "dev", "b": "nope"}),
+    row("secrets_admin:secret_integration", (SECRET,), "GET", for_role(Role.AUDITOR)),
+    row("secrets_admin:compliance", (), "GET", for_role(Role.AUDITOR)),
+    row("secrets_admin:compliance_refresh", (), "POST", for_role(Role.AUDITOR, ok=FOUND)),
+    row("secrets_admin:compliance_refresh", (), "GET", everyone(NOT_ALLOWED)),
     # --- allauth: sign-in and sign-out
     row("account_login", (), "GET", public(anonymous=OK, signed_in=FOUND)),
     row("account_logout", (), "GET", public(anonymous=FOUND, signed_in=OK)),
