@@ -500,33 +500,36 @@ def verify(*, anchor: tuple[int, str] | None = None, batch: int = 2000) -> Verif
 
     prev_hash, expected = GENESIS, 1
     while expected <= head_seq:
-        rows = list(
-            AuditEvent.objects.filter(seq__gte=expected, seq__lte=head_seq).order_by("seq")[:batch]
+        # Plain tuples, not model instances: the walk costs half as much.
+        rows = (
+            AuditEvent.objects.filter(seq__gte=expected, seq__lte=head_seq)
+            .order_by("seq")
+            .values_list(*EXPORT_FIELDS)[:batch]
         )
-        if not rows or rows[0].seq != expected:
+        events = [dict(zip(EXPORT_FIELDS, row, strict=True)) for row in rows]
+        if not events:
             return bad(expected, f"event #{expected} is missing (deleted)", expected - 1)
-        for event in rows:
-            if event.seq != expected:
+        for event in events:
+            seq = event["seq"]
+            if seq != expected:
                 return bad(expected, f"event #{expected} is missing (deleted)", expected - 1)
-            if event.prev_hash != prev_hash:
+            if event["prev_hash"] != prev_hash:
                 return bad(
-                    event.seq,
-                    f"event #{event.seq} does not follow event #{event.seq - 1}: a row was "
+                    seq,
+                    f"event #{seq} does not follow event #{seq - 1}: a row was "
                     "deleted, inserted or moved between them",
                     expected - 1,
                 )
-            if compute_hash(event) != event.hash:
+            if compute_hash(event) != event["hash"]:
+                return bad(seq, f"event #{seq} was altered after it was written", expected - 1)
+            if anchor and anchor[0] == seq and anchor[1] != event["hash"]:
                 return bad(
-                    event.seq, f"event #{event.seq} was altered after it was written", expected - 1
-                )
-            if anchor and anchor[0] == event.seq and anchor[1] != event.hash:
-                return bad(
-                    event.seq,
-                    f"event #{event.seq} no longer has the hash recorded as anchor: the chain "
+                    seq,
+                    f"event #{seq} no longer has the hash recorded as anchor: the chain "
                     "was rewritten up to it",
                     expected - 1,
                 )
-            prev_hash = event.hash
+            prev_hash = event["hash"]
             expected += 1
     checked = expected - 1
     if head is None and AuditEvent.objects.exists():
@@ -760,15 +763,16 @@ class _Line:
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _csv_cell(value: Any) -> str:
+def _csv_cell(value: Any) -> Any:
     """One CSV cell. Text that a spreadsheet would run as a formula gets a leading ``'``
     (OWASP "CSV injection"); the JSON Lines export keeps every field exact."""
+    if type(value) is str:
+        return "'" + value if value.startswith(_FORMULA_STARTS) else value
     if value is None:
         return ""
     if isinstance(value, dict | list):
-        value = json.dumps(value, sort_keys=True, ensure_ascii=False)
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+        return _csv_cell(json.dumps(value, sort_keys=True, ensure_ascii=False))
+    return value  # numbers
 
 
 def export_csv(events: QuerySet[AuditEvent], *, chunk_size: int = 2000) -> Iterator[str]:

@@ -170,6 +170,7 @@ def test_filtering_by_htmx_returns_only_the_table_fragment(
     assert "<html" not in html
     assert rows(html) == [5]
     assert 'name="outcome" value="failed"' in html  # the export form follows the filter
+    assert response["HX-Push-Url"] == reverse("secrets_admin:audit_log") + "?outcome=failed"
 
 
 def test_log_pages_with_real_links(as_user: Any, auditor: Any, events: Any, settings: Any) -> None:
@@ -178,7 +179,9 @@ def test_log_pages_with_real_links(as_user: Any, auditor: Any, events: Any, sett
     first = client.get(LOG, {"actor": "erin-engineer"}).content.decode()
     assert rows(first) == [3, 2]
     assert 'href="/audit/?actor=erin-engineer&amp;page=2"' in first
-    assert rows(client.get(LOG, {"actor": "erin-engineer", "page": 2}).content.decode()) == [1]
+    second = client.get(LOG, {"actor": "erin-engineer", "page": 2}, headers={"HX-Request": "true"})
+    assert rows(second.content.decode()) == [1]
+    assert second["HX-Push-Url"] == "/audit/?actor=erin-engineer&page=2"
 
 
 def test_secret_timeline_fixes_the_secret(as_user: Any, auditor: Any, events: Any) -> None:

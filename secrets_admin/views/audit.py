@@ -23,6 +23,7 @@ from django.shortcuts import render
 from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import push_url
 
 from .. import audit
 from ..models import AuditChainHead, AuditEvent
@@ -90,10 +91,13 @@ def _log(
         "query": urlencode(own_params),
         "here": request.path,
     }
-    template = "secrets_admin/audit_log.html"
-    if request.htmx and not request.htmx.boosted:
-        template += "#audit-table"
-    return render(request, template, context)
+    if not (request.htmx and not request.htmx.boosted):
+        return render(request, "secrets_admin/audit_log.html", context)
+    response = render(request, "secrets_admin/audit_log.html#audit-table", context)
+    # The address bar shows the filter without its empty fields (a link worth sharing).
+    if page is not None and page.number > 1:
+        own_params["page"] = str(page.number)
+    return push_url(response, f"{request.path}?{urlencode(own_params)}".rstrip("?"))
 
 
 @require_GET
