@@ -39,8 +39,12 @@ system-deps:
 node-deps:
 	@[ -d tests/idp/node_modules ] || npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
 
+## Everything on SQLite, then the audit chain tests again on PostgreSQL (which .ci/run starts);
+## pytest-django creates and drops test_portal_ci_<pid> there.
+PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/portal_ci
 test: install-dev system-deps node-deps
 	$(VENV)/bin/pytest
+	DATABASE_URL=$(PG_TEST_URL)_$$$$ $(VENV)/bin/pytest -m chain -q -p no:cacheprovider
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

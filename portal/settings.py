@@ -268,6 +268,10 @@ PORTAL_VALUE_RULES = (
     json.loads(env_str("PORTAL_VALUE_RULES")) if env_str("PORTAL_VALUE_RULES") else None
 )
 PORTAL_COMPLIANCE_CACHE_SECONDS = env_int("PORTAL_COMPLIANCE_CACHE_SECONDS", 120)
+# Audit (issue 4): writes assume this role with SourceIdentity=<user> when set (CloudTrail).
+PORTAL_WRITE_ROLE_ARN = env_str("PORTAL_WRITE_ROLE_ARN")
+PORTAL_WRITE_ROLE_SECONDS = env_int("PORTAL_WRITE_ROLE_SECONDS", 3600)
+PORTAL_AUDIT_PAGE_SIZE = env_int("PORTAL_AUDIT_PAGE_SIZE", 50)
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Take SQLite's writer lock at BEGIN, so audit appends queue instead of failing mid-transaction.
@@ -277,7 +281,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 if TESTING:
-    # Password hashing cost is not under test; fixtures create many users.
+    # Personas are made per test; a slow password hash would dominate the suite's time.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 if PORTAL_DEMO or TESTING:

@@ -279,9 +279,9 @@ def record_login_failed(
     }
     try:
         audit.record(
-            "login.failed",
+            audit.AuditAction.SIGN_IN,
             context=context,
-            outcome="failed",
+            outcome=audit.Outcome.FAILED,
             error_code=code[:100],
             detail={"method": method, **({"idp_error": idp_error[:100]} if idp_error else {})},
         )

@@ -10,15 +10,19 @@ credential chain, and ``AWS_ENDPOINT_URL`` (moto or LocalStack in the demo and t
 
 from __future__ import annotations
 
+import hashlib
+import re
 import threading
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import botocore.config
 import botocore.exceptions
+from django.conf import settings
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -205,6 +209,102 @@ def reset_clients() -> None:
     """Forget this thread's clients (tests that change the endpoint or inject errors)."""
     _local.client = None
     _local.sts = None
+    _local.write_clients = {}
+
+
+# --------------------------------------------------------------------------------------------
+# Writing as the signed-in person (CloudTrail shows them: issue 4, part 7)
+
+#: STS ``SourceIdentity`` and ``RoleSessionName``: 2-64 of these characters (STS API reference).
+_STS_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{2,64}")
+_STS_BAD_CHAR = re.compile(r"[^A-Za-z0-9_+=,.@-]")
+#: Assumed credentials are replaced this long before they expire.
+_REFRESH_MARGIN = timedelta(minutes=5)
+
+
+def source_identity_for(username: str) -> str:
+    """``username`` as STS accepts it for ``SourceIdentity`` and ``RoleSessionName``.
+
+    A name that already fits (2-64 of ``A-Za-z0-9_+=,.@-``, so most usernames and e-mail
+    addresses) is kept as it is. Otherwise accents are dropped, other characters become ``_``,
+    and 8 hex digits of the name's SHA-256 are appended (after cutting to fit), so that two
+    people whose names sanitise alike still differ in CloudTrail.
+    """
+    if _STS_NAME.fullmatch(username):
+        return username
+    ascii_name = unicodedata.normalize("NFKD", username).encode("ascii", "ignore").decode()
+    cleaned = _STS_BAD_CHAR.sub("_", ascii_name)
+    digest = hashlib.sha256(username.encode()).hexdigest()[:8]
+    return f"{cleaned[:55]}-{digest}"
+
+
+@dataclass
+class _AssumedClient:
+    client: SecretsManagerClient
+    expires: datetime
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def write_client(source_identity: str) -> SecretsManagerClient:
+    """The Secrets Manager client to make one person's writes with.
+
+    When ``PORTAL_WRITE_ROLE_ARN`` is empty this is :func:`client` (the portal's own role,
+    which CloudTrail then names alone). When it is set, the portal calls STS ``AssumeRole``
+    on that role with ``SourceIdentity`` and ``RoleSessionName`` both set to
+    :func:`source_identity_for` ``(source_identity)`` and ``DurationSeconds`` =
+    ``PORTAL_WRITE_ROLE_SECONDS``, and returns a client signed with the temporary credentials:
+    CloudTrail then records the person as ``sourceIdentity`` on every call, and AWS carries it
+    into any role chained from there (IAM User Guide, "Monitor and control actions taken with
+    assumed roles").
+
+    ``source_identity`` is the signed-in person's username. Clients are cached per thread and
+    identity until 5 minutes before their credentials expire, so a person's writes cost one
+    ``AssumeRole`` per session length. The role's trust policy must allow the portal's role
+    ``sts:AssumeRole`` and ``sts:SetSourceIdentity``; without them this raises
+    :class:`AccessDenied` saying so (other STS failures: :class:`AwsError`). Use it for writes
+    only: reads stay on :func:`client`.
+    """
+    role_arn = settings.PORTAL_WRITE_ROLE_ARN
+    if not role_arn:
+        return client()
+    identity = source_identity_for(source_identity)
+    cache: dict[tuple[str, str], _AssumedClient] = getattr(_local, "write_clients", None) or {}
+    _local.write_clients = cache
+    cached = cache.get((role_arn, identity))
+    if cached is not None and cached.expires - _REFRESH_MARGIN > _utcnow():
+        return cached.client
+    try:
+        response = sts_client().assume_role(
+            RoleArn=role_arn,
+            RoleSessionName=identity,
+            SourceIdentity=identity,
+            DurationSeconds=settings.PORTAL_WRITE_ROLE_SECONDS,
+        )
+    except botocore.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("AccessDenied", "AccessDeniedException"):
+            raise AccessDenied(
+                f"The portal could not assume its write role {role_arn} for {identity}: the "
+                "role's trust policy must allow the portal's role sts:AssumeRole and "
+                "sts:SetSourceIdentity.",
+                code=code,
+            ) from None
+        raise translate(exc, operation="AssumeRole") from None
+    except botocore.exceptions.BotoCoreError as exc:
+        raise translate(exc, operation="AssumeRole") from None
+    credentials = response["Credentials"]
+    session = boto3.session.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=region(),
+    )
+    assumed = session.client("secretsmanager", config=_config)
+    cache[(role_arn, identity)] = _AssumedClient(assumed, credentials["Expiration"])
+    return assumed
 
 
 # --------------------------------------------------------------------------------------------
@@ -402,6 +502,15 @@ def read_current(name: str) -> SecretValue:
 def read_version(name: str, version_id: str) -> SecretValue:
     """One version's value by ``VersionId``. Raises :class:`SecretNotFound` when it is gone."""
     return _get_value(name, VersionId=version_id)
+
+
+def version_stages(name: str, version_id: str) -> list[str] | None:
+    """The staging labels of one version (``DescribeSecret``'s ``VersionIdsToStages``), or
+    ``None`` when the secret lists no such version: it was never created, or it lost its last
+    label and AWS treats it as deprecated (AWS lists labelled versions only; moto lists all).
+    Used to settle an attempt whose outcome was not recorded. Raises :class:`SecretNotFound`
+    and other :class:`AwsError`."""
+    return describe(name).versions_to_stages.get(version_id)
 
 
 def list_versions(name: str) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ def portal(request: HttpRequest) -> dict[str, Any]:
         "local_login_enabled": local_login_enabled(),
         "portal_access_contact": settings.PORTAL_ACCESS_CONTACT,
         "portal_role": role_for(user).label if user.is_authenticated else "",
+        "can_view": can(user, Action.VIEW),
         "can_reveal": can(user, Action.REVEAL),
         "can_edit": can(user, Action.EDIT),
         "can_approve": can(user, Action.APPROVE),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
@@ -43,11 +45,34 @@ class AuditChainHead(models.Model):
         return f"audit chain head #{self.seq}"
 
 
+class AuditEventImmutable(Exception):
+    """Raised on an attempt to change or delete an audit event through the ORM."""
+
+    def __init__(self) -> None:
+        super().__init__("Audit events are append-only: they are never updated or deleted.")
+
+
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    """Events are append-only: bulk updates and deletes are refused, except clearing the
+    ``actor`` link when a user is deleted (that link is not hashed; ``actor_*`` copies are)."""
+
+    def update(self, **kwargs: Any) -> int:
+        if set(kwargs) != {"actor"} or kwargs["actor"] is not None:
+            raise AuditEventImmutable()
+        return super().update(**kwargs)
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AuditEventImmutable()
+
+
 class AuditEvent(models.Model):
     """One append-only, hash-chained audit record (DESIGN.md "Audit"). Never holds a value.
 
     ``hash`` = SHA-256 over ``prev_hash`` and the canonical serialisation of the other fields
     (``audit.canonical``). ``seq`` numbers events without gaps, so a deleted row is detected.
+    ``action`` is an ``audit.AuditAction`` and ``outcome`` an ``audit.Outcome``. Only
+    ``audit.record``/``audit.attempt`` create events; the ORM refuses to change or delete one
+    (a database role with INSERT and SELECT only on this table enforces it in production).
     """
 
     seq = models.BigIntegerField(unique=True)
@@ -85,9 +110,29 @@ class AuditEvent(models.Model):
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
 
+    objects = AuditEventQuerySet.as_manager()
+
     class Meta:
         ordering = ["seq"]
-        indexes = [models.Index(fields=["secret", "seq"]), models.Index(fields=["actor", "seq"])]
+        indexes = [
+            models.Index(fields=["secret", "seq"]),
+            models.Index(fields=["actor", "seq"]),
+            models.Index(fields=["attempt"]),
+            models.Index(fields=["outcome", "created"]),
+        ]
 
     def __str__(self) -> str:
-        return f"#{self.seq} {self.action} {self.secret}"
+        return f"#{self.seq} {self.action} {self.outcome} {self.secret}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AuditEventImmutable()
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AuditEventImmutable()
+
+    @property
+    def action_label(self) -> str:
+        """``sign in``, ``change request approve``: the action for people."""
+        return self.action.replace("_", " ")

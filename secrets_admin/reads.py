@@ -151,7 +151,7 @@ def cell_reveal(
     Raises :class:`CellNotFound` or :class:`~secrets_admin.aws.AwsError`.
     """
     with audit.attempt(
-        "reveal",
+        audit.AuditAction.REVEAL,
         context=context,
         secret=name,
         environment=environment,

@@ -52,7 +52,9 @@ def audit_sign_in(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -
         "method": "sso" if sociallogin is not None else "password",
         "role": role_for(user).label,
     }
-    _record("login.succeeded", request, user, outcome="succeeded", detail=detail)
+    _record(
+        audit.AuditAction.SIGN_IN, request, user, outcome=audit.Outcome.SUCCEEDED, detail=detail
+    )
 
 
 @receiver(user_login_failed, dispatch_uid="portal_audit_password_failure")
@@ -72,4 +74,10 @@ def audit_sign_out(sender: Any, request: HttpRequest | None, user: Any, **kwargs
     if request is None or user is None:
         return
     reason = getattr(request, LOGOUT_REASON_ATTR, "signed_out")
-    _record("logout", request, user, outcome="succeeded", detail={"reason": reason})
+    _record(
+        audit.AuditAction.SIGN_OUT,
+        request,
+        user,
+        outcome=audit.Outcome.SUCCEEDED,
+        detail={"reason": reason},
+    )

@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from .views import compliance, diff, integration, secrets
+from .views import audit, compliance, diff, integration, secrets
 
 
 class SecretNameConverter:
@@ -32,4 +32,10 @@ urlpatterns = [
         name="secret_integration",
     ),
     path("secrets/<secret:name>/", secrets.secret_detail, name="secret_detail"),
+    path("audit/", audit.audit_log, name="audit_log"),
+    path("audit/events/<int:seq>/", audit.audit_event_detail, name="audit_event_detail"),
+    path("audit/export/", audit.audit_export, name="audit_export"),
+    path("audit/verify/", audit.audit_verify, name="audit_verify"),
+    path("audit/secrets/<secret:name>/", audit.audit_secret_timeline, name="audit_secret_timeline"),
+    path("audit/users/<str:username>/", audit.audit_user_timeline, name="audit_user_timeline"),
 ]

@@ -81,7 +81,7 @@ def test_identity_keeps_provider_issuer_subject_email_and_name(sso: Any, client:
     assert account.extra_data["portal_issuer"] == sso.issuer
     assert account.user.email == "erin@example.test"
     assert account.user.get_full_name() == "Erin Engineer"
-    event = AuditEvent.objects.get(action="login.succeeded")
+    event = AuditEvent.objects.get(action="sign_in", outcome="succeeded")
     assert (event.actor_provider, event.actor_issuer, event.actor_subject) == (
         SSO_PROVIDER_ID,
         sso.issuer,
@@ -217,7 +217,7 @@ def test_identity_provider_down_at_start_gives_a_clear_page(
     response = client.post(LOGIN_PATH)
 
     assert_clear_failure(response, client, HTTPStatus.BAD_GATEWAY, "could not be reached")
-    event = AuditEvent.objects.get(action="login.failed")
+    event = AuditEvent.objects.get(action="sign_in", outcome="failed")
     assert (event.error_code, event.actor_provider) == ("idp_unreachable", SSO_PROVIDER_ID)
 
 
@@ -235,7 +235,9 @@ def test_identity_provider_down_at_callback_gives_a_clear_page(
     response = oidc_login(transport, START, "erin", issuer=issuer)
 
     assert_clear_failure(response, client, HTTPStatus.BAD_GATEWAY, "could not be reached")
-    assert AuditEvent.objects.get(action="login.failed").error_code == "idp_unreachable"
+    assert (
+        AuditEvent.objects.get(action="sign_in", outcome="failed").error_code == "idp_unreachable"
+    )
 
 
 def test_callback_with_wrong_state_is_refused(sso: Any, client: Any) -> None:
@@ -253,7 +255,7 @@ def test_callback_with_wrong_state_is_refused(sso: Any, client: Any) -> None:
 
     assert_clear_failure(response, client, HTTPStatus.UNAUTHORIZED, "does not belong to a sign-in")
     assert not SocialAccount.objects.exists()
-    assert AuditEvent.objects.get(action="login.failed").error_code == "state_mismatch"
+    assert AuditEvent.objects.get(action="sign_in", outcome="failed").error_code == "state_mismatch"
 
 
 def test_replayed_code_is_refused(sso: Any, client: Any) -> None:
@@ -269,7 +271,10 @@ def test_replayed_code_is_refused(sso: Any, client: Any) -> None:
     response = client.get(SSO_CALLBACK, {"code": code, "state": state, "iss": sso.issuer})
 
     assert_clear_failure(response, client, HTTPStatus.UNAUTHORIZED, "used already or has expired")
-    assert AuditEvent.objects.filter(action="login.failed").get().error_code == "code_rejected"
+    assert (
+        AuditEvent.objects.filter(action="sign_in", outcome="failed").get().error_code
+        == "code_rejected"
+    )
 
 
 def test_replayed_callback_url_is_refused(sso: Any, client: Any) -> None:
@@ -297,7 +302,7 @@ def test_unusable_groups_claim_refuses_the_sign_in(
 
     assert_clear_failure(response, client, HTTPStatus.FORBIDDEN, text)
     assert not get_user_model().objects.exists()
-    event = AuditEvent.objects.get(action="login.failed")
+    event = AuditEvent.objects.get(action="sign_in", outcome="failed")
     assert (event.error_code, event.actor_subject, event.actor_issuer) == (
         code,
         username,
@@ -322,7 +327,7 @@ def test_cancelled_sign_in_is_recorded_and_leaves_no_session(sso: Any, client: A
 
     assert response.status_code == HTTPStatus.OK
     assert signed_in_user(client) is None
-    event = AuditEvent.objects.get(action="login.failed")
+    event = AuditEvent.objects.get(action="sign_in", outcome="failed")
     assert event.error_code == "cancelled" and event.detail["idp_error"] == "access_denied"
 
 
@@ -349,8 +354,8 @@ def test_sign_out_ends_the_session_and_is_recorded(sso: Any, client: Any) -> Non
     assert response.status_code == HTTPStatus.FOUND
     assert not Session.objects.filter(session_key=key).exists()
     assert client.get(reverse("secrets_admin:secret_list")).status_code == HTTPStatus.FOUND
-    assert audit_actions() == ["login.succeeded", "logout"]
-    assert AuditEvent.objects.get(action="logout").detail == {"reason": "signed_out"}
+    assert audit_actions() == ["sign_in", "sign_out"]
+    assert AuditEvent.objects.get(action="sign_out").detail == {"reason": "signed_out"}
 
 
 def test_sign_out_needs_a_post(as_user: Any, engineer: Any) -> None:
@@ -376,7 +381,7 @@ def test_idle_session_is_ended(as_user: Any, engineer: Any, settings: Any) -> No
 
     assert response.status_code == HTTPStatus.FOUND
     assert reverse("account_login") in response["Location"]
-    assert AuditEvent.objects.get(action="logout").detail == {"reason": "idle_timeout"}
+    assert AuditEvent.objects.get(action="sign_out").detail == {"reason": "idle_timeout"}
 
 
 def test_active_session_is_ended_at_its_maximum_age(
@@ -390,7 +395,7 @@ def test_active_session_is_ended_at_its_maximum_age(
     response = client.get(reverse("secrets_admin:secret_list"))
 
     assert response.status_code == HTTPStatus.FOUND
-    assert AuditEvent.objects.get(action="logout").detail == {"reason": "max_age"}
+    assert AuditEvent.objects.get(action="sign_out").detail == {"reason": "max_age"}
 
 
 def test_session_within_both_limits_stays(as_user: Any, engineer: Any, settings: Any) -> None:
@@ -407,7 +412,7 @@ def test_failed_password_sign_in_is_recorded_without_the_password(
 ) -> None:
     client.post(reverse("account_login"), {"login": engineer.username, "password": "wrong-pw-81"})
 
-    event = AuditEvent.objects.get(action="login.failed")
+    event = AuditEvent.objects.get(action="sign_in", outcome="failed")
     assert (event.actor_provider, event.actor_subject, event.error_code) == (
         "local",
         engineer.username,
@@ -421,7 +426,7 @@ def test_password_sign_in_of_a_demo_user_is_recorded(client: Any, engineer: Any)
         reverse("account_login"), {"login": engineer.username, "password": engineer.username}
     )
 
-    event = AuditEvent.objects.get(action="login.succeeded")
+    event = AuditEvent.objects.get(action="sign_in", outcome="succeeded")
     assert (event.actor_provider, event.actor_subject) == ("local", engineer.username)
     assert event.detail == {"method": "password", "role": "engineer"}
 
@@ -445,5 +450,7 @@ def test_a_second_identity_cannot_be_attached_to_a_user(sso: Any, client: Any) -
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert "cannot be attached" in response.content.decode()
     assert list(SocialAccount.objects.values_list("uid", flat=True)) == ["erin"]
-    assert AuditEvent.objects.get(action="login.failed").error_code == "connect_refused"
+    assert (
+        AuditEvent.objects.get(action="sign_in", outcome="failed").error_code == "connect_refused"
+    )
     assert SocialAccount.objects.get(uid="erin").user_id == erin.pk

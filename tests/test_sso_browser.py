@@ -79,4 +79,4 @@ def test_engineer_signs_in_through_the_identity_provider_in_a_browser(
     assert seen["cookie"]["httpOnly"] and seen["cookie"]["sameSite"] == "Lax"
     assert "sessionid" not in seen["cookies_after"]
     actions = list(AuditEvent.objects.order_by("seq").values_list("action", flat=True))
-    assert actions == ["login.succeeded", "logout"]
+    assert actions == ["sign_in", "sign_out"]

@@ -312,7 +312,7 @@ def test_saml_sign_in_gives_the_role_of_the_groups_attribute(saml: None, saml_cl
     account = SocialAccount.objects.get(provider="aws", uid="sam")
     assert role_for(account.user) is Role.APPROVER
     assert account.user.email == "sam@example.test"
-    event = AuditEvent.objects.get(action="login.succeeded")
+    event = AuditEvent.objects.get(action="sign_in", outcome="succeeded")
     assert (event.actor_provider, event.actor_issuer, event.actor_subject) == (
         "aws",
         SAML_IDP_ENTITY_ID,
@@ -337,7 +337,7 @@ def test_saml_assertion_altered_after_signing_is_refused(saml: None, saml_client
     assert "Sign-in failed" in response.content.decode()
     assert "_auth_user_id" not in saml_client.session
     assert not SocialAccount.objects.exists()
-    assert AuditEvent.objects.get(action="login.failed").actor_provider == "aws"
+    assert AuditEvent.objects.get(action="sign_in", outcome="failed").actor_provider == "aws"
 
 
 @pytest.mark.django_db

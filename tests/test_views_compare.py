@@ -164,7 +164,7 @@ def test_engineer_reveals_both_sides_of_one_row_audited(
         assert response.status_code == HTTPStatus.OK
         revealed.append(response.content.decode())
     assert "sk_live_CANARY-dev" in revealed[0] and "sk_test_CANARY-main" in revealed[1]
-    assert AuditEvent.objects.filter(action="reveal.succeeded").count() == 2
+    assert AuditEvent.objects.filter(action="reveal", outcome="succeeded").count() == 2
 
 
 @pytest.mark.parametrize("persona", ["auditor", "engineer", "approver", "admin"])

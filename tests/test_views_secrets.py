@@ -205,9 +205,9 @@ def test_engineer_reveals_one_value_audited_and_not_cached(
     assert "CANARY-dev-91be" in html and "CANARY-main-c0de" not in html
     assert html.lstrip().startswith('<div id="cell-value"')
     assert "no-store" in response["Cache-Control"]
-    actions = list(AuditEvent.objects.values_list("action", flat=True))
-    assert actions == ["reveal.attempted", "reveal.succeeded"]
-    event = AuditEvent.objects.get(action="reveal.succeeded")
+    actions = list(AuditEvent.objects.values_list("action", "outcome"))
+    assert actions == [("reveal", "attempted"), ("reveal", "succeeded")]
+    event = AuditEvent.objects.get(action="reveal", outcome="succeeded")
     assert (event.actor, event.environment, event.key) == (engineer, "dev", "secret_key")
     assert event.fingerprint_after and "CANARY" not in event.fingerprint_after
 
