@@ -5,3 +5,6 @@ class SecretsAdminConfig(AppConfig):
     name = "secrets_admin"
     verbose_name = "Secrets Portal"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401 - registers the system checks
