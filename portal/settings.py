@@ -44,7 +44,7 @@ PORTAL_DEMO = env_bool("PORTAL_DEMO")
 TESTING = env_bool("PORTAL_TESTING")
 DEBUG = env_bool("DEBUG")
 
-_DEMO_SECRET_KEY = "demo-only-secret-key-not-for-production-0123456789abcdefghijklmnop"  # noqa: S105 - demo and tests only; refused in production
+_DEMO_SECRET_KEY = "demo-only-secret-key-not-for-production-0123456789abcdefghijklmnop"  # noqa: S105 # nosec B105 # demo and tests only; refused in production
 _DEMO_FINGERPRINT_KEY = "demo-only-fingerprint-key"
 
 SECRET_KEY = env_str("SECRET_KEY", _DEMO_SECRET_KEY if (PORTAL_DEMO or TESTING) else "")
@@ -107,6 +107,7 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "secrets_admin.middleware.PortalMiddleware",
+    "secrets_admin.middleware.NoStoreMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -217,6 +218,12 @@ SECURE_HSTS_PRELOAD = _secure
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+CSRF_FAILURE_VIEW = "secrets_admin.views.errors.csrf_failure"
+
+# --- Bad input (issue 8): oversized or malformed posts get a 400 page with a sentence, never a 500.
+# The largest legitimate post is a whole document (65,536 bytes, AWS's limit) plus form fields.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("PORTAL_MAX_POST_BYTES", 1024 * 1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("PORTAL_MAX_POST_FIELDS", 2000)
 
 # --- Content-Security-Policy (django-csp 4): no inline script or style anywhere.
 CONTENT_SECURITY_POLICY = {
@@ -260,6 +267,8 @@ PORTAL_PROTECTED_ENVIRONMENTS = env_list("PORTAL_PROTECTED_ENVIRONMENTS", "main"
 PORTAL_LIST_CACHE_SECONDS = env_int("PORTAL_LIST_CACHE_SECONDS", 60)
 PORTAL_LIST_PAGE_SIZE = env_int("PORTAL_LIST_PAGE_SIZE", 50)
 PORTAL_REVEAL_SECONDS = env_int("PORTAL_REVEAL_SECONDS", 20)
+# Reveals per user per window, "<count>/<s|m|h|d>" (e.g. "30/m", "200/h"); see ratelimit.py.
+PORTAL_REVEAL_RATE = env_str("PORTAL_REVEAL_RATE", "30/m")
 PORTAL_ACCESS_CONTACT = env_str("PORTAL_ACCESS_CONTACT", "your platform team")
 # Compliance (issue 7): environments every unified secret must have; value rules as a JSON list
 # (unset: compliance.DEFAULT_VALUE_RULES); how long findings (never values) stay cached.

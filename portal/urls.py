@@ -4,3 +4,5 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("secrets_admin.urls")),
 ]
+
+handler400 = "secrets_admin.views.errors.bad_request"

@@ -7,4 +7,7 @@ class SecretsAdminConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401 - connects the sign-in/out receivers
+        from . import (
+            checks,  # noqa: F401 - registers the system checks
+            signals,  # noqa: F401 - connects the sign-in/out receivers
+        )

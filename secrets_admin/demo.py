@@ -51,7 +51,7 @@ def demo_secrets() -> dict[str, str | None]:
     for repo in ("transportation-insights", "project-management", "customer-portal"):
         secrets[f"{repo}-secrets"] = json.dumps(_standard_document(repo), indent=2)
     cp = json.loads(secrets["customer-portal-secrets"] or "{}")
-    cp["uat"] = {"stripe": {"public_key": "pk_test_FAKEuat", "secret_key": "sk_test_FAKEuat"}}
+    cp["uat"] = {"stripe": {"public_key": "pk_test_FAKEuat", "secret_key": "sk_test_FAKEuat"}}  # nosec # B105 accepted: a fake demo value
     cp["dev"]["feature_flags"] = {"max_retries": 3, "beta": True, "regions": ["eu", "us"]}
     cp["main"]["stripe"].pop("webhook_secret")
     secrets["customer-portal-secrets"] = json.dumps(cp, indent=2)
@@ -63,9 +63,9 @@ def demo_secrets() -> dict[str, str | None]:
     secrets["new-repo-secrets"] = None
     # Legacy per-service/per-environment secrets and others that must not be listed.
     secrets["transportation-insights-databricks-sandbox"] = json.dumps(
-        {"client_id": "legacy-client-id", "client_secret": "FAKE-legacy-client-secret"}
+        {"client_id": "legacy-client-id", "client_secret": "FAKE-legacy-client-secret"}  # nosec # B105 accepted: a fake demo value
     )
-    secrets["project-management-stripe-main"] = json.dumps({"secret_key": "sk_live_FAKElegacy"})
+    secrets["project-management-stripe-main"] = json.dumps({"secret_key": "sk_live_FAKElegacy"})  # nosec # B105 accepted: a fake demo value
     secrets["shared/rds-master-password"] = "FAKE-rds-password"
     return secrets
 

@@ -28,6 +28,10 @@ STANDARD_ENVIRONMENTS: tuple[str, ...] = ("sandbox", "dev", "main")
 #: AWS Secrets Manager's limit on a SecretString, in bytes of UTF-8 (AWS quota L-2F24C883).
 MAX_SECRET_BYTES = 65_536
 
+#: Deepest nesting of objects and arrays :func:`parse` accepts. The standard needs 3 levels; the
+#: limit keeps every recursive walk here (serialise, copy, diff) far from Python's recursion limit.
+MAX_DEPTH = 64
+
 #: Characters shown of a fingerprint (hex). 12 hex = 48 bits: enough to tell values apart on screen.
 FINGERPRINT_DISPLAY_CHARS = 12
 
@@ -102,15 +106,39 @@ def parse(text: str) -> Any:
     """Parse JSON text exactly: ordered objects, numbers as :class:`JsonNumber`, no duplicates.
 
     Raises ``ValueError`` (``json.JSONDecodeError`` or :class:`DuplicateKeyError`) when the text
-    is not strict JSON (RFC 8259: ``NaN``/``Infinity`` are refused).
+    is not strict JSON (RFC 8259: ``NaN``/``Infinity`` are refused), or nests objects and arrays
+    deeper than :data:`MAX_DEPTH` (found by the fuzz tests: deeper text raised ``RecursionError``).
     """
-    return json.loads(
-        text,
-        object_pairs_hook=_object_pairs,
-        parse_float=JsonNumber,
-        parse_int=JsonNumber,
-        parse_constant=_reject_constant,
-    )
+    try:
+        document = json.loads(
+            text,
+            object_pairs_hook=_object_pairs,
+            parse_float=JsonNumber,
+            parse_int=JsonNumber,
+            parse_constant=_reject_constant,
+        )
+    except RecursionError:
+        document = None
+        too_deep = True
+    else:
+        too_deep = _deeper_than(document, MAX_DEPTH)
+    if too_deep:
+        raise ValueError(f"objects and arrays are nested more than {MAX_DEPTH} levels deep")
+    return document
+
+
+def _deeper_than(document: Any, limit: int) -> bool:
+    """True when objects/arrays in ``document`` nest more than ``limit`` levels (no recursion)."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = (
+            node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        )
+        if children and depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def serialise(document: Any) -> str:

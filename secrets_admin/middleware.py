@@ -1,4 +1,5 @@
-"""Request id, session lifetime (ASVS 5.0 7.3.1, 7.3.2), and an unreachable identity provider."""
+"""Request id, session lifetime (ASVS 5.0 7.3.1, 7.3.2), an unreachable identity provider, and
+``Cache-Control: no-store`` (14.3.2)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import requests
 from django.conf import settings
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
+from django.utils.cache import add_never_cache_headers
 
 from .adapters import AUTH_ERROR_MESSAGES, record_login_failed, sso_error_response
 
@@ -69,3 +71,21 @@ class PortalMiddleware:
         return sso_error_response(
             request, AUTH_ERROR_MESSAGES["idp_unreachable"], status=HTTPStatus.BAD_GATEWAY
         )
+
+
+class NoStoreMiddleware:
+    """``Cache-Control: no-store`` (with ``private, no-cache, must-revalidate, max-age=0``) on
+    every response a view makes (ASVS 5.0 14.3.2).
+
+    Every page of the portal shows secret metadata and some show a value, so no browser or proxy
+    may keep a copy; a page that shows neither loses nothing by it. Static files never get here:
+    whitenoise answers them further up the middleware list, with their own long-lived caching.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        add_never_cache_headers(response)
+        return response

@@ -56,7 +56,7 @@ class Action(enum.StrEnum):
     EDIT = "edit"
     PROPOSE = "propose"
     APPROVE = "approve"
-    CREATE_SECRET = "create_secret"  # noqa: S105 - an action name, not a password
+    CREATE_SECRET = "create_secret"  # noqa: S105 # nosec B105 # an action name, not a password
 
 
 #: The least role that may perform each action.

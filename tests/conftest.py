@@ -51,6 +51,12 @@ def aws_reset(moto_endpoint: str, settings: Any) -> Iterator[None]:
     aws.reset_clients()
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Any) -> None:
+    """Personas and demo users get passwords; the production hasher costs ~0.5 s each."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def sm(moto_endpoint: str) -> Any:
     """A plain boto3 client on the moto server, for arranging AWS state in tests."""

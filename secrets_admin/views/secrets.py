@@ -14,7 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import audit, aws, listing, reads
+from .. import audit, aws, listing, ratelimit, reads
 from ..permissions import Action, require
 from . import HtmxHttpRequest
 
@@ -103,14 +103,25 @@ def cell_reveal(request: HtmxHttpRequest, name: str) -> HttpResponse:
     """Return one cell's value (POST: version, environment, service, key), audited first.
 
     The response carries ``Cache-Control: no-store`` (ASVS 5.0 14.3.2). With htmx only the cell
-    fragment comes back; without JavaScript a small page shows the value.
+    fragment comes back; without JavaScript a small page shows the value. More than
+    ``PORTAL_REVEAL_RATE`` reveals by one person get a 429 with ``Retry-After``.
     """
     _check_name(name)
+    template = "secrets_admin/cell_reveal.html"
+    if request.htmx:
+        template += "#cell-value"
+    limited = ratelimit.consume("reveal", str(request.user.pk), ratelimit.reveal_rate())
+    if limited:
+        response = render(
+            request, template, {"error": limited.message}, status=HTTPStatus.TOO_MANY_REQUESTS
+        )
+        response["Retry-After"] = str(limited.retry_after)
+        return response
     fields = {k: request.POST.get(k, "") for k in ("version_id", "environment", "service", "key")}
     if not all(fields.values()) or len(fields["version_id"]) > 64:
         return render(
             request,
-            "secrets_admin/cell_reveal.html",
+            template,
             {"error": "The reveal request is incomplete. Reload the page and try again."},
             status=HTTPStatus.BAD_REQUEST,
         )
@@ -125,7 +136,4 @@ def cell_reveal(request: HtmxHttpRequest, name: str) -> HttpResponse:
         context["error"], status = exc.message, HTTPStatus.CONFLICT
     except aws.AwsError as exc:
         context["error"], status = exc.message, HTTPStatus.BAD_GATEWAY
-    template = "secrets_admin/cell_reveal.html"
-    if request.htmx:
-        template += "#cell-value"
     return render(request, template, context, status=status)

@@ -4,13 +4,19 @@
   "use strict";
   var MASK = "\u2022\u2022\u2022\u2022\u2022\u2022\u2022\u2022";
 
+  // The dots are decoration: screen readers hear "value hidden" instead of "bullet" x 8.
   function remask(el) {
     var cell = el.closest(".revealed-cell") || el;
+    var hadFocus = cell.contains(document.activeElement);
     var masked = document.createElement("span");
     masked.className = "mask";
-    masked.setAttribute("aria-label", "hidden value");
-    masked.textContent = MASK + " (hidden again; reload to reveal)";
+    masked.tabIndex = -1;
+    var dots = document.createElement("span");
+    dots.setAttribute("aria-hidden", "true");
+    dots.textContent = MASK;
+    masked.append(dots, " value hidden again; reload the page to reveal it");
     cell.replaceChildren(masked);
+    if (hadFocus) { masked.focus(); }
   }
 
   function arm(root) {
@@ -24,7 +30,14 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () { arm(document); });
-  document.addEventListener("htmx:afterSettle", function (evt) { arm(evt.target); });
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    arm(evt.target);
+    // Keyboard users keep their place: the Reveal button they pressed is gone, the value is here.
+    var shown = evt.target.querySelector && evt.target.querySelector(".revealed-cell [data-remask-after], .revealed-cell [role=alert]");
+    if (!shown) { return; }
+    if (!shown.hasAttribute("tabindex")) { shown.setAttribute("tabindex", "-1"); }
+    shown.focus();
+  });
   // Leaving the page (or bfcache) must not keep a revealed value around.
   window.addEventListener("pagehide", function () {
     document.querySelectorAll("[data-remask-after]").forEach(remask);

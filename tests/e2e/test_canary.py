@@ -1,0 +1,137 @@
+"""The canary test, end to end (issue 8, part 3; DESIGN.md invariant 1).
+
+Secrets are seeded with unique canary values; Chromium drives every flow of ``flows.py``; then
+the run id of the canaries is searched for in every response the browsers received (body, headers,
+URL) except what a permitted reveal may show, every row of every database table (sessions
+decoded), every log record, every cache entry, every email, and the browsers' localStorage,
+sessionStorage and cookies. Any hit fails the test, naming where.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import re
+from typing import Any
+
+from django.contrib.sessions.backends.db import SessionStore
+from django.core import mail
+from django.core.cache import caches
+from django.db import connection
+from django.urls import Resolver404, resolve
+
+from .browsing import ARTIFACTS, Browsing
+from .flows import FLOWS, PERMITTED_REVEALS, Canaries, CanaryRun, seed, storage_text
+
+
+class Search:
+    """Counts what was searched and collects hits as ``"<where>: <cell>"``."""
+
+    def __init__(self, canaries: Canaries) -> None:
+        self.canaries = canaries
+        self.pattern = re.compile(rf"CANARY{canaries.run}x\d{{3}}|{canaries.run}")
+        self.searched: dict[str, int] = {}
+        self.hits: list[str] = []
+
+    def look(
+        self, place: str, where: str, text: str, allowed: frozenset[str] = frozenset()
+    ) -> None:
+        self.searched[place] = self.searched.get(place, 0) + 1
+        for value in allowed:
+            text = text.replace(value, "")
+        for match in sorted(set(self.pattern.findall(text))):
+            cell = self.canaries.values.get(match, "part of a value")
+            self.hits.append(f"{place} {where}: {match} ({cell})")
+
+
+def _permitted(recorded: Any, canaries: Canaries) -> frozenset[str] | None:
+    """The values a response may hold, or ``None`` when it is no permitted reveal."""
+    if recorded.method != "POST" or recorded.status != 200:
+        return None
+    try:
+        match = resolve(recorded.path)
+    except Resolver404:
+        return None
+    cells_of = PERMITTED_REVEALS.get(match.view_name)
+    if cells_of is None:
+        return None
+    cells = cells_of(recorded)
+    return frozenset(v for v, cell in canaries.values.items() if cell in cells)
+
+
+def _search_responses(search: Search, browsers: dict[str, Browsing]) -> int:
+    reveals = 0
+    for label, browsing in browsers.items():
+        for r in browsing.responses:
+            allowed = _permitted(r, search.canaries)
+            if allowed:  # a permitted reveal of a canary cell: it shows that value
+                reveals += 1
+                assert any(v.encode() in r.body for v in allowed), r.url
+            text = r.body.decode(errors="replace") + json.dumps(r.headers) + r.url
+            search.look("response", f"{r.method} {r.url} ({label})", text, allowed or frozenset())
+            search.look(
+                "request", f"{r.method} {r.url} ({label})", r.request_body.decode(errors="replace")
+            )
+    return reveals
+
+
+def _search_database(search: Search) -> None:
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names():
+            cursor.execute(f'SELECT * FROM "{table}"')  # noqa: S608 - names from introspection
+            columns = [c[0] for c in cursor.description]
+            for row in cursor.fetchall():
+                record = dict(zip(columns, row, strict=True))
+                if table == "django_session":
+                    record["decoded"] = SessionStore().decode(record["session_data"])
+                search.look("database", f"table {table}", repr(record))
+
+
+def _search_cache(search: Search) -> None:
+    for alias in caches:
+        store = getattr(caches[alias], "_cache", None)
+        assert store is not None, f"cache {alias}: only the local-memory cache can be searched"
+        for key, value in list(store.items()):
+            search.look("cache", f"{alias} {key}", key + repr(pickle.loads(value)) + repr(value))  # noqa: S301 - our own cache
+
+
+def _search_logs(search: Search, records: list[logging.LogRecord]) -> None:
+    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+    for record in records:
+        search.look("log", record.name, formatter.format(record) + repr(record.__dict__))
+
+
+def test_canary_values_appear_nowhere_but_permitted_reveals(
+    browse: Any, make_secret: Any, caplog: Any, settings: Any
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    canaries = Canaries()
+    seed(make_secret, canaries)
+    run = CanaryRun(open_browser=browse, canaries=canaries, settings=settings)
+    for step in FLOWS:
+        step(run)
+    run.snapshot_storage("at the end")
+
+    search = Search(canaries)
+    reveals = _search_responses(search, run.browsers)
+    _search_database(search)
+    _search_cache(search)
+    _search_logs(search, caplog.records)
+    for where, storage in run.storage_snapshots:
+        search.look("browser storage", where, storage_text(storage))
+    for email in mail.outbox:
+        search.look("email", email.subject, repr(email.message().as_string()))
+
+    report = {
+        "flows": [f.__name__ for f in FLOWS],
+        "canaries": len(canaries.values),
+        "permitted_reveals": reveals,
+        "searched": search.searched,
+        "hits": search.hits,
+    }
+    (ARTIFACTS / "canary-report.json").write_text(json.dumps(report, indent=2))
+    print("canary report:", json.dumps(report))
+    assert reveals >= 3  # the flows did reveal: the search had something to miss
+    assert search.searched["response"] > 50 and search.searched["database"] > 10
+    assert not search.hits, "values found where they must not be:\n" + "\n".join(search.hits)
