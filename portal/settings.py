@@ -228,6 +228,8 @@ PORTAL_LIST_CACHE_SECONDS = env_int("PORTAL_LIST_CACHE_SECONDS", 60)
 PORTAL_LIST_PAGE_SIZE = env_int("PORTAL_LIST_PAGE_SIZE", 50)
 PORTAL_REVEAL_SECONDS = env_int("PORTAL_REVEAL_SECONDS", 20)
 PORTAL_ACCESS_CONTACT = env_str("PORTAL_ACCESS_CONTACT", "your platform team")
+# The grid editor posts one field per cell; a 64 KiB secret can hold a few thousand cells.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("PORTAL_MAX_FORM_FIELDS", 20_000)
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Take SQLite's writer lock at BEGIN, so audit appends queue instead of failing mid-transaction.
