@@ -633,7 +633,7 @@ def _save(
             secret=name,
             environment=_single_environment(changeset),
             base_version=base.version_id,
-            detail=detail,
+            detail=dict(detail),  # a copy: the outcome's detail grows below
         ) as handle:
             detail["staged_versions"] = run.staged  # filled as the run goes
             try:
@@ -934,6 +934,12 @@ def edit_blocker(page: reads.SecretPage) -> str:
         return (
             f"This secret is managed by {meta.owning_service}; change it there, not in the portal."
         )
+    if not page.description.has_value:
+        return (
+            "This secret has no value yet, and the portal edits only secrets that hold a unified "
+            "JSON document. Give it a first value outside the portal (put-secret-value), or "
+            "delete it and have an admin create it here."
+        )
     if page.problem:
         return page.problem
     return ""
@@ -993,17 +999,13 @@ def secret_create(
     aws.check_size(text, secret=name)
     created: aws.CreatedSecret | None = None
     refusal: ChangeRefused | None = None
-    with audit.attempt(
-        "secret_create",
-        context=context,
-        secret=name,
-        detail={
-            "environments": list(environments),
-            "services": list(services or {}),
-            "tags": sorted(tags or {}),
-            "kms_key": bool(kms_key_id),
-        },
-    ) as handle:
+    detail = {
+        "environments": list(environments),
+        "services": list(services or {}),
+        "tags": sorted(tags or {}),
+        "kms_key": bool(kms_key_id),
+    }
+    with audit.attempt("secret_create", context=context, secret=name, detail=detail) as handle:
         try:
             created = aws.create(
                 name,
@@ -1017,9 +1019,9 @@ def secret_create(
             refusal = _existing_secret_refusal(name, exc)
             if refusal is None:
                 raise
-            handle.failed(error_code=refusal.code)
+            handle.failed(error_code=refusal.code, detail=detail)
         else:
-            handle.succeeded(new_version=created.version_id)
+            handle.succeeded(new_version=created.version_id, detail=detail)
     if refusal is not None:
         raise refusal
     assert created is not None

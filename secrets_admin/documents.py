@@ -383,7 +383,7 @@ class Edit:
     environment: str
     service: str = ""
     key: str = ""
-    value: Any = None
+    value: Any = field(default=None, repr=False)  # a secret value: kept out of reprs and logs
 
     @property
     def cell(self) -> tuple[str, str, str]:

@@ -83,7 +83,8 @@ def secret_open(name: str, *, version_id: str | None = None) -> SecretPage:
     page.version_id = value.version_id
     classified = listing.classify_value(value)
     page.classified = classified
-    listing.remember(name, value.version_id, classified)
+    if version_id is None:  # the list describes the current version only
+        listing.remember(name, value.version_id, classified)
     if not classified.conforming:
         page.problem = (
             "This secret does not follow the unified-secrets standard, so it is shown read-only "

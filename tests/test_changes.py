@@ -106,6 +106,62 @@ def test_one_save_costs_get_put_and_two_stage_moves(
     ]
 
 
+def test_a_conflict_costs_describe_drop_and_a_read_and_a_rebase_three_more_writes(
+    make_secret: Any, ctx: audit.Context, calls: CallCounter
+) -> None:
+    make_secret(NAME, STANDARD_DOC)
+    base = aws.read_current(NAME).version_id
+    save(ctx, base, Edit("set", "dev", "stripe", "secret_key", "theirs"))
+    calls.calls.clear()
+    save(ctx, base, Edit("set", "dev", "stripe", "public_key", "mine"))  # other cell: rebase
+    assert calls.calls == [
+        "GetSecretValue",  # base
+        "PutSecretValue",
+        "UpdateSecretVersionStage",  # swap refused: AWSCURRENT moved
+        "DescribeSecret",  # decides: someone else saved
+        "UpdateSecretVersionStage",  # drop the label of the version that did not land
+        "GetSecretValue",  # current, to compare and rebase onto
+        "PutSecretValue",
+        "UpdateSecretVersionStage",
+        "UpdateSecretVersionStage",
+    ]
+
+
+def test_save_refreshes_the_listing(make_secret: Any, ctx: audit.Context) -> None:
+    from django.core.cache import cache
+
+    from secrets_admin import listing
+
+    make_secret(NAME, STANDARD_DOC)
+    listing.get_listing()
+    assert cache.get(listing.CACHE_KEY) is not None
+    save(ctx, aws.read_current(NAME).version_id, Edit("set", "dev", "stripe", "public_key", "x"))
+    assert cache.get(listing.CACHE_KEY) is None
+
+
+def test_versions_are_listed_across_pages(make_secret: Any) -> None:
+    """moto returns every version in one page, so the pages are served here (botocore hook)."""
+    make_secret(NAME, STANDARD_DOC)
+    pages = {
+        "": {"Versions": [{"VersionId": f"v{i:03d}"} for i in range(100)], "NextToken": "p2"},
+        "p2": {"Versions": [{"VersionId": "v100"}, {"VersionId": "v101"}]},
+    }
+    seen: list[dict[str, Any]] = []
+
+    def paged(model: Any, params: Any, **kwargs: Any) -> Any:
+        if model.name != "ListSecretVersionIds":
+            return None
+        body = request_body(params)
+        seen.append(body)
+        http = AWSResponse("https://example.invalid", 200, {}, None)
+        return http, {**pages[body.get("NextToken", "")], "ResponseMetadata": {}}
+
+    aws.client().meta.events.register("before-call.secrets-manager", paged)
+    versions = aws.list_versions(NAME)
+    assert len(versions) == 102
+    assert all(b["IncludeDeprecated"] is True for b in seen) and len(seen) == 2
+
+
 def test_untouched_values_types_and_key_order_survive_byte_exactly(
     make_secret: Any, ctx: audit.Context
 ) -> None:
@@ -397,6 +453,30 @@ def test_nothing_is_written_when_the_audit_log_is_down(
         save(ctx, base, Edit("set", "dev", "stripe", "public_key", "x"))
     assert calls.calls == ["GetSecretValue"]
     assert aws.read_current(NAME).version_id == base
+
+
+def test_a_landed_save_whose_outcome_cannot_be_recorded_says_so(
+    make_secret: Any, ctx: audit.Context, monkeypatch: Any
+) -> None:
+    make_secret(NAME, STANDARD_DOC)
+    base = aws.read_current(NAME).version_id
+    real = audit.record
+
+    def record(action: str, **kwargs: Any) -> Any:
+        if action == "save.succeeded":
+            raise audit.AuditUnavailable()
+        return real(action, **kwargs)
+
+    monkeypatch.setattr(audit, "record", record)
+    with pytest.raises(changes.SavedUnrecorded) as info:
+        save(ctx, base, Edit("set", "dev", "stripe", "public_key", "x"))
+    assert info.value.version_id == aws.read_current(NAME).version_id != base
+    assert "attempt is recorded" in info.value.message
+
+
+def test_edits_keep_values_out_of_their_repr() -> None:
+    assert "CANARY" not in repr(Edit("set", "dev", "s", "k", "CANARY-repr"))
+    assert "CANARY" not in repr(changes.EditIntent(values={("dev", "s", "k"): "CANARY-repr"}))
 
 
 @pytest.mark.parametrize(

@@ -182,6 +182,37 @@ def test_creating_secrets_is_for_admins(
     assert response.status_code == status
 
 
+SCREENS = [
+    ("get", "secret_edit", "engineer"),
+    ("get", "secret_edit_row", "engineer"),
+    ("post", "secret_restore_environment", "engineer"),
+    ("post", "secret_undelete", "admin"),
+    ("get", "secret_history", "auditor"),
+    ("get", "secret_version_diff", "auditor"),
+    ("get", "secret_create", "admin"),
+]
+ROLE_ORDER = ["auditor", "engineer", "approver", "admin"]
+
+
+@pytest.mark.parametrize(("method", "view", "least"), SCREENS)
+@pytest.mark.parametrize("persona", ["anonymous", "outsider", *ROLE_ORDER])
+def test_every_new_screen_checks_the_role_on_the_server(
+    client: Any, make_secret: Any, request: Any, method: str, view: str, least: str, persona: str
+) -> None:
+    make_secret(NAME, STANDARD_DOC)
+    if persona != "anonymous":
+        client.force_login(request.getfixturevalue(persona))
+    url = reverse(f"secrets_admin:{view}", args=[] if view == "secret_create" else [NAME])
+    response = getattr(client, method)(url)
+    if persona == "anonymous":
+        assert response.status_code == HTTPStatus.FOUND
+        assert reverse("account_login") in response["Location"]
+    elif persona == "outsider" or ROLE_ORDER.index(persona) < ROLE_ORDER.index(least):
+        assert response.status_code == HTTPStatus.FORBIDDEN
+    else:
+        assert response.status_code in (HTTPStatus.OK, HTTPStatus.FOUND)
+
+
 # ----------------------------------------------------------------------------------------
 # The editor
 
@@ -419,16 +450,28 @@ def test_secret_scheduled_for_deletion_offers_restore_to_admins_only(
     assert "DeletedDate" not in sm.describe_secret(SecretId=NAME)
 
 
+def override_meta(monkeypatch: Any, **fields: Any) -> None:
+    """Make the gateway report ``fields`` in every secret's metadata."""
+    original = aws._meta
+    monkeypatch.setattr(
+        aws, "_meta", lambda entry: aws.SecretMeta(**{**original(entry).__dict__, **fields})
+    )
+
+
+def test_replica_is_read_only_with_the_reason(
+    as_user: Any, engineer: Any, make_secret: Any, monkeypatch: Any
+) -> None:
+    make_secret(NAME, STANDARD_DOC)
+    override_meta(monkeypatch, primary_region="eu-west-1")  # moto has no replicas to offer
+    html = as_user(engineer).get(edit_url()).content.decode()
+    assert "replica of the secret in eu-west-1" in html and 'id="editor"' not in html
+
+
 def test_rotation_enabled_warns(
     as_user: Any, engineer: Any, make_secret: Any, monkeypatch: Any
 ) -> None:
     make_secret(NAME, STANDARD_DOC)
-    original = aws._meta
-
-    def rotating(entry: Any) -> aws.SecretMeta:
-        return aws.SecretMeta(**{**original(entry).__dict__, "rotation_enabled": True})
-
-    monkeypatch.setattr(aws, "_meta", rotating)
+    override_meta(monkeypatch, rotation_enabled=True)  # moto would need a rotation Lambda
     html = as_user(engineer).get(edit_url()).content.decode()
     assert "Rotation is enabled" in html and "never touches AWSPENDING" in html
 
@@ -615,6 +658,13 @@ def test_admin_creates_a_secret(as_user: Any, admin: Any, sm: Any) -> None:
     assert response["Location"] == reverse("secrets_admin:secret_detail", args=["shiny-secrets"])
     doc = current_doc("shiny-secrets")
     assert doc["dev"] == {"stripe": {"public_key": "", "secret_key": ""}, "sentry": {}}
+    history_page = (
+        as_user(admin)
+        .get(reverse("secrets_admin:secret_history", args=["shiny-secrets"]))
+        .content.decode()
+    )
+    assert "ada-admin" in history_page and "created with sandbox, dev, main" in history_page
+    assert "outside the portal</span>" not in history_page
 
 
 @pytest.mark.parametrize(
@@ -743,3 +793,11 @@ def test_a_large_secret_round_trips_through_the_editor_form(
     data[field_name("set", "dev", "svc", "key0042")] = ["changed"]
     html = client.post(form["action"], data).content.decode()
     assert "0 added, 1 changed, 0 removed" in html
+
+
+def test_secret_without_a_value_is_not_editable_and_says_why(
+    as_user: Any, engineer: Any, make_secret: Any
+) -> None:
+    make_secret(NAME)
+    html = as_user(engineer).get(edit_url()).content.decode()
+    assert "no value yet" in html and 'id="editor"' not in html
