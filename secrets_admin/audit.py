@@ -55,6 +55,7 @@ class AuditAction(enum.StrEnum):
     REVEAL = "reveal"
     SAVE = "save"
     SECRET_CREATE = "secret_create"  # noqa: S105 - an action name, not a password
+    SECRET_UNDELETE = "secret_undelete"  # noqa: S105 - RestoreSecret of a deletion-scheduled secret
     ENVIRONMENT_RESTORE = "environment_restore"
     CHANGE_REQUEST_PROPOSE = "change_request_propose"
     CHANGE_REQUEST_APPROVE = "change_request_approve"

@@ -11,6 +11,7 @@ credential chain, and ``AWS_ENDPOINT_URL`` (moto or LocalStack in the demo and t
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import threading
 import unicodedata
@@ -23,6 +24,8 @@ import boto3
 import botocore.config
 import botocore.exceptions
 from django.conf import settings
+
+from .documents import MAX_SECRET_BYTES
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -108,6 +111,13 @@ class ServiceUnavailable(AwsError):
     )
 
 
+class BadParameter(AwsError):
+    default = (
+        "The request named a version or parameter that AWS does not accept (for example a "
+        "malformed version id). Reload the page and try again."
+    )
+
+
 def translate(
     exc: Exception, *, operation: str, secret: str = "", service: str = "secretsmanager"
 ) -> AwsError:
@@ -165,6 +175,9 @@ def translate(
             code="NoCredentialsError",
             secret=secret,
         )
+    if isinstance(exc, botocore.exceptions.ParamValidationError):
+        # botocore's own message can quote the parameter's value: never pass it on.
+        return BadParameter(code="ParamValidationError", secret=secret)
     if isinstance(exc, botocore.exceptions.BotoCoreError):
         return AwsError(code=type(exc).__name__, secret=secret)
     raise exc
@@ -531,19 +544,245 @@ def list_versions(name: str) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------------------------
-# Creation (used by the demo seed and, later, the admin "create secret" use case)
+# Writes: the compare-and-swap protocol of DESIGN.md, and creation
+#
+# Every write takes its client from :func:`_write_client`, so the client that acts as the
+# signed-in person (STS ``AssumeRole`` with ``SourceIdentity``) plugs in at one place.
+#
+# One save costs ``PutSecretValue`` + ``UpdateSecretVersionStage`` x 2 (stage, swap, drop the
+# temporary label); ``DescribeSecret`` is added only when the swap fails (ambiguous failure).
+# Never a plain ``PutSecretValue`` (without ``VersionStages``): AWSCURRENT moves only by the swap,
+# and moto breaks when the two are mixed (facts file §0.2).
+
+#: The temporary label of a staged version (facts file §0.1). One shared label, not one per change:
+#: a later staging moves it (AWS removes a label from its previous version), so a crash between
+#: staging and clean-up can never pile up labels against the quota of 20 per secret; the next save
+#: moves and then drops it.
+STAGING_LABEL = "PORTAL_STAGED"
+#: ``ClientRequestToken`` length bounds (API model ``ClientRequestTokenType``).
+TOKEN_MIN, TOKEN_MAX = 32, 64
+
+log = logging.getLogger(__name__)
+
+
+class SecretTooLarge(AwsError):
+    """The serialised document is over AWS's 65,536-byte limit (raised before any AWS call)."""
+
+    def __init__(self, size: int, *, secret: str = "") -> None:
+        over = size - MAX_SECRET_BYTES
+        super().__init__(
+            f"The secret would be {size:,} bytes of UTF-8, {over:,} bytes over AWS's limit of "
+            f"{MAX_SECRET_BYTES:,} bytes per secret value. Remove or shorten values (or move a "
+            "large service to its own secret) and save again. Nothing was saved.",
+            code="SecretTooLarge",
+            secret=secret,
+        )
+        self.size = size
+        self.over = over
+
+
+class CurrentMoved(AwsError):
+    """``AWSCURRENT`` is no longer on the base version: someone else saved in between."""
+
+    def __init__(self, *, current_version: str, secret: str = "") -> None:
+        super().__init__(
+            "Someone else saved this secret after you opened it, so AWSCURRENT moved.",
+            code="CurrentMoved",
+            secret=secret,
+        )
+        self.current_version = current_version
+
+
+class TokenReused(AwsError):
+    default = (
+        "This change was already submitted with different content (its request token is taken "
+        "by another version). Open the editor again and make the change anew."
+    )
+
+
+class SaveOutcomeUnknown(AwsError):
+    default = (
+        "Secrets Manager did not confirm whether the save landed, and could not be asked. "
+        "Open the secret's history to see whether your version became current before trying again."
+    )
+
+
+def _write_client(source_identity: str = "") -> SecretsManagerClient:
+    """The client every write uses: :func:`write_client` for the person acting (their username),
+    so that with ``PORTAL_WRITE_ROLE_ARN`` set CloudTrail names them (facts file §0.6); the
+    process's own client when no person is named (management commands, the demo seed)."""
+    return write_client(source_identity) if source_identity else client()
+
+
+def check_size(text: str, *, secret: str = "") -> int:
+    """The UTF-8 size of ``text``; raises :class:`SecretTooLarge` above 65,536 bytes.
+
+    AWS's limit (quota L-2F24C883), which moto does not enforce, so it is checked here, before
+    any call.
+    """
+    size = len(text.encode("utf-8"))
+    if size > MAX_SECRET_BYTES:
+        raise SecretTooLarge(size, secret=secret)
+    return size
+
+
+def stage_version(name: str, *, text: str, token: str, source_identity: str = "") -> str:
+    """Write ``text`` as a new version carrying only :data:`STAGING_LABEL`; return its ``VersionId``.
+
+    ``AWSCURRENT`` does not move (``VersionStages`` is given). ``token`` becomes the
+    ``ClientRequestToken`` and so the ``VersionId``: the same token with the same text is a no-op
+    that returns the existing version (a double submit creates one version); the same token with
+    other text raises :class:`TokenReused`. The size is checked before the call
+    (:class:`SecretTooLarge`). Other failures raise :class:`AwsError` (``LimitExceeded`` when the
+    secret has too many versions).
+    """
+    check_size(text, secret=name)
+    if not TOKEN_MIN <= len(token) <= TOKEN_MAX:
+        raise ValueError("ClientRequestToken must be 32 to 64 characters")
+    try:
+        r = _write_client(source_identity).put_secret_value(
+            SecretId=name,
+            ClientRequestToken=token,
+            SecretString=text,
+            VersionStages=[STAGING_LABEL],
+        )
+    except botocore.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "ResourceExistsException":
+            raise TokenReused(code=code, secret=name) from None
+        if code == "LimitExceededException":
+            raise LimitExceeded(
+                "Secrets Manager refused a new version of this secret: it keeps about 100 "
+                "versions and deletes unlabelled ones only after 24 hours. Wait for older versions "
+                "to age out, and batch edits into fewer saves. Nothing was saved.",
+                code=code,
+                secret=name,
+            ) from None
+        raise translate(exc, operation="PutSecretValue", secret=name) from None
+    except botocore.exceptions.BotoCoreError as exc:
+        raise translate(exc, operation="PutSecretValue", secret=name) from None
+    return str(r["VersionId"])
+
+
+def _current_of(description: SecretDescription) -> str:
+    return next(
+        (v for v, labels in description.versions_to_stages.items() if CURRENT in labels), ""
+    )
+
+
+def promote(name: str, *, version_id: str, base_version_id: str, source_identity: str = "") -> bool:
+    """The swap: move ``AWSCURRENT`` to ``version_id`` only if it is still on ``base_version_id``.
+
+    ``UpdateSecretVersionStage(AWSCURRENT, MoveToVersionId=version_id,
+    RemoveFromVersionId=base_version_id)`` (AWS moves ``AWSPREVIOUS`` itself). Any failure of
+    that call is ambiguous (a retried call that already landed, a conflict, an unknown wrong-id
+    error code; facts file §1.2), so one ``DescribeSecret`` decides:
+
+    * ``AWSCURRENT`` on ``version_id``: success (returns ``True``: confirmed after a failure);
+    * on another version than the base: raises :class:`CurrentMoved` (a conflict);
+    * still on the base: the failure was real, raises its :class:`AwsError`;
+    * DescribeSecret fails too: raises :class:`SaveOutcomeUnknown`.
+
+    Returns ``False`` on plain success.
+    """
+    try:
+        _write_client(source_identity).update_secret_version_stage(
+            SecretId=name,
+            VersionStage=CURRENT,
+            MoveToVersionId=version_id,
+            RemoveFromVersionId=base_version_id,
+        )
+        return False
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        error = translate(exc, operation="UpdateSecretVersionStage", secret=name)
+    try:
+        current = _current_of(describe(name))
+    except AwsError:
+        raise SaveOutcomeUnknown(code=error.code, secret=name) from None
+    if current == version_id:
+        return True
+    if current and current != base_version_id:
+        raise CurrentMoved(current_version=current, secret=name)
+    raise error
+
+
+def drop_staging_label(name: str, *, version_id: str, source_identity: str = "") -> bool:
+    """Remove :data:`STAGING_LABEL` from ``version_id``; return whether it was removed.
+
+    Not finding the label there is normal (a later staging moved it, or this is a repeat) and
+    returns ``False``. Other failures are logged and return ``False``: a label left behind is moved
+    and dropped by the next save, so it never blocks one.
+    """
+    try:
+        _write_client(source_identity).update_secret_version_stage(
+            SecretId=name, VersionStage=STAGING_LABEL, RemoveFromVersionId=version_id
+        )
+        return True
+    except botocore.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code != "InvalidParameterException":
+            log.warning("could not drop the staging label of %s (%s)", name, code)
+        return False
+    except botocore.exceptions.BotoCoreError as exc:
+        log.warning("could not drop the staging label of %s (%s)", name, type(exc).__name__)
+        return False
+
+
+@dataclass(frozen=True)
+class CreatedSecret:
+    arn: str
+    version_id: str
+
+
+def create(
+    name: str,
+    *,
+    text: str | None,
+    description: str = "",
+    tags: dict[str, str] | None = None,
+    kms_key_id: str = "",
+    source_identity: str = "",
+) -> CreatedSecret:
+    """``CreateSecret`` with an optional first value (which becomes ``AWSCURRENT``).
+
+    The size is checked before the call. Raises :class:`AwsError`; an existing name raises one
+    with ``code == "ResourceExistsException"``, a name pending deletion (on AWS) an
+    ``InvalidRequestException``-coded one.
+    """
+    kwargs: dict[str, Any] = {"Name": name, "Description": description}
+    if text is not None:
+        check_size(text, secret=name)
+        kwargs["SecretString"] = text
+    if tags:
+        kwargs["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
+    if kms_key_id:
+        kwargs["KmsKeyId"] = kms_key_id
+    try:
+        r = _write_client(source_identity).create_secret(**kwargs)
+    except botocore.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "ResourceExistsException":
+            raise AwsError(
+                f"A secret named {name} already exists. Open it instead, or pick another name.",
+                code=code,
+                secret=name,
+            ) from None
+        raise translate(exc, operation="CreateSecret", secret=name) from None
+    except botocore.exceptions.BotoCoreError as exc:
+        raise translate(exc, operation="CreateSecret", secret=name) from None
+    return CreatedSecret(arn=str(r["ARN"]), version_id=str(r.get("VersionId", "")))
 
 
 def create_secret(
     name: str, *, text: str | None, description: str = "", tags: dict[str, str] | None = None
 ) -> str:
     """``CreateSecret`` with an optional first value; returns the ARN. Raises :class:`AwsError`."""
-    kwargs: dict[str, Any] = {"Name": name, "Description": description}
-    if text is not None:
-        kwargs["SecretString"] = text
-    if tags:
-        kwargs["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
+    return create(name, text=text, description=description, tags=tags).arn
+
+
+def restore_deleted(name: str, *, source_identity: str = "") -> None:
+    """``RestoreSecret``: cancel a scheduled deletion. Raises :class:`AwsError`."""
     try:
-        return str(client().create_secret(**kwargs)["ARN"])
+        _write_client(source_identity).restore_secret(SecretId=name)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise translate(exc, operation="CreateSecret", secret=name) from None
+        raise translate(exc, operation="RestoreSecret", secret=name) from None

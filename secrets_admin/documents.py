@@ -417,7 +417,7 @@ class Edit:
     environment: str
     service: str = ""
     key: str = ""
-    value: Any = None
+    value: Any = field(default=None, repr=False)  # a secret value: kept out of reprs and logs
 
     @property
     def cell(self) -> tuple[str, str, str]:
@@ -562,6 +562,139 @@ def cells_changed_between(
         ):
             changed.append(cell)
     return changed
+
+
+def lookup(document: Mapping[str, Any], cell: tuple[str, str, str]) -> tuple[bool, Any]:
+    """``(present, value)`` at a cell; an empty key (and service) names the service (environment)
+    node itself, as in :func:`touched_cells`."""
+    found = _lookup(document, cell)
+    return (False, None) if found is _MISSING else (True, found)
+
+
+def _same_at(a: Any, b: Any, cell: tuple[str, str, str]) -> bool:
+    if a is _MISSING or b is _MISSING:
+        return a is b
+    return not cell[2] or serialise(a) == serialise(b)
+
+
+def conflicting_cells(
+    base: Mapping[str, Any],
+    current: Mapping[str, Any],
+    changeset: Changeset,
+    *,
+    whole_environments: Sequence[str] = (),
+) -> list[tuple[str, str, str]]:
+    """The cells where a changeset made on ``base`` collides with what changed in ``current``.
+
+    DESIGN.md write protocol step 5: a cell collides when someone else changed it between base
+    and current (value, type or presence) and it is among the cells the changeset touches
+    (:func:`touched_cells` on both documents), unless they already made it what the changeset
+    makes it. The service and environment a ``set`` writes into collide when someone else removed
+    them. ``whole_environments`` widens the touched cells to every cell of those environments (a
+    per-environment restore must not be rebased over someone else's edit of that environment).
+
+    An empty result means :func:`rebase_changeset` onto ``current`` loses nothing: every touched
+    cell ends as the changeset says, every other cell as ``current`` has it.
+    """
+    yours = apply(base, changeset)
+    cells_ = touched_cells(base, changeset) | touched_cells(current, changeset)
+    for env in whole_environments:
+        cells_.add((env, "", ""))
+        for doc in (base, current):
+            services_ = doc.get(env)
+            if isinstance(services_, Mapping):
+                for service, keys in services_.items():
+                    cells_.add((env, service, ""))
+                    if isinstance(keys, Mapping):
+                        cells_.update((env, service, k) for k in keys)
+    containers: set[tuple[str, str, str]] = set()
+    for edit in changeset:
+        if edit.op == "set":
+            containers.update({(edit.environment, "", ""), (edit.environment, edit.service, "")})
+    out = []
+    for cell in sorted(cells_ | containers):
+        b, c, y = _lookup(base, cell), _lookup(current, cell), _lookup(yours, cell)
+        if _same_at(b, c, cell):
+            continue  # nobody else changed it
+        if cell not in cells_ and not (b is not _MISSING and c is _MISSING):
+            continue  # a container someone else created: writing into it loses nothing
+        if _same_at(c, y, cell):
+            continue  # they already made the same change
+        out.append(cell)
+    return out
+
+
+def rebase_changeset(current: Mapping[str, Any], changeset: Changeset) -> list[Edit]:
+    """The changeset to apply onto ``current`` after :func:`conflicting_cells` found nothing.
+
+    Drops deletions whose target is already gone (someone else made the same deletion), so the
+    rest applies; every other edit is kept in order.
+    """
+    doc = _copy_tree(current)
+    kept: list[Edit] = []
+    for edit in changeset:
+        if edit.op in ("delete", "remove_service", "remove_environment"):
+            target = (
+                edit.cell
+                if edit.op == "delete"
+                else (edit.environment, edit.service if edit.op == "remove_service" else "", "")
+            )
+            if _lookup(doc, target) is _MISSING:
+                continue
+        _apply_one(doc, edit)
+        kept.append(edit)
+    return kept
+
+
+@dataclass(frozen=True)
+class StructureChange:
+    """An environment or a service added or removed (``service`` empty for an environment)."""
+
+    status: Literal["added", "removed"]
+    environment: str
+    service: str = ""
+
+
+def structure_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[StructureChange]:
+    """Environments and services added or removed from ``before`` to ``after`` (both conforming);
+    the services of a removed environment are not listed separately."""
+    out: list[StructureChange] = []
+    for env in environments({**dict(before), **dict(after)}):
+        if env not in after:
+            out.append(StructureChange("removed", env))
+            continue
+        if env not in before:
+            out.append(StructureChange("added", env))
+        b_services, a_services = before.get(env, {}), after[env]
+        for service in dict.fromkeys([*b_services, *a_services]):
+            if service not in a_services:
+                out.append(StructureChange("removed", env, service))
+            elif service not in b_services:
+                out.append(StructureChange("added", env, service))
+    return out
+
+
+_SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]+")
+#: AWS's maximum secret name length (API model ``NameType``).
+MAX_SECRET_NAME = 512
+
+
+def secret_name_problem(name: str, suffix: str) -> str | None:
+    """Why ``name`` can't be a unified secret's name, or ``None``.
+
+    AWS (CreateSecret ``Name``): 1-512 ASCII letters, digits and ``/_+=.@-``, and not ending in a
+    hyphen followed by six characters (it would look like an ARN suffix). The standard: the name
+    is ``<repo>`` followed by ``suffix`` (``-secrets``).
+    """
+    if not name.endswith(suffix) or name == suffix:
+        return f"the name must be the repository name followed by {suffix}"
+    if not _SECRET_NAME.fullmatch(name):
+        return "AWS allows only ASCII letters, digits and / _ + = . @ - in a secret name"
+    if len(name) > MAX_SECRET_NAME:
+        return f"AWS allows at most {MAX_SECRET_NAME} characters in a secret name"
+    if len(name) >= 7 and name[-7] == "-":
+        return "AWS advises against names ending in a hyphen and six characters (ARN suffix)"
+    return None
 
 
 # --------------------------------------------------------------------------------------------

@@ -67,10 +67,11 @@ class SecretPage:
         }
 
 
-def secret_open(name: str) -> SecretPage:
+def secret_open(name: str, *, version_id: str | None = None) -> SecretPage:
     """Read a secret for the grid: ``DescribeSecret`` then (when it has a value) one
-    ``GetSecretValue`` of ``AWSCURRENT``. Raises :class:`~secrets_admin.aws.AwsError`
-    (``SecretNotFound`` ...) with a user-facing message."""
+    ``GetSecretValue`` of ``AWSCURRENT`` (or of ``version_id`` when given: the editor's base).
+    Raises :class:`~secrets_admin.aws.AwsError` (``SecretNotFound`` ...) with a user-facing
+    message."""
     description = aws.describe(name)
     page = SecretPage(name=name, description=description)
     meta = description.meta
@@ -89,11 +90,12 @@ def secret_open(name: str) -> SecretPage:
     if not description.has_value:
         page.problem = aws.NoValueYet.default
         return page
-    value = aws.read_current(name)
+    value = aws.read_version(name, version_id) if version_id else aws.read_current(name)
     page.version_id = value.version_id
     classified = listing.classify_value(value)
     page.classified = classified
-    listing.remember(name, value.version_id, classified)
+    if version_id is None:  # the list describes the current version only
+        listing.remember(name, value.version_id, classified)
     if not classified.conforming:
         page.problem = (
             "This secret does not follow the unified-secrets standard, so it is shown read-only "

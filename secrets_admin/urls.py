@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from .views import audit, compliance, diff, integration, secrets
+from .views import audit, compliance, diff, editor, history, integration, secrets
 
 
 class SecretNameConverter:
@@ -22,8 +22,18 @@ app_name = "secrets_admin"
 urlpatterns = [
     path("", secrets.secret_list, name="secret_list"),
     path("refresh/", secrets.secret_list_refresh, name="secret_list_refresh"),
+    path("create/", editor.secret_create, name="secret_create"),
     path("compliance/", compliance.compliance, name="compliance"),
     path("compliance/refresh/", compliance.compliance_refresh, name="compliance_refresh"),
+    # A secret's name may contain "/", so routes with more path after the name come first:
+    # "secrets/a-secrets/history/diff/" must not resolve as the diff of "a-secrets/history".
+    path(
+        "secrets/<secret:name>/history/diff/",
+        history.secret_version_diff,
+        name="secret_version_diff",
+    ),
+    path("secrets/<secret:name>/edit/row/", editor.secret_edit_row, name="secret_edit_row"),
+    path("secrets/<secret:name>/history/", history.secret_history, name="secret_history"),
     path("secrets/<secret:name>/reveal/", secrets.cell_reveal, name="cell_reveal"),
     path("secrets/<secret:name>/diff/", diff.environment_diff, name="environment_diff"),
     path(
@@ -31,6 +41,13 @@ urlpatterns = [
         integration.secret_integration,
         name="secret_integration",
     ),
+    path("secrets/<secret:name>/edit/", editor.secret_edit, name="secret_edit"),
+    path(
+        "secrets/<secret:name>/restore/",
+        editor.secret_restore_environment,
+        name="secret_restore_environment",
+    ),
+    path("secrets/<secret:name>/undelete/", editor.secret_undelete, name="secret_undelete"),
     path("secrets/<secret:name>/", secrets.secret_detail, name="secret_detail"),
     path("audit/", audit.audit_log, name="audit_log"),
     path("audit/events/<int:seq>/", audit.audit_event_detail, name="audit_event_detail"),

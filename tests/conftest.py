@@ -262,3 +262,20 @@ def saml_environ(provider_id: str = "aws") -> dict[str, str]:
         prefix + "ATTR_EMAIL": "Email",
         prefix + "GROUPS_CLAIM": SAML_GROUPS_ATTRIBUTE,
     }
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(
+    django_db_modify_db_settings_parallel_suffix: None, tmp_path_factory: Any
+) -> None:
+    """A file-backed SQLite test database instead of the shared-cache in-memory one.
+
+    SQLite's shared cache answers a second writer with "table is locked" at once, ignoring the busy
+    timeout, so concurrent saves (the audit chain under 20 threads) would fail instead of queueing
+    as they do on a file database or PostgreSQL.
+    """
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        db.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")

@@ -330,3 +330,140 @@ def test_fingerprint_comparison_equals_value_comparison(raw: Any, data: Any) -> 
     assert {k: v for k, v in by_fingerprint.items() if v != "same"} == by_value
     present = {(s, k) for env in {a, b} for s, keys in doc.get(env, {}).items() for k in keys}
     assert set(by_fingerprint) == present
+
+
+# Every op, and the rebase rule of the write protocol (DESIGN.md step 5)
+
+
+@st.composite
+def changeset_on(draw: Any, doc: dict[str, Any]) -> list[d.Edit]:
+    """A random valid changeset of every op, drawn against ``doc`` as it evolves."""
+    work = d.apply(doc, [])
+    edits: list[d.Edit] = []
+    for _ in range(draw(st.integers(0, 5))):
+        cells_ = list(d.cells(work))
+        services_ = [(e, s) for e in work for s in work[e]]
+        op = draw(
+            st.sampled_from(
+                [
+                    "set",
+                    "set_new",
+                    "delete",
+                    "add_service",
+                    "remove_service",
+                    "add_env",
+                    "remove_env",
+                ]
+            )
+        )
+        if op == "set" and cells_:
+            c = draw(st.sampled_from(cells_))
+            edit = d.Edit("set", c.environment, c.service, c.key, draw(st.text(max_size=4)))
+        elif op == "delete" and cells_:
+            c = draw(st.sampled_from(cells_))
+            edit = d.Edit("delete", c.environment, c.service, c.key)
+        elif op == "remove_service" and services_:
+            env, service = draw(st.sampled_from(services_))
+            edit = d.Edit("remove_service", env, service)
+        elif op == "remove_env" and work:
+            edit = d.Edit("remove_environment", draw(st.sampled_from(list(work))))
+        elif op == "add_service":
+            edit = d.Edit("add_service", draw(names), draw(names))
+        elif op == "add_env":
+            edit = d.Edit("add_environment", draw(names))
+        else:
+            edit = d.Edit("set", draw(names), draw(names), draw(names), draw(st.text(max_size=4)))
+        try:
+            work = d.apply(work, [edit])
+        except d.ChangesetError:
+            continue  # e.g. a drawn name that is a leaf elsewhere; not a valid edit here
+        edits.append(edit)
+    return edits
+
+
+def _all_cells(*docs: Any) -> set[tuple[str, str, str]]:
+    out: set[tuple[str, str, str]] = set()
+    for doc in docs:
+        for env, services_ in doc.items():
+            out.add((env, "", ""))
+            for service, keys in services_.items():
+                out.add((env, service, ""))
+                out.update((env, service, k) for k in keys)
+    return out
+
+
+def _covered(cell: tuple[str, str, str], touched: set[tuple[str, str, str]]) -> bool:
+    """A cell is covered by a touched cell at or above it; a service or environment node also by
+    any touched cell below it (``set`` creates the containers it writes into)."""
+    env, service, key = cell
+    if cell in touched or (env, service, "") in touched or (env, "", "") in touched:
+        return True
+    if not key:
+        return any(t[0] == env and (not service or t[1] == service) for t in touched)
+    return False
+
+
+def _at(doc: Any, cell: tuple[str, str, str]) -> Any:
+    present, value = d.lookup(doc, cell)
+    return (present, d.serialise(value) if present and cell[2] else None)
+
+
+@st.composite
+def doc_with_changeset(draw: Any) -> tuple[dict[str, Any], list[d.Edit]]:
+    doc = d.parse(json.dumps(draw(docs)))
+    return doc, draw(changeset_on(doc))
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc_with_changeset())
+def test_every_op_changes_only_the_cells_it_touches(case: Any) -> None:
+    doc, edits = case
+    new = d.apply(doc, edits)
+    touched = d.touched_cells(doc, edits) | d.touched_cells(new, edits)
+    for cell in _all_cells(doc, new):
+        if not _covered(cell, touched):
+            assert _at(doc, cell) == _at(new, cell), cell  # same presence, value, type
+    for env in doc:
+        if env in new and not any(e.environment == env for e in edits):
+            assert list(new[env]) == list(doc[env])  # key order kept
+
+
+@st.composite
+def concurrent_edits(draw: Any) -> tuple[Any, list[d.Edit], list[d.Edit]]:
+    base = d.parse(json.dumps(draw(docs)))
+    return base, draw(changeset_on(base)), draw(changeset_on(base))
+
+
+@settings(max_examples=400, deadline=None)
+@given(concurrent_edits())
+def test_rebase_without_conflict_loses_no_update(case: Any) -> None:
+    """Theirs landed first; when no cell conflicts, yours rebased onto theirs keeps both."""
+    base, theirs_edits, yours_edits = case
+    theirs = d.apply(base, theirs_edits)
+    yours = d.apply(base, yours_edits)
+    if d.conflicting_cells(base, theirs, yours_edits):
+        return
+    merged = d.apply(theirs, d.rebase_changeset(theirs, yours_edits))
+    for cell in _all_cells(base, theirs, yours):
+        mine_changed = _at(base, cell) != _at(yours, cell)
+        their_changed = _at(base, cell) != _at(theirs, cell)
+        if mine_changed and cell[2]:
+            assert _at(merged, cell) == _at(yours, cell), ("mine lost", cell)
+        elif their_changed and cell[2]:
+            assert _at(merged, cell) == _at(theirs, cell), ("theirs lost", cell)
+
+
+def test_conflicting_cells_names_the_cell_both_changed() -> None:
+    base = d.parse('{"dev": {"s": {"a": "1", "b": "2"}}}')
+    theirs = d.apply(base, [d.Edit("set", "dev", "s", "a", "theirs")])
+    assert d.conflicting_cells(base, theirs, [d.Edit("set", "dev", "s", "a", "yours")]) == [
+        ("dev", "s", "a")
+    ]
+    assert d.conflicting_cells(base, theirs, [d.Edit("set", "dev", "s", "b", "yours")]) == []
+    assert d.conflicting_cells(base, theirs, [d.Edit("set", "dev", "s", "a", "theirs")]) == []
+    assert d.conflicting_cells(base, theirs, [d.Edit("remove_service", "dev", "s")]) == [
+        ("dev", "s", "a")
+    ]
+    assert d.conflicting_cells(
+        base, theirs, [d.Edit("set", "dev", "s", "b", "y")], whole_environments=["dev"]
+    ) == [("dev", "s", "a")]

@@ -26,7 +26,12 @@ def _check_name(name: str) -> None:
 
 
 def _aws_error_page(request: HttpRequest, exc: aws.AwsError, **ctx: Any) -> HttpResponse:
-    status = HTTPStatus.NOT_FOUND if isinstance(exc, aws.SecretNotFound) else HTTPStatus.BAD_GATEWAY
+    if isinstance(exc, aws.SecretNotFound):
+        status = HTTPStatus.NOT_FOUND
+    elif isinstance(exc, aws.BadParameter):
+        status = HTTPStatus.BAD_REQUEST
+    else:
+        status = HTTPStatus.BAD_GATEWAY
     return render(request, "secrets_admin/aws_error.html", {"error": exc, **ctx}, status=status)
 
 

@@ -1,0 +1,1059 @@
+"""Write use cases: save a changeset (compare-and-swap), restore one environment, create a secret,
+cancel a deletion. Business actions are ``<entity>_<action>`` functions with keyword-only
+arguments (STYLE.md); views only translate requests into these calls.
+
+The save follows DESIGN.md's write protocol, steps 1-6:
+
+1. read the base version by ``VersionId`` (the version the editor showed);
+2. ``documents.apply`` the changeset, serialise, refuse above 65,536 bytes (before any write);
+3. stage the new document with the temporary label and a ``ClientRequestToken`` derived from the
+   change (:func:`request_token`), so a double submit creates one version;
+4. swap ``AWSCURRENT`` onto it with ``RemoveFromVersionId`` = base (``aws.promote``);
+5. when someone else saved in between, drop the label, re-read current, and rebase when none of
+   the touched cells changed (:data:`MAX_REBASES` times at most), else raise :class:`Conflict`;
+6. drop the temporary label (always, also on failure).
+
+Cost of one uncontended save: ``GetSecretValue`` (base) + ``PutSecretValue`` +
+``UpdateSecretVersionStage`` x 2 = 4 calls, 3 of them writes. A conflict adds ``DescribeSecret``
+(the swap failed), ``UpdateSecretVersionStage`` (drop the label) and ``GetSecretValue``
+(current); each rebase then repeats the 3 writes.
+
+Audit (invariant 3, fail closed): one ``<action>.attempted`` event is committed before the first
+write; the outcome event (``succeeded`` / ``conflicted`` / ``failed``) carries ``base_version``,
+``new_version`` and, in ``detail["cells"]``, one entry per changed cell with the full
+fingerprints before and after (never a value). One event per save, not one per cell, so a save
+stays one line of history whatever its size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError
+
+from . import audit, aws, documents, listing, permissions, reads
+from .documents import Edit
+from .models import AuditEvent
+
+log = logging.getLogger(__name__)
+
+#: Rebases after "someone else saved" before giving up (DESIGN.md step 5: bounded).
+MAX_REBASES = 3
+#: Versions created in the last 24 hours above which the editor warns: AWS keeps about 100
+#: versions per secret and prunes unlabelled ones only once they are 24 hours old.
+VERSION_WARNING_24H = 50
+VERSION_QUOTA = 100
+
+Cell = tuple[str, str, str]
+
+
+# --------------------------------------------------------------------------------------------
+# Outcomes and refusals
+
+
+class ChangeRefused(Exception):
+    """The portal will not make this change; ``message`` says why and what to do.
+
+    Raised before any write, except :class:`SaveContended` (whose writes did not land).
+    """
+
+    code = "Refused"
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+class NeedsApproval(ChangeRefused):
+    code = "NeedsApproval"
+
+    def __init__(self, environments: Sequence[str]) -> None:
+        self.environments = list(environments)
+        names = ", ".join(self.environments)
+        super().__init__(
+            f"Edits to {names} need approval by a second person ({names} is a protected "
+            "environment). Change requests are not available yet, so nothing was saved: remove "
+            f"the edits to {names} to save the rest."
+        )
+
+
+class NotEditable(ChangeRefused):
+    code = "NotEditable"
+
+
+class InvalidChange(ChangeRefused):
+    code = "InvalidChange"
+
+
+class NoChanges(ChangeRefused):
+    code = "NoChanges"
+
+    def __init__(self) -> None:
+        super().__init__("No changes: the edits leave the secret as it is, so nothing was saved.")
+
+
+class SaveContended(ChangeRefused):
+    code = "SaveContended"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Others saved this secret several times while yours was being saved, so it was not "
+            "saved (nothing of yours landed). Re-apply your edits on the current version."
+        )
+
+
+class SecretExists(ChangeRefused):
+    code = "SecretExists"
+
+
+class SecretPendingDeletion(ChangeRefused):
+    """A secret of that name is scheduled for deletion; an admin may restore it instead."""
+
+    code = "SecretPendingDeletion"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"A secret named {name} exists but is scheduled for deletion, so a new one can't be "
+            "created with that name. An admin can restore it (cancel the deletion) instead."
+        )
+
+
+class SavedUnrecorded(Exception):
+    """The write landed but its outcome could not be added to the audit log (its attempt is)."""
+
+    def __init__(self, version_id: str) -> None:
+        self.version_id = version_id
+        self.message = (
+            f"Your change was saved as version {version_id}, but the audit log could not record "
+            "the outcome (its attempt is recorded). Tell the portal's operators."
+        )
+        super().__init__(self.message)
+
+
+@dataclass(frozen=True)
+class CellState:
+    """One side of a cell in a comparison: presence, JSON type and full fingerprint. No value."""
+
+    present: bool
+    type: str = ""
+    fingerprint: str = ""
+
+    @property
+    def short(self) -> str:
+        return documents.short(self.fingerprint)
+
+
+def _state(document: Any, cell: Cell) -> CellState:
+    present, value = documents.lookup(document, cell)
+    if not present:
+        return CellState(False)
+    if not cell[2]:
+        return CellState(True, "service" if cell[1] else "environment")
+    return CellState(True, documents.value_type(value), reads.fingerprint(value))
+
+
+@dataclass(frozen=True)
+class CellDelta:
+    """One changed cell: ``status`` is added/removed/changed/type_changed; before and after."""
+
+    environment: str
+    service: str
+    key: str
+    status: str
+    before: CellState
+    after: CellState
+
+    @property
+    def label(self) -> str:
+        return self.status.replace("_", " ")
+
+    def as_detail(self) -> dict[str, str]:
+        return {
+            "environment": self.environment,
+            "service": self.service,
+            "key": self.key,
+            "status": self.status,
+            "before": self.before.fingerprint,
+            "after": self.after.fingerprint,
+        }
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a changeset does to a base version: cells, structure, size. Never a value."""
+
+    name: str
+    base_version_id: str
+    cells: list[CellDelta]
+    structure: list[documents.StructureChange]
+    size_bytes: int
+    base_size_bytes: int
+
+    @property
+    def over_by(self) -> int:
+        return max(0, self.size_bytes - documents.MAX_SECRET_BYTES)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out = {"added": 0, "changed": 0, "removed": 0}
+        for c in self.cells:
+            out["changed" if c.status == "type_changed" else c.status] += 1
+        return out
+
+    @property
+    def environments(self) -> list[str]:
+        envs = [c.environment for c in self.cells] + [s.environment for s in self.structure]
+        return list(dict.fromkeys(envs))
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    """A landed save (or a repeat of one). ``already_saved``: this change id had landed before
+    (nothing new written); ``rebased``: how many times it was moved onto a newer version."""
+
+    name: str
+    new_version_id: str
+    base_version_id: str
+    cells: list[CellDelta] = field(default_factory=list)
+    structure: list[documents.StructureChange] = field(default_factory=list)
+    rebased: int = 0
+    already_saved: bool = False
+    size_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class ConflictCell:
+    environment: str
+    service: str
+    key: str
+    base: CellState
+    theirs: CellState
+    yours: CellState
+
+
+class Conflict(Exception):
+    """Someone else changed cells this changeset touches. Nothing of the change landed.
+
+    ``cells`` give base / theirs / yours per conflicting cell; ``base_version_id``,
+    ``current_version_id`` (theirs) and ``yours_version_id`` (the staged, never-current version)
+    are real versions, so permitted roles can reveal each side with ``reads.cell_reveal``.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        cells: list[ConflictCell],
+        base_version_id: str,
+        current_version_id: str,
+        yours_version_id: str,
+    ) -> None:
+        self.name = name
+        self.cells = cells
+        self.base_version_id = base_version_id
+        self.current_version_id = current_version_id
+        self.yours_version_id = yours_version_id
+        self.message = (
+            f"Someone else changed {len(cells)} of the cells you edited after you opened the "
+            "secret. Nothing was saved. Compare the versions and re-apply your edits on the "
+            "current version."
+        )
+        super().__init__(self.message)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading versions for writing
+
+
+@dataclass(frozen=True)
+class Version:
+    """A conforming version: its id, parsed document and text size. Holds values: never render."""
+
+    version_id: str
+    document: dict[str, Any]
+    size_bytes: int
+
+    def __repr__(self) -> str:
+        return f"Version({self.version_id!r})"
+
+
+def read_version(name: str, version_id: str | None = None) -> Version:
+    """One ``GetSecretValue`` (by ``VersionId``, or ``AWSCURRENT`` when ``None``).
+
+    Raises :class:`NotEditable` when the version is binary or breaks the standard (invariant 5:
+    never "fixed"), and :class:`~secrets_admin.aws.AwsError` (a secret scheduled for deletion
+    answers ``ScheduledForDeletion``).
+    """
+    value = aws.read_version(name, version_id) if version_id else aws.read_current(name)
+    classified = listing.classify_value(value)
+    if not classified.conforming:
+        raise NotEditable(
+            "This version does not follow the unified-secrets standard ("
+            + "; ".join(classified.reasons[:3])
+            + "), so the portal will not rewrite it."
+        )
+    return Version(value.version_id, classified.document, classified.size_bytes)
+
+
+def preview(*, name: str, base: Version, changeset: Sequence[Edit]) -> Preview:
+    """Apply ``changeset`` to ``base`` in memory and describe the result (no AWS call).
+
+    Raises :class:`InvalidChange` when an edit can't apply (``documents.ChangesetError``).
+    """
+    try:
+        after = documents.apply(base.document, changeset)
+    except documents.ChangesetError as exc:
+        raise InvalidChange(f"This change can't be applied: {exc}.") from None
+    return compare(name, base, after)
+
+
+def compare(name: str, base: Version, after: dict[str, Any]) -> Preview:
+    """Per-cell and structural differences from ``base`` to the document ``after``. No AWS call."""
+    cells = [
+        CellDelta(
+            c.environment,
+            c.service,
+            c.key,
+            c.status,
+            _state(base.document, (c.environment, c.service, c.key)),
+            _state(after, (c.environment, c.service, c.key)),
+        )
+        for c in documents.diff(base.document, after)
+    ]
+    return Preview(
+        name=name,
+        base_version_id=base.version_id,
+        cells=cells,
+        structure=documents.structure_changes(base.document, after),
+        size_bytes=documents.size_bytes(documents.serialise(after)),
+        base_size_bytes=base.size_bytes,
+    )
+
+
+def protected_environments(changeset: Sequence[Edit]) -> list[str]:
+    """The protected environments (``permissions.is_protected``) a changeset edits."""
+    return sorted({e.environment for e in changeset if permissions.is_protected(e.environment)})
+
+
+def refuse_protected(changeset: Sequence[Edit]) -> None:
+    """Raise :class:`NeedsApproval` when the changeset edits a protected environment
+    (invariant 4; approvals come with change requests)."""
+    protected = protected_environments(changeset)
+    if protected:
+        raise NeedsApproval(protected)
+
+
+# --------------------------------------------------------------------------------------------
+# What the editor asks for
+
+
+#: In an :class:`EditIntent`, "every editable environment" (protected ones are left out).
+ALL_ENVIRONMENTS = "*"
+
+
+@dataclass
+class EditIntent:
+    """The edits as a person expressed them in the editor, by name (never by grid position).
+
+    Expanded against a base document by :func:`changeset_for`; the same intent can be re-applied
+    on a newer version after a conflict. Holds typed values: never log or store it.
+    """
+
+    values: dict[Cell, str] = field(default_factory=dict)  # newly typed values (strings)
+    deletes: list[Cell] = field(default_factory=list)
+    delete_keys: list[tuple[str, str]] = field(default_factory=list)  # (service, key) everywhere
+    add_services: list[tuple[str, str]] = field(default_factory=list)  # (service, env or *)
+    remove_services: list[tuple[str, str]] = field(default_factory=list)  # (service, env or *)
+    add_environments: list[tuple[str, str]] = field(default_factory=list)  # (env, structure from)
+    remove_environments: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return f"EditIntent({len(self.values)} values, {len(self.deletes)} deletes, ...)"
+
+    @property
+    def empty(self) -> bool:
+        return not any(
+            (
+                self.values,
+                self.deletes,
+                self.delete_keys,
+                self.add_services,
+                self.remove_services,
+                self.add_environments,
+                self.remove_environments,
+            )
+        )
+
+
+def changeset_for(intent: EditIntent, document: dict[str, Any]) -> list[Edit]:
+    """Expand an intent into a changeset against ``document`` (the base).
+
+    Order: new environments (an environment "with the structure of" another gets its services
+    and keys with empty-string values), new services, values, deletions, removed services,
+    removed environments. "Every environment" (``*``) means every environment that is not
+    protected. Raises :class:`InvalidChange` for an impossible intent (an environment that
+    exists already, a structure source that does not, a cell both given a value and deleted).
+    """
+    edits: list[Edit] = []
+    envs = documents.environments(document)
+    for env, source in intent.add_environments:
+        if env in document:
+            raise InvalidChange(f"The environment {env} exists already.")
+        if source and source not in document:
+            raise InvalidChange(
+                f"The environment {source} to copy the structure of does not exist."
+            )
+        edits.append(Edit("add_environment", env))
+        envs.append(env)
+        for service, keys in (document[source] if source else {}).items():
+            edits.append(Edit("add_service", env, service))
+            edits.extend(Edit("set", env, service, key, "") for key in keys)
+    for service, where in intent.add_services:
+        if where == ALL_ENVIRONMENTS:
+            edits.extend(
+                Edit("add_service", env, service)
+                for env in envs
+                if not permissions.is_protected(env) and service not in document.get(env, {})
+            )
+        elif service in document.get(where, {}):
+            raise InvalidChange(f"The service {service} exists already in {where}.")
+        else:
+            edits.append(Edit("add_service", where, service))
+    for cell, value in intent.values.items():
+        if cell in intent.deletes:
+            raise InvalidChange(
+                f"{' · '.join(cell)} has both a new value and a deletion; keep one of them."
+            )
+        edits.append(Edit("set", *cell, value=value))
+    try:  # "everywhere" includes what the edits above add (a copied environment's keys)
+        working = documents.apply(document, edits)
+    except documents.ChangesetError as exc:
+        raise InvalidChange(f"This change can't be applied: {exc}.") from None
+    deleted = list(dict.fromkeys(intent.deletes))
+    for service, key in intent.delete_keys:
+        deleted.extend(
+            (env, service, key)
+            for env in envs
+            if not permissions.is_protected(env)
+            and key in working.get(env, {}).get(service, {})
+            and (env, service, key) not in deleted
+        )
+    edits.extend(Edit("delete", *cell) for cell in deleted)
+    for service, where in intent.remove_services:
+        targets = (
+            [e for e in envs if not permissions.is_protected(e) and service in working.get(e, {})]
+            if where == ALL_ENVIRONMENTS
+            else [where]
+        )
+        edits.extend(Edit("remove_service", env, service) for env in targets)
+    edits.extend(
+        Edit("remove_environment", env) for env in dict.fromkeys(intent.remove_environments)
+    )
+    return edits
+
+
+@dataclass
+class EditState:
+    """What the editor and the review show: the grid page of the base version, why it can't be
+    edited (``blocker``), warnings, version activity, and the base itself when editable."""
+
+    page: reads.SecretPage
+    blocker: str
+    warnings: list[str]
+    activity: VersionActivity | None
+    base: Version | None
+
+    @property
+    def is_current(self) -> bool:
+        return self.page.version_id == self.page.description.meta.current_version
+
+
+def secret_edit_state(*, name: str, version_id: str | None = None) -> EditState:
+    """Open ``name`` for editing at ``version_id`` (default: current).
+
+    Costs ``DescribeSecret`` + ``GetSecretValue`` + ``ListSecretVersionIds`` (one per 100
+    versions, for the version-quota warning). Raises :class:`~secrets_admin.aws.AwsError`.
+    """
+    page = reads.secret_open(name, version_id=version_id)
+    blocker = edit_blocker(page)
+    activity = None
+    base = None
+    if not blocker and page.classified is not None:
+        activity = version_activity(aws.list_versions(name))
+        base = Version(page.version_id, page.classified.document, page.classified.size_bytes)
+    return EditState(page, blocker, edit_warnings(page, activity), activity, base)
+
+
+def secret_preview_changes(
+    *, name: str, base_version_id: str, intent: EditIntent
+) -> tuple[EditState, Preview]:
+    """The review step: open the base, expand the intent, refuse protected environments, and
+    describe the result (cells, structure, size). Nothing is written.
+
+    Raises :class:`NotEditable` (with the reason), :class:`InvalidChange`,
+    :class:`NeedsApproval`, :class:`~secrets_admin.aws.AwsError`. An empty preview means
+    "no changes".
+    """
+    state = secret_edit_state(name=name, version_id=base_version_id)
+    if state.blocker or state.base is None:
+        raise NotEditable(state.blocker or "This secret can't be edited here.")
+    changeset = changeset_for(intent, state.base.document)
+    refuse_protected(changeset)
+    return state, preview(name=name, base=state.base, changeset=changeset)
+
+
+# --------------------------------------------------------------------------------------------
+# Saving
+
+
+_CHANGE_ID = re.compile(r"[A-Za-z0-9-]{16,64}")
+
+
+def new_change_id() -> str:
+    """A fresh change id (made when the review page is rendered, carried by its confirm form)."""
+    return uuid.uuid4().hex
+
+
+def request_token(name: str, change_id: str, base_version_id: str) -> str:
+    """The ``ClientRequestToken`` (and so the ``VersionId``) of one change applied on one base.
+
+    Derived, not random: the same change on the same base (a double submit, a retry after a
+    timeout) gives the same token, and AWS answers a repeated ``PutSecretValue`` with the same
+    token and text with the existing version (facts file §1.3). A rebase changes the base and so
+    the token. UUID-shaped (36 characters, within AWS's 32-64).
+    """
+    digest = hashlib.sha256(f"{name}\n{change_id}\n{base_version_id}".encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16]))
+
+
+def _source_identity(context: audit.Context) -> str:
+    user = context.user
+    return user.get_username() if user is not None else ""
+
+
+def _earlier_success(name: str, change_id: str) -> AuditEvent | None:
+    return (
+        AuditEvent.objects.filter(secret=name, outcome="succeeded", detail__change_id=change_id)
+        .exclude(new_version="")
+        .order_by("-seq")
+        .first()
+    )
+
+
+def _single_environment(changeset: Sequence[Edit]) -> str:
+    envs = {e.environment for e in changeset}
+    return envs.pop() if len(envs) == 1 else ""
+
+
+def secret_save_changes(
+    *,
+    name: str,
+    base_version_id: str,
+    changeset: Sequence[Edit] | EditIntent,
+    context: audit.Context,
+    change_id: str,
+    max_rebases: int = MAX_REBASES,
+) -> SaveResult:
+    """Save ``changeset`` made on version ``base_version_id`` as one new version (CAS).
+
+    ``changeset`` is a list of edits, or the editor's :class:`EditIntent` (expanded against the
+    base with :func:`changeset_for`).
+
+    Raises, with nothing written: :class:`NeedsApproval` (a protected environment),
+    :class:`InvalidChange` (an edit that can't apply, a bad change id), :class:`NoChanges`,
+    :class:`NotEditable` (binary or non-standard base), :class:`~secrets_admin.aws.SecretTooLarge`,
+    :class:`~secrets_admin.audit.AuditUnavailable` (fail closed). After writes that did not land:
+    :class:`Conflict`, :class:`SaveContended`, or an :class:`~secrets_admin.aws.AwsError`.
+    A repeat of a change id that already landed returns its result with ``already_saved``.
+    """
+    if not isinstance(changeset, EditIntent):
+        refuse_protected(changeset)
+    base = read_version(name, base_version_id)
+    if isinstance(changeset, EditIntent):
+        changeset = changeset_for(changeset, base.document)
+        refuse_protected(changeset)
+    return _save(
+        name=name,
+        base=base,
+        changeset=list(changeset),
+        context=context,
+        change_id=change_id,
+        max_rebases=max_rebases,
+        action=audit.AuditAction.SAVE,
+        detail={"kind": "edit"},
+    )
+
+
+def _save(
+    *,
+    name: str,
+    base: Version,
+    changeset: list[Edit],
+    context: audit.Context,
+    change_id: str,
+    max_rebases: int,
+    action: str,
+    detail: dict[str, Any],
+    whole_environments: Sequence[str] = (),
+) -> SaveResult:
+    if not _CHANGE_ID.fullmatch(change_id):
+        raise InvalidChange("The change id is missing or malformed. Open the editor again.")
+    try:
+        new_doc = documents.apply(base.document, changeset)
+    except documents.ChangesetError as exc:
+        raise InvalidChange(f"This change can't be applied: {exc}.") from None
+    new_text = documents.serialise(new_doc)
+    if new_text == documents.serialise(base.document):
+        raise NoChanges()
+    aws.check_size(new_text, secret=name)  # before any write (moto does not enforce it)
+    earlier = _earlier_success(name, change_id)
+    if earlier is not None:
+        return SaveResult(
+            name=name,
+            new_version_id=earlier.new_version,
+            base_version_id=earlier.base_version,
+            already_saved=True,
+        )
+    detail = {**detail, "change_id": change_id, "edits": len(changeset)}
+    run = _SwapRun(name, base, changeset, new_doc, _source_identity(context), whole_environments)
+    outcome: SaveResult | Conflict | SaveContended | aws.AwsError | None = None
+    try:
+        with audit.attempt(
+            action,
+            context=context,
+            secret=name,
+            environment=_single_environment(changeset),
+            base_version=base.version_id,
+            # The first try's version id (= its ClientRequestToken): audit_reconcile asks AWS
+            # whether it holds AWSCURRENT; rebased tries are listed in detail.staged_versions.
+            new_version=request_token(name, change_id, base.version_id),
+            detail=dict(detail),  # a copy: the outcome's detail grows below
+        ) as handle:
+            detail["staged_versions"] = run.staged  # filled as the run goes
+            try:
+                outcome = run.execute(change_id, max_rebases)
+            except aws.AwsError as exc:
+                outcome = exc
+            _record_outcome(handle, outcome, detail)
+    except audit.AuditUnavailable:
+        if isinstance(outcome, SaveResult) and not outcome.already_saved:
+            raise SavedUnrecorded(outcome.new_version_id) from None
+        raise
+    if not isinstance(outcome, SaveResult):
+        assert outcome is not None
+        raise outcome
+    if not outcome.already_saved:
+        _after_write(name, outcome.new_version_id, documents.serialise(run.new_doc))
+    return outcome
+
+
+class _SwapRun:
+    """Steps 3-6 of the write protocol for one save, rebasing at most ``max_rebases`` times.
+
+    ``staged`` lists every version this run staged (the history tells them from versions written
+    outside the portal). Holds values (documents): never log it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        base: Version,
+        changeset: list[Edit],
+        new_doc: dict[str, Any],
+        identity: str,
+        whole_environments: Sequence[str],
+    ) -> None:
+        self.name = name
+        self.base = base
+        self.changeset = changeset
+        self.new_doc = new_doc
+        self.identity = identity
+        self.whole_environments = whole_environments
+        self.staged: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"_SwapRun({self.name!r}, base={self.base.version_id!r})"
+
+    def execute(self, change_id: str, max_rebases: int) -> SaveResult | Conflict | SaveContended:
+        for rebased in range(max_rebases + 1):
+            staged = self._stage(change_id)
+            if self._swap(staged):
+                landed = compare(self.name, self.base, self.new_doc)
+                return SaveResult(
+                    name=self.name,
+                    new_version_id=staged,
+                    base_version_id=self.base.version_id,
+                    cells=landed.cells,
+                    structure=landed.structure,
+                    rebased=rebased,
+                    size_bytes=landed.size_bytes,
+                )
+            current = read_version(self.name)
+            clashes = documents.conflicting_cells(
+                self.base.document,
+                current.document,
+                self.changeset,
+                whole_environments=self.whole_environments,
+            )
+            if clashes:
+                return self._conflict(clashes, current, staged)
+            self.changeset = documents.rebase_changeset(current.document, self.changeset)
+            self.base = current
+            self.new_doc = documents.apply(current.document, self.changeset)
+            if documents.serialise(self.new_doc) == documents.serialise(current.document):
+                # Someone else already made exactly this change: nothing left to save.
+                return SaveResult(
+                    name=self.name,
+                    new_version_id=current.version_id,
+                    base_version_id=current.version_id,
+                    rebased=rebased + 1,
+                    already_saved=True,
+                )
+        return SaveContended()
+
+    def _stage(self, change_id: str) -> str:
+        text = documents.serialise(self.new_doc)
+        staged = aws.stage_version(
+            self.name,
+            text=text,
+            token=request_token(self.name, change_id, self.base.version_id),
+            source_identity=self.identity,
+        )
+        self.staged.append(staged)
+        return staged
+
+    def _swap(self, staged: str) -> bool:
+        """Promote ``staged``; ``False`` when someone else moved AWSCURRENT. The temporary label
+        is dropped whatever happens (also when the swap raises)."""
+        try:
+            aws.promote(
+                self.name,
+                version_id=staged,
+                base_version_id=self.base.version_id,
+                source_identity=self.identity,
+            )
+            return True
+        except aws.CurrentMoved:
+            return False
+        finally:
+            aws.drop_staging_label(self.name, version_id=staged, source_identity=self.identity)
+
+    def _conflict(self, clashes: list[Cell], current: Version, staged: str) -> Conflict:
+        return Conflict(
+            name=self.name,
+            cells=[
+                ConflictCell(
+                    *cell,
+                    base=_state(self.base.document, cell),
+                    theirs=_state(current.document, cell),
+                    yours=_state(self.new_doc, cell),
+                )
+                for cell in clashes
+            ],
+            base_version_id=self.base.version_id,
+            current_version_id=current.version_id,
+            yours_version_id=staged,
+        )
+
+
+def _record_outcome(
+    handle: audit.Attempt,
+    outcome: SaveResult | Conflict | SaveContended | aws.AwsError,
+    detail: dict[str, Any],
+) -> None:
+    """The outcome event of a save: succeeded (with per-cell fingerprints), conflicted (with the
+    conflicting cells), or failed (with the error code)."""
+    if isinstance(outcome, SaveResult):
+        if outcome.already_saved:
+            handle.succeeded(
+                new_version="",
+                base_version=outcome.base_version_id,
+                detail={**detail, "already_in_place": True},
+            )
+            return
+        counts = Preview("", "", outcome.cells, outcome.structure, 0, 0)
+        handle.succeeded(
+            new_version=outcome.new_version_id,
+            base_version=outcome.base_version_id,
+            detail={**detail, **_result_detail(counts, outcome.rebased, outcome.size_bytes)},
+        )
+    elif isinstance(outcome, Conflict):
+        handle.conflicted(
+            base_version=outcome.base_version_id,
+            detail={
+                **detail,
+                "current_version": outcome.current_version_id,
+                "conflicts": [
+                    {"environment": c.environment, "service": c.service, "key": c.key}
+                    for c in outcome.cells
+                ],
+            },
+        )
+    else:
+        handle.failed(error_code=outcome.code or type(outcome).__name__, detail=detail)
+
+
+def _result_detail(landed: Preview, rebased: int, size: int) -> dict[str, Any]:
+    return {
+        "cells": [c.as_detail() for c in landed.cells],
+        "structure": [
+            {"status": s.status, "environment": s.environment, "service": s.service}
+            for s in landed.structure
+        ],
+        "counts": landed.counts,
+        "environments": landed.environments,
+        "rebased": rebased,
+        "size_bytes": size,
+    }
+
+
+def _after_write(name: str, version_id: str, text: str) -> None:
+    """Drop the cached listing and remember the new structure (names only)."""
+    listing.invalidate()
+    try:
+        listing.remember(name, version_id, documents.classify(text))
+    except DatabaseError:  # the save landed; a stale summary only shows "not read yet"
+        log.warning("could not record the summary of %s after a save", name)
+
+
+# --------------------------------------------------------------------------------------------
+# Restoring one environment
+
+
+def restore_changeset(*, name: str, environment: str, version_id: str, base: Version) -> list[Edit]:
+    """The changeset that makes ``environment`` of ``base`` as it was in ``version_id``.
+
+    Reads ``version_id`` (one ``GetSecretValue``). Other environments are untouched (DESIGN.md:
+    never move ``AWSCURRENT`` wholesale to an old version). Raises :class:`NotEditable` when the
+    old version breaks the standard, :class:`~secrets_admin.aws.AwsError`.
+    """
+    old = read_version(name, version_id)
+    return documents.restore_changeset(base.document, old.document, environment)
+
+
+def secret_preview_restore(
+    *, name: str, environment: str, version_id: str
+) -> tuple[EditState, Preview]:
+    """The review of "restore ``environment`` to version ``version_id``" on the current version.
+
+    Raises :class:`NeedsApproval` (protected), :class:`NotEditable`,
+    :class:`~secrets_admin.aws.AwsError`.
+    """
+    if permissions.is_protected(environment):
+        raise NeedsApproval([environment])
+    state = secret_edit_state(name=name)
+    if state.blocker or state.base is None:
+        raise NotEditable(state.blocker or "This secret can't be edited here.")
+    changeset = restore_changeset(
+        name=name, environment=environment, version_id=version_id, base=state.base
+    )
+    return state, preview(name=name, base=state.base, changeset=changeset)
+
+
+def secret_restore_environment(
+    *,
+    name: str,
+    environment: str,
+    version_id: str,
+    base_version_id: str,
+    context: audit.Context,
+    change_id: str,
+    max_rebases: int = MAX_REBASES,
+) -> SaveResult:
+    """Restore ``environment`` to its content in ``version_id``, as a new version on top of
+    ``base_version_id``, through the same compare-and-swap path as an edit.
+
+    Conflicts are judged on the whole environment: if anyone changed ``environment`` since the base,
+    the restore is not rebased over it (:class:`Conflict`). Raises as
+    :func:`secret_save_changes`; :class:`NeedsApproval` for a protected environment.
+    """
+    if permissions.is_protected(environment):
+        raise NeedsApproval([environment])
+    base = read_version(name, base_version_id)
+    changeset = restore_changeset(
+        name=name, environment=environment, version_id=version_id, base=base
+    )
+    return _save(
+        name=name,
+        base=base,
+        changeset=changeset,
+        context=context,
+        change_id=change_id,
+        max_rebases=max_rebases,
+        action=audit.AuditAction.ENVIRONMENT_RESTORE,
+        detail={"kind": "restore_environment", "environment": environment, "from": version_id},
+        whole_environments=[environment],
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Editor facts
+
+
+@dataclass(frozen=True)
+class VersionActivity:
+    """How many versions the secret has, and how many were created in the last 24 hours."""
+
+    total: int
+    last_24h: int
+
+    @property
+    def warning(self) -> str:
+        if self.last_24h < VERSION_WARNING_24H:
+            return ""
+        return (
+            f"{self.last_24h} versions of this secret were created in the last 24 hours. AWS "
+            f"keeps about {VERSION_QUOTA} versions per secret and deletes unlabelled ones only "
+            "once they are 24 hours old, so after a few more saves today Secrets Manager will "
+            "refuse new versions (LimitExceededException). Batch your edits into one save."
+        )
+
+
+def version_activity(
+    versions: Sequence[dict[str, Any]], *, now: datetime | None = None
+) -> VersionActivity:
+    """Count versions (as ``aws.list_versions`` returns them) created in the last 24 hours."""
+    since = (now or datetime.now(UTC)) - timedelta(hours=24)
+    recent = sum(1 for v in versions if v.get("CreatedDate") and v["CreatedDate"] >= since)
+    return VersionActivity(total=len(versions), last_24h=recent)
+
+
+def edit_blocker(page: reads.SecretPage) -> str:
+    """Why the secret can't be edited in the grid, or ``""`` (replica, scheduled for deletion,
+    managed by another service, no value yet, binary or non-standard)."""
+    meta = page.description.meta
+    if page.read_only_reason:
+        return page.read_only_reason
+    if meta.owning_service:
+        return (
+            f"This secret is managed by {meta.owning_service}; change it there, not in the portal."
+        )
+    if not page.description.has_value:
+        return (
+            "This secret has no value yet, and the portal edits only secrets that hold a unified "
+            "JSON document. Give it a first value outside the portal (put-secret-value), or "
+            "delete it and have an admin create it here."
+        )
+    if page.problem:
+        return page.problem
+    return ""
+
+
+def edit_warnings(page: reads.SecretPage, activity: VersionActivity | None) -> list[str]:
+    """Warnings shown on the editor and the review: rotation, version quota."""
+    out = []
+    if page.description.meta.rotation_enabled:
+        out.append(
+            "Rotation is enabled: a rotation function also writes this secret, and may replace "
+            "what you save here on its next run. The portal never touches AWSPENDING."
+        )
+    if activity is not None and activity.warning:
+        out.append(activity.warning)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Creating and undeleting secrets
+
+
+def secret_create(
+    *,
+    repo: str,
+    context: audit.Context,
+    description: str = "",
+    environments: Sequence[str] = documents.STANDARD_ENVIRONMENTS,
+    services: dict[str, list[str]] | None = None,
+    tags: dict[str, str] | None = None,
+    kms_key_id: str = "",
+) -> aws.CreatedSecret:
+    """Create ``<repo><suffix>`` with its first version (admins; DESIGN.md "Roles").
+
+    The first value holds ``environments`` each with the ``services`` template (service -> key
+    names, values empty strings). Raises :class:`InvalidChange` (name, environment, service or
+    key names), :class:`SecretExists`, :class:`SecretPendingDeletion` (restore it instead),
+    :class:`~secrets_admin.aws.AwsError`, :class:`~secrets_admin.audit.AuditUnavailable`.
+    """
+    name = f"{repo}{settings.PORTAL_SECRET_SUFFIX}"
+    problem = documents.secret_name_problem(name, settings.PORTAL_SECRET_SUFFIX)
+    if problem:
+        raise InvalidChange(f"{name}: {problem}.")
+    if not environments:
+        raise InvalidChange("Give at least one environment.")
+    edits: list[Edit] = []
+    for env in environments:
+        edits.append(Edit("add_environment", env))
+        for service, keys in (services or {}).items():
+            edits.append(Edit("add_service", env, service))
+            edits.extend(Edit("set", env, service, key, "") for key in keys)
+    try:
+        document = documents.apply({}, edits)
+    except documents.ChangesetError as exc:
+        raise InvalidChange(f"The template can't be used: {exc}.") from None
+    text = documents.serialise(document)
+    aws.check_size(text, secret=name)
+    created: aws.CreatedSecret | None = None
+    refusal: ChangeRefused | None = None
+    detail = {
+        "environments": list(environments),
+        "services": list(services or {}),
+        "tags": sorted(tags or {}),
+        "kms_key": bool(kms_key_id),
+    }
+    with audit.attempt(
+        audit.AuditAction.SECRET_CREATE, context=context, secret=name, detail=detail
+    ) as handle:
+        try:
+            created = aws.create(
+                name,
+                text=text,
+                description=description,
+                tags=tags,
+                kms_key_id=kms_key_id,
+                source_identity=_source_identity(context),
+            )
+        except aws.AwsError as exc:
+            refusal = _existing_secret_refusal(name, exc)
+            if refusal is None:
+                raise
+            handle.failed(error_code=refusal.code, detail=detail)
+        else:
+            handle.succeeded(new_version=created.version_id, detail=detail)
+    if refusal is not None:
+        raise refusal
+    assert created is not None
+    _after_write(name, created.version_id, text)
+    return created
+
+
+def _existing_secret_refusal(name: str, exc: aws.AwsError) -> ChangeRefused | None:
+    """Tell "exists" from "pending deletion" (AWS answers the latter with InvalidRequest, moto
+    with ResourceExists): one ``DescribeSecret`` decides."""
+    if exc.code not in ("ResourceExistsException", "InvalidRequestException"):
+        return None
+    try:
+        description = aws.describe(name)
+    except aws.AwsError:
+        return None
+    if description.meta.scheduled_for_deletion:
+        return SecretPendingDeletion(name)
+    return SecretExists(f"A secret named {name} already exists. Open it instead.")
+
+
+def secret_undelete(*, name: str, context: audit.Context) -> None:
+    """Cancel the scheduled deletion of ``name`` (``RestoreSecret``; admins), audited first.
+
+    Raises :class:`~secrets_admin.aws.AwsError`, :class:`~secrets_admin.audit.AuditUnavailable`.
+    """
+    with audit.attempt(audit.AuditAction.SECRET_UNDELETE, context=context, secret=name) as handle:
+        aws.restore_deleted(name, source_identity=_source_identity(context))
+        handle.succeeded()
+    listing.invalidate()

@@ -1,0 +1,159 @@
+"""The editor's fields -> intent -> changeset (no AWS): explicit fields only, never the form."""
+
+from __future__ import annotations
+
+import pytest
+from django.http import QueryDict
+
+from secrets_admin import changes, documents, forms
+from secrets_admin.documents import Edit
+from secrets_admin.forms import field_name
+
+from .conftest import STANDARD_DOC
+
+DOC = documents.parse(documents.serialise(STANDARD_DOC))
+
+
+def qd(pairs: list[tuple[str, str]]) -> QueryDict:
+    q = QueryDict(mutable=True)
+    for k, v in pairs:
+        q.appendlist(k, v)
+    return q
+
+
+def test_empty_inputs_leave_cells_alone_and_typed_values_are_strings() -> None:
+    intent = forms.parse_edit_intent(
+        qd(
+            [
+                (field_name("set", "dev", "stripe", "public_key"), ""),
+                (field_name("set", "dev", "stripe", "secret_key"), "42"),
+            ]
+        )
+    )
+    assert changes.changeset_for(intent, DOC) == [Edit("set", "dev", "stripe", "secret_key", "42")]
+
+
+def test_names_with_any_characters_round_trip_through_field_names() -> None:
+    cell = ('e"v', "s:[]", "k\\ é")
+    intent = forms.parse_edit_intent(qd([(field_name("set", *cell), "v")]))
+    assert intent.values == {cell: "v"}
+    assert forms.parse_edit_intent(qd(forms.intent_fields(intent))).values == intent.values
+
+
+def test_canonical_fields_round_trip_every_kind_of_edit() -> None:
+    intent = changes.EditIntent(
+        values={("dev", "s", "k"): "v"},
+        deletes=[("dev", "stripe", "public_key")],
+        delete_keys=[("stripe", "secret_key")],
+        add_services=[("sentry", "*"), ("x", "dev")],
+        remove_services=[("databricks", "dev")],
+        add_environments=[("uat", "dev"), ("qa", "")],
+        remove_environments=["sandbox"],
+    )
+    again = forms.parse_edit_intent(qd(forms.intent_fields(intent)))
+    assert again == intent
+
+
+def test_new_key_rows_pair_up_by_position() -> None:
+    intent = forms.parse_edit_intent(
+        qd(
+            [
+                ("new-service", "a"),
+                ("new-key", "k1"),
+                (field_name("new-value", "dev"), "v1"),
+                (field_name("new-value", "sandbox"), ""),
+                ("new-service", ""),
+                ("new-key", ""),
+                (field_name("new-value", "dev"), ""),
+                (field_name("new-value", "sandbox"), ""),
+                ("new-service", "b"),
+                ("new-key", "k2"),
+                (field_name("new-value", "dev"), ""),
+                (field_name("new-value", "sandbox"), "v2"),
+            ]
+        )
+    )
+    assert intent.values == {("dev", "a", "k1"): "v1", ("sandbox", "b", "k2"): "v2"}
+
+
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [
+        ([("set:{bad", "x")], "damaged"),
+        ([(field_name("set", "a", "b"), "x")], "damaged"),
+        ([("new-service", "a")], "unequal"),
+        ([("new-service", "a"), ("new-key", "")], "both a service and a key"),
+        ([("newsvc-name", "a")], "unequal"),
+    ],
+)
+def test_damaged_or_incomplete_fields_are_refused(
+    pairs: list[tuple[str, str]], message: str
+) -> None:
+    with pytest.raises(forms.FormProblem, match=message):
+        forms.parse_edit_intent(qd(pairs))
+
+
+def test_every_environment_leaves_protected_ones_out() -> None:
+    intent = changes.EditIntent(
+        add_services=[("sentry", "*")],
+        delete_keys=[("stripe", "public_key")],
+        remove_services=[("stripe", "*")],
+    )
+    edits = changes.changeset_for(intent, DOC)
+    assert {e.environment for e in edits} == {"sandbox", "dev"}
+    assert changes.protected_environments(edits) == []
+
+
+def test_environment_with_the_structure_of_another_gets_keys_without_values() -> None:
+    edits = changes.changeset_for(changes.EditIntent(add_environments=[("uat", "dev")]), DOC)
+    new = documents.apply(DOC, edits)
+    assert new["uat"] == {
+        "stripe": {"public_key": "", "secret_key": ""},
+        "databricks": {"client_id": "", "client_secret": ""},
+    }
+
+
+@pytest.mark.parametrize(
+    ("intent", "message"),
+    [
+        (changes.EditIntent(add_environments=[("dev", "")]), "exists already"),
+        (changes.EditIntent(add_environments=[("uat", "nope")]), "does not exist"),
+        (changes.EditIntent(add_services=[("stripe", "dev")]), "exists already in dev"),
+        (
+            changes.EditIntent(
+                values={("dev", "stripe", "public_key"): "x"},
+                deletes=[("dev", "stripe", "public_key")],
+            ),
+            "both a new value and a deletion",
+        ),
+    ],
+)
+def test_impossible_intents_are_refused(intent: changes.EditIntent, message: str) -> None:
+    with pytest.raises(changes.InvalidChange, match=message):
+        changes.changeset_for(intent, DOC)
+
+
+def test_editor_grid_never_carries_existing_values() -> None:
+    from secrets_admin import reads
+
+    page = reads.SecretPage(name="a-secrets", description=None)  # type: ignore[arg-type]
+    page.environments = ["dev", "main"]
+    page.rows = [
+        reads.RowView(
+            "stripe",
+            "secret_key",
+            [
+                ("dev", reads.CellView(True, "string", "fp1")),
+                ("main", reads.CellView(True, "string", "fp2")),
+            ],
+            first_of_service=True,
+        )
+    ]
+    intent = changes.EditIntent(
+        values={("dev", "stripe", "secret_key"): "typed", ("gone", "s", "k"): "v"}
+    )
+    grid = forms.editor_grid(page, intent)
+    (row,) = grid.rows
+    assert [c.typed for c in row.cells] == ["typed", ""]
+    assert [c.protected for c in row.cells] == [False, True]
+    assert grid.pending == [(field_name("set", "gone", "s", "k"), "v")]
