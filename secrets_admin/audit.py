@@ -57,6 +57,8 @@ class AuditAction(enum.StrEnum):
     SECRET_CREATE = "secret_create"  # noqa: S105 - an action name, not a password
     SECRET_UNDELETE = "secret_undelete"  # noqa: S105 - RestoreSecret of a deletion-scheduled secret
     ENVIRONMENT_RESTORE = "environment_restore"
+    SECRET_MIGRATE = "secret_migrate"  # noqa: S105 - legacy secrets / .env folded into a unified one
+    SECRET_DELETE_SCHEDULE = "secret_delete_schedule"  # noqa: S105 - DeleteSecret with recovery
     CHANGE_REQUEST_PROPOSE = "change_request_propose"
     CHANGE_REQUEST_APPROVE = "change_request_approve"
     CHANGE_REQUEST_REJECT = "change_request_reject"

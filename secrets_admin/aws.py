@@ -786,3 +786,25 @@ def restore_deleted(name: str, *, source_identity: str = "") -> None:
         _write_client(source_identity).restore_secret(SecretId=name)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
         raise translate(exc, operation="RestoreSecret", secret=name) from None
+
+
+#: The recovery window ``DeleteSecret`` accepts (``RecoveryWindowInDays``, API reference).
+RECOVERY_WINDOW_DAYS = (7, 30)
+
+
+def schedule_deletion(name: str, *, recovery_days: int, source_identity: str = "") -> datetime:
+    """``DeleteSecret(RecoveryWindowInDays=recovery_days)``: the secret is deleted after the
+    window and can be restored (``RestoreSecret``) until then. Never ``ForceDeleteWithoutRecovery``.
+
+    Returns the deletion date. Raises ``ValueError`` outside 7-30 days, :class:`AwsError`.
+    """
+    low, high = RECOVERY_WINDOW_DAYS
+    if not low <= recovery_days <= high:
+        raise ValueError(f"the recovery window must be {low} to {high} days")
+    try:
+        r = _write_client(source_identity).delete_secret(
+            SecretId=name, RecoveryWindowInDays=recovery_days
+        )
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        raise translate(exc, operation="DeleteSecret", secret=name) from None
+    return r["DeletionDate"]

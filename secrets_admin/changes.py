@@ -39,7 +39,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError
 
-from . import audit, aws, documents, listing, permissions, reads
+from . import audit, aws, compliance, documents, lint, listing, migration, permissions, reads
 from .documents import Edit
 from .models import AuditEvent
 
@@ -974,11 +974,14 @@ def secret_create(
     services: dict[str, list[str]] | None = None,
     tags: dict[str, str] | None = None,
     kms_key_id: str = "",
+    document: dict[str, Any] | None = None,
 ) -> aws.CreatedSecret:
     """Create ``<repo><suffix>`` with its first version (admins; DESIGN.md "Roles").
 
     The first value holds ``environments`` each with the ``services`` template (service -> key
-    names, values empty strings). Raises :class:`InvalidChange` (name, environment, service or
+    names, values empty strings), or, when given, the initial ``document`` (a conforming unified
+    document, e.g. the migration wizard's; ``environments`` and ``services`` are then ignored).
+    Raises :class:`InvalidChange` (name, environment, service or
     key names), :class:`SecretExists`, :class:`SecretPendingDeletion` (restore it instead),
     :class:`~secrets_admin.aws.AwsError`, :class:`~secrets_admin.audit.AuditUnavailable`.
     """
@@ -986,6 +989,15 @@ def secret_create(
     problem = documents.secret_name_problem(name, settings.PORTAL_SECRET_SUFFIX)
     if problem:
         raise InvalidChange(f"{name}: {problem}.")
+    if document is not None:
+        problems = list(documents.structure_problems(document))
+        if problems or not document:
+            raise InvalidChange(
+                "The first value does not follow the standard: "
+                + "; ".join(problems or ["it has no environment"])
+                + "."
+            )
+        environments, services = list(document), {}
     if not environments:
         raise InvalidChange("Give at least one environment.")
     edits: list[Edit] = []
@@ -995,10 +1007,10 @@ def secret_create(
             edits.append(Edit("add_service", env, service))
             edits.extend(Edit("set", env, service, key, "") for key in keys)
     try:
-        document = documents.apply({}, edits)
+        first = documents.apply({}, edits) if document is None else document
     except documents.ChangesetError as exc:
         raise InvalidChange(f"The template can't be used: {exc}.") from None
-    text = documents.serialise(document)
+    text = documents.serialise(first)
     aws.check_size(text, secret=name)
     created: aws.CreatedSecret | None = None
     refusal: ChangeRefused | None = None
@@ -1057,3 +1069,396 @@ def secret_undelete(*, name: str, context: audit.Context) -> None:
         aws.restore_deleted(name, source_identity=_source_identity(context))
         handle.succeeded()
     listing.invalidate()
+
+
+# --------------------------------------------------------------------------------------------
+# Promoting rows from one environment to another (issue 7, part 3)
+
+#: A promoted row: ``(service, key)``; ``key == ""`` means the whole service.
+PromoteRow = tuple[str, str]
+
+
+def promote_changeset(
+    document: dict[str, Any],
+    *,
+    source: str,
+    target: str,
+    rows: Sequence[PromoteRow],
+    with_values: bool,
+) -> list[Edit]:
+    """The ``set`` edits that copy ``rows`` of environment ``source`` into ``target``.
+
+    ``rows`` are ``(service, key)`` pairs, ``(service, "")`` for every key of a service. With
+    ``with_values`` each value is copied exactly (type included: numbers, booleans, objects stay
+    what they are); without, the copy is structure only: a key that ``target`` lacks gets an
+    empty string to fill in later, and a key it already has is left alone (structure only never
+    blanks a value). A service with no keys is added empty. Values come from ``document`` (the
+    version on screen, read on the server), never from the browser.
+
+    Raises :class:`InvalidChange` when nothing is chosen, ``source == target``, or a row is not
+    in ``source``.
+    """
+    if source == target:
+        raise InvalidChange("Choose two different environments to promote between.")
+    if not rows:
+        raise InvalidChange("Choose at least one row (or a whole service) to promote.")
+    if not isinstance(document.get(source), dict):
+        raise InvalidChange(f"This version has no environment {source!r}.")
+    edits: list[Edit] = []
+    seen: set[tuple[str, str]] = set()
+    found = document.get(target)
+    have: dict[str, Any] = found if isinstance(found, dict) else {}
+    for service, key in rows:
+        keys = document[source].get(service)
+        if not isinstance(keys, dict) or (key and key not in keys):
+            where = f"{service} · {key}" if key else service
+            raise InvalidChange(f"{where} is not in {source} in this version; compare again.")
+        if not keys and service not in have:
+            edits.append(Edit("add_service", target, service))
+        for k in [key] if key else list(keys):
+            if (service, k) in seen:
+                continue
+            seen.add((service, k))
+            if with_values:
+                edits.append(Edit("set", target, service, k, keys[k]))
+            elif k not in (have.get(service) or {}):
+                edits.append(Edit("set", target, service, k, ""))
+    return edits
+
+
+def secret_preview_promote(
+    *,
+    name: str,
+    base_version_id: str,
+    source: str,
+    target: str,
+    rows: Sequence[PromoteRow],
+    with_values: bool,
+) -> tuple[EditState, Preview]:
+    """The review of a promotion on version ``base_version_id`` (the diff page's version).
+
+    Nothing is written; a protected ``target`` is not refused here (the review says that saving
+    needs approval). Raises :class:`NotEditable`, :class:`InvalidChange`,
+    :class:`~secrets_admin.aws.AwsError`.
+    """
+    state = secret_edit_state(name=name, version_id=base_version_id)
+    if state.blocker or state.base is None:
+        raise NotEditable(state.blocker or "This secret can't be edited here.")
+    changeset = promote_changeset(
+        state.base.document, source=source, target=target, rows=rows, with_values=with_values
+    )
+    return state, preview(name=name, base=state.base, changeset=changeset)
+
+
+def environment_promote(
+    *,
+    name: str,
+    base_version_id: str,
+    source: str,
+    target: str,
+    rows: Sequence[PromoteRow],
+    with_values: bool,
+    context: audit.Context,
+    change_id: str,
+) -> SaveResult:
+    """Copy ``rows`` from ``source`` to ``target`` as one changeset on ``base_version_id``,
+    saved through the normal compare-and-swap path (:func:`_submit`).
+
+    Values are read here from the base version (one ``GetSecretValue``), never posted by the
+    browser. Raises as :func:`secret_save_changes`; :class:`NeedsApproval` when ``target`` is
+    protected (invariant 4), with a message saying a change request is needed.
+    """
+    base = read_version(name, base_version_id)
+    changeset = promote_changeset(
+        base.document, source=source, target=target, rows=rows, with_values=with_values
+    )
+    if not changeset:
+        raise NoChanges()
+    try:
+        return _submit(
+            name=name,
+            base_version_id=base_version_id,
+            changeset=changeset,
+            context=context,
+            change_id=change_id,
+        )
+    except NeedsApproval as exc:
+        raise _promotion_needs_approval(exc) from None
+
+
+def _promotion_needs_approval(exc: NeedsApproval) -> NeedsApproval:
+    names = ", ".join(exc.environments)
+    exc.message = (
+        f"Promotion into {names} needs approval by a second person ({names} is a protected "
+        "environment): a change request will be created once approvals land. Nothing was saved."
+    )
+    exc.args = (exc.message,)
+    return exc
+
+
+def _submit(
+    *,
+    name: str,
+    base_version_id: str,
+    changeset: Sequence[Edit],
+    context: audit.Context,
+    change_id: str,
+) -> SaveResult:
+    """The one call through which promotions and migrations save. Today a direct save (which
+    refuses protected environments with :class:`NeedsApproval`); at the merge with approvals it
+    becomes ``secret_submit_changes`` (a change request when a protected environment is touched).
+    """
+    return secret_save_changes(
+        name=name,
+        base_version_id=base_version_id,
+        changeset=changeset,
+        context=context,
+        change_id=change_id,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The migration wizard (issue 7, part 5): legacy secrets and .env files into a unified secret
+
+
+@dataclass(frozen=True)
+class MigrationCandidate:
+    """A secret the wizard offers, with the repo, environment and service its name suggests."""
+
+    name: str
+    repo: str
+    environment: str
+    service: str
+    legacy: bool  # the name reads as <repo>-<service>-<env>, <repo>-<env> or <repo>-<service>
+
+
+def migration_candidates() -> list[MigrationCandidate]:
+    """Every live secret that is not a unified one, legacy-looking names first, each with the
+    mapping its name suggests (``compliance.legacy_match``). ceil(N/100) ``ListSecrets``; no
+    value is read. Raises :class:`~secrets_admin.aws.AwsError`."""
+    policy, _ = lint.policy()
+    metas = [m for m in aws.iter_secrets() if not m.scheduled_for_deletion and not m.owning_service]
+    repos = {m.name[: -len(policy.suffix)] for m in metas if m.name.endswith(policy.suffix)}
+    envs = [*policy.required_environments, *policy.known_environments]
+    others = [m.name for m in metas if not m.name.endswith(policy.suffix)]
+    # A repo without a unified secret yet: the shortest stem (name less its environment) that
+    # the other stems extend ("shop" from shop-sandbox, for shop-stripe-dev and shop-databricks).
+    stems = set()
+    for name in others:
+        match = compliance.legacy_match(name, repos, envs)
+        if match is not None and not match.repo:
+            stems.add(name[: -len(match.environment) - 1])
+    repos |= {s for s in stems if not any(s.startswith(o + "-") for o in stems if o != s)}
+    out = []
+    for name in others:
+        match = compliance.legacy_match(name, repos, envs)
+        if match is None:
+            out.append(MigrationCandidate(name, "", "", "", False))
+        else:
+            out.append(MigrationCandidate(name, match.repo, match.environment, match.service, True))
+    return sorted(out, key=lambda c: (not c.legacy, c.name))
+
+
+@dataclass(frozen=True)
+class MigrationSource:
+    """One chosen source and its mapping: a legacy secret (``name``) or the ``.env`` file
+    (``name == ""``). ``service == ""``: services come from the source itself."""
+
+    name: str
+    environment: str
+    service: str
+
+    @property
+    def label(self) -> str:
+        return self.name or ".env file"
+
+
+def _read_legacy(source: MigrationSource) -> migration.Read:
+    try:
+        value = aws.read_current(source.name)
+    except aws.AwsError as exc:
+        return migration.Read(source.label, problems=[exc.message])
+    if value.text is None:
+        return migration.Read(
+            source.label, problems=["The secret holds binary data: copy it by hand."]
+        )
+    return migration.read_json_source(
+        source.label, value.text, environment=source.environment, service=source.service
+    )
+
+
+def _mapping_problems(source: MigrationSource) -> list[str]:
+    problems = []
+    for kind, name in (("environment", source.environment), ("service", source.service)):
+        if kind == "service" and not name:
+            continue
+        problem = documents.name_problem(name)
+        if problem:
+            problems.append(f"The {kind} name can't be used: {problem}.")
+    return problems
+
+
+def migration_plan(
+    *,
+    repo: str,
+    sources: Sequence[MigrationSource],
+    env_text: str = "",
+    overwrite: bool = False,
+) -> migration.Plan:
+    """Read the unified secret ``<repo><suffix>`` (absent: it will be created) and every source
+    (one ``GetSecretValue`` each; the ``.env`` text comes from the person), and plan the
+    migration. Nothing is written. Problems of one source (unreadable, binary, empty, a bad
+    mapping) are in the plan, never raised. Raises :class:`InvalidChange` (bad repo name, no
+    source), :class:`NotEditable` (the unified secret breaks the standard),
+    :class:`~secrets_admin.aws.AwsError` (the unified secret can't be read).
+    """
+    name = f"{repo}{settings.PORTAL_SECRET_SUFFIX}"
+    problem = documents.secret_name_problem(name, settings.PORTAL_SECRET_SUFFIX)
+    if problem:
+        raise InvalidChange(f"{name}: {problem}.")
+    if not sources:
+        raise InvalidChange("Choose at least one legacy secret, or give a .env file.")
+    try:
+        base: Version | None = read_version(name)
+    except aws.SecretNotFound:
+        base = None
+    reads_: list[migration.Read] = []
+    for source in sources:
+        bad = _mapping_problems(source)
+        if bad:
+            reads_.append(migration.Read(source.label, problems=bad))
+        elif source.name:
+            reads_.append(_read_legacy(source))
+        else:
+            reads_.append(
+                migration.read_env_source(
+                    source.label,
+                    migration.parse_env_file(env_text),
+                    environment=source.environment,
+                    service=source.service,
+                )
+            )
+    return migration.plan(
+        target=name,
+        existing=base.document if base else None,
+        base_version_id=base.version_id if base else "",
+        reads=reads_,
+        overwrite=overwrite,
+        fingerprint=reads.fingerprint,
+        required_environments=settings.PORTAL_REQUIRED_ENVIRONMENTS,
+    )
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    """The landed migration: the unified secret, its new version, what was written, and the
+    legacy secrets it came from (offered for scheduled deletion afterwards)."""
+
+    name: str
+    version_id: str
+    created: bool
+    written: int
+    legacy: list[str]
+
+
+def secret_migrate(
+    *,
+    repo: str,
+    sources: Sequence[MigrationSource],
+    env_text: str = "",
+    overwrite: bool = False,
+    digest: str,
+    context: audit.Context,
+    change_id: str,
+) -> MigrationResult:
+    """Re-plan (legacy values are re-read from AWS here, never carried by the browser), check
+    the plan is the one reviewed (``digest``), then create the unified secret
+    (:func:`secret_create` with the document) or save the changeset on it (:func:`_submit`).
+    One ``secret_migrate`` audit event names the sources (names and counts only).
+
+    The legacy secrets are never deleted here (:func:`legacy_secret_schedule_deletion`).
+    Raises :class:`InvalidChange` (the sources changed since the review), :class:`NoChanges`,
+    and whatever :func:`migration_plan`, :func:`secret_create` and :func:`_submit` raise
+    (:class:`NeedsApproval` for a protected environment of an existing secret).
+    """
+    plan = migration_plan(repo=repo, sources=sources, env_text=env_text, overwrite=overwrite)
+    if plan.digest != digest:
+        raise InvalidChange(
+            "The sources or the unified secret changed since the preview, so nothing was "
+            "written. Review the migration again."
+        )
+    if not plan.writes and plan.exists:
+        raise NoChanges()
+    if plan.exists:
+        result = _submit(
+            name=plan.target,
+            base_version_id=plan.base_version_id,
+            changeset=plan.changeset,
+            context=context,
+            change_id=change_id,
+        )
+        version_id = result.new_version_id
+    else:
+        document = documents.apply({}, plan.changeset)
+        created = secret_create(
+            repo=repo,
+            context=context,
+            description="Unified secret created by the portal's migration wizard",
+            document=document,
+        )
+        version_id = created.version_id
+    legacy = [s.name for s in sources if s.name]
+    audit.record(
+        audit.AuditAction.SECRET_MIGRATE,
+        context=context,
+        secret=plan.target,
+        new_version=version_id,
+        detail={
+            "sources": [s.label for s in sources],
+            "created": not plan.exists,
+            "counts": plan.counts,
+            "cells": [
+                {
+                    "environment": c.environment,
+                    "service": c.service,
+                    "key": c.key,
+                    "source": c.source,
+                    "status": c.status,
+                    "after": c.fingerprint,
+                }
+                for c in plan.cells
+                if c.written
+            ],
+        },
+    )
+    return MigrationResult(plan.target, version_id, not plan.exists, plan.writes, legacy)
+
+
+def legacy_secret_schedule_deletion(
+    *, name: str, recovery_days: int, context: audit.Context
+) -> datetime:
+    """Schedule the deletion of a legacy secret with a recovery window (7-30 days;
+    ``DeleteSecret RecoveryWindowInDays``), audited first (admins; the standard's migration
+    checklist's last step). Unified secrets are refused: the portal deletes only what was
+    migrated away. Returns the deletion date.
+
+    Raises :class:`InvalidChange` (a unified secret, a window outside 7-30 days),
+    :class:`~secrets_admin.aws.AwsError`, :class:`~secrets_admin.audit.AuditUnavailable`.
+    """
+    if name.endswith(settings.PORTAL_SECRET_SUFFIX):
+        raise InvalidChange(
+            f"{name} is a unified secret; the portal schedules deletion of legacy secrets only."
+        )
+    low, high = aws.RECOVERY_WINDOW_DAYS
+    if not low <= recovery_days <= high:
+        raise InvalidChange(f"Choose a recovery window of {low} to {high} days.")
+    detail = {"recovery_days": recovery_days}
+    with audit.attempt(
+        audit.AuditAction.SECRET_DELETE_SCHEDULE, context=context, secret=name, detail=detail
+    ) as handle:
+        when = aws.schedule_deletion(
+            name, recovery_days=recovery_days, source_identity=_source_identity(context)
+        )
+        handle.succeeded(detail={**detail, "deletion_date": when.isoformat()})
+    listing.invalidate()
+    return when

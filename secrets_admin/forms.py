@@ -33,7 +33,8 @@ from django.conf import settings
 from django.http import QueryDict
 
 from . import documents, permissions, reads
-from .changes import ALL_ENVIRONMENTS, EditIntent
+from .changes import ALL_ENVIRONMENTS, EditIntent, MigrationSource
+from .migration import MAX_ENV_FILE_BYTES
 
 
 class FormProblem(Exception):
@@ -156,6 +157,117 @@ def intent_fields(intent: EditIntent) -> list[tuple[str, str]]:
     out += [(field_name("remove_service", s), where) for s, where in intent.remove_services]
     out += [(field_name("remove_environment", env), "on") for env in intent.remove_environments]
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Promote (the comparison page's selection)
+
+#: How many rows one promotion may name (a form bigger than this is not a person's selection).
+MAX_PROMOTE_ROWS = 2000
+
+
+def promote_rows(data: QueryDict) -> list[tuple[str, str]]:
+    """The rows chosen on the comparison page: ``row:["service","key"]`` and whole services
+    ``promote_service:["service"]`` (as ``(service, "")``), checked ones only, in form order.
+    Raises :class:`FormProblem` for a damaged form."""
+    rows: list[tuple[str, str]] = []
+    for name in data:
+        if name.startswith("row:") and _checked(data.get(name, "")):
+            service, key = _parts(name, 2)
+            rows.append((service, key))
+        elif name.startswith("promote_service:") and _checked(data.get(name, "")):
+            (service,) = _parts(name, 1)
+            rows.append((service, ""))
+    if len(rows) > MAX_PROMOTE_ROWS:
+        raise FormProblem(f"Choose at most {MAX_PROMOTE_ROWS} rows per promotion.")
+    return list(dict.fromkeys(rows))
+
+
+def promote_fields(rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The rows as hidden fields for the review's confirm form (names only, no value)."""
+    return [
+        (field_name("row", s, k), "on") if k else (field_name("promote_service", s), "on")
+        for s, k in rows
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# The migration wizard
+
+
+@dataclass
+class MigrationRequest:
+    """The wizard's fields: target repo, chosen sources with their mapping, the ``.env`` text
+    (the person's own input, carried only in the review's form; never stored), overwrite."""
+
+    repo: str
+    sources: list[MigrationSource]
+    env_text: str
+    overwrite: bool
+    env_environment: str = ""
+    env_service: str = ""
+
+    def __repr__(self) -> str:
+        return f"MigrationRequest({self.repo!r}, {len(self.sources)} sources)"
+
+    def fields(self) -> list[tuple[str, str]]:
+        """Hidden fields that carry the request to the next step."""
+        out = [("repo", self.repo), ("overwrite", "on" if self.overwrite else "")]
+        for s in self.sources:
+            if s.name:
+                out += [
+                    ("legacy", s.name),
+                    (field_name("legacy_env", s.name), s.environment),
+                    (field_name("legacy_service", s.name), s.service),
+                ]
+        out += [
+            ("dotenv_text", self.env_text),
+            ("dotenv_env", self.env_environment),
+            ("dotenv_service", self.env_service),
+        ]
+        return out
+
+
+def migration_request(data: QueryDict, files: Any = None) -> MigrationRequest:
+    """Read the wizard's fields (``legacy`` repeated, ``legacy_env:["name"]``,
+    ``legacy_service:["name"]``, ``dotenv_text`` or an uploaded ``dotenv_file``, ``dotenv_env``,
+    ``dotenv_service``, ``repo``, ``overwrite``). An uploaded file wins over pasted text.
+    Raises :class:`FormProblem` for a file that is too big or not UTF-8 text."""
+    sources = []
+    for name in dict.fromkeys(data.getlist("legacy")[:200]):
+        sources.append(
+            MigrationSource(
+                name,
+                data.get(field_name("legacy_env", name), "").strip(),
+                data.get(field_name("legacy_service", name), "").strip(),
+            )
+        )
+    text = data.get("dotenv_text", "")
+    upload = files.get("dotenv_file") if files is not None else None
+    if upload is not None:
+        if upload.size > MAX_ENV_FILE_BYTES:
+            raise FormProblem(f"The .env file is over {MAX_ENV_FILE_BYTES // 1024} KiB.")
+        try:
+            text = upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise FormProblem("The .env file is not UTF-8 text.") from None
+    # Browsers send form text with CRLF line ends: one form of line end keeps the review's
+    # fingerprints equal to the final step's whether the file was uploaded or carried back.
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if len(text) > MAX_ENV_FILE_BYTES:
+        raise FormProblem(f"The .env text is over {MAX_ENV_FILE_BYTES // 1024} KiB.")
+    env_environment = data.get("dotenv_env", "").strip()
+    env_service = data.get("dotenv_service", "").strip()
+    if text.strip():
+        sources.append(MigrationSource("", env_environment, env_service))
+    return MigrationRequest(
+        repo=data.get("repo", "").strip(),
+        sources=sources,
+        env_text=text,
+        overwrite=_checked(data.get("overwrite", "")),
+        env_environment=env_environment,
+        env_service=env_service,
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from .views import audit, compliance, diff, editor, history, integration, secrets
+from .views import audit, compliance, diff, editor, history, integration, migration, secrets
 
 
 class SecretNameConverter:
@@ -23,6 +23,12 @@ urlpatterns = [
     path("", secrets.secret_list, name="secret_list"),
     path("refresh/", secrets.secret_list_refresh, name="secret_list_refresh"),
     path("create/", editor.secret_create, name="secret_create"),
+    path("migrate/", migration.secret_migrate, name="secret_migrate"),
+    path(
+        "migrate/schedule-deletion/",
+        migration.legacy_secret_schedule_deletion,
+        name="legacy_secret_schedule_deletion",
+    ),
     path("compliance/", compliance.compliance, name="compliance"),
     path("compliance/refresh/", compliance.compliance_refresh, name="compliance_refresh"),
     # A secret's name may contain "/", so routes with more path after the name come first:
@@ -36,6 +42,7 @@ urlpatterns = [
     path("secrets/<secret:name>/history/", history.secret_history, name="secret_history"),
     path("secrets/<secret:name>/reveal/", secrets.cell_reveal, name="cell_reveal"),
     path("secrets/<secret:name>/diff/", diff.environment_diff, name="environment_diff"),
+    path("secrets/<secret:name>/promote/", diff.environment_promote, name="environment_promote"),
     path(
         "secrets/<secret:name>/integration/",
         integration.secret_integration,

@@ -31,6 +31,9 @@ POST_VIEWS: dict[str, bool] = {
     "secrets_admin:secret_create": True,
     "secrets_admin:secret_restore_environment": False,
     "secrets_admin:secret_undelete": False,
+    "secrets_admin:environment_promote": False,
+    "secrets_admin:secret_migrate": True,
+    "secrets_admin:legacy_secret_schedule_deletion": False,
 }
 
 #: Views that may take a POST without a CSRF token, each with the reason. Keep it empty unless a

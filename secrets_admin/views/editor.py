@@ -156,6 +156,7 @@ def _review_page(
     fields: list[tuple[str, str]],
     title: str,
     back_fields: bool,
+    back_url: str = "",
 ) -> HttpResponse:
     return render(
         request,
@@ -168,6 +169,7 @@ def _review_page(
             "action": action,
             "fields": fields,
             "back_fields": back_fields,
+            "back_url": back_url,
             "change_id": changes.new_change_id(),
             "max_bytes": documents.MAX_SECRET_BYTES,
         },
