@@ -31,6 +31,11 @@ POST_VIEWS: dict[str, bool] = {
     "secrets_admin:secret_create": True,
     "secrets_admin:secret_restore_environment": False,
     "secrets_admin:secret_undelete": False,
+    "secrets_admin:change_request_approve": False,
+    "secrets_admin:change_request_reject": False,
+    "secrets_admin:change_request_cancel": False,
+    "secrets_admin:change_request_bypass": False,
+    "secrets_admin:change_request_acknowledge": False,
 }
 
 #: Views that may take a POST without a CSRF token, each with the reason. Keep it empty unless a
