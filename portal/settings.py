@@ -281,6 +281,26 @@ PORTAL_COMPLIANCE_CACHE_SECONDS = env_int("PORTAL_COMPLIANCE_CACHE_SECONDS", 120
 PORTAL_WRITE_ROLE_ARN = env_str("PORTAL_WRITE_ROLE_ARN")
 PORTAL_WRITE_ROLE_SECONDS = env_int("PORTAL_WRITE_ROLE_SECONDS", 3600)
 PORTAL_AUDIT_PAGE_SIZE = env_int("PORTAL_AUDIT_PAGE_SIZE", 50)
+# Change requests (issue 6): approvals needed, days before an open request expires, admins who
+# may apply their own request with a reason (break-glass; comma-separated usernames, off if empty).
+PORTAL_REQUIRED_APPROVALS = max(1, env_int("PORTAL_REQUIRED_APPROVALS", 1))
+PORTAL_CHANGE_REQUEST_DAYS = env_int("PORTAL_CHANGE_REQUEST_DAYS", 7)
+PORTAL_BREAK_GLASS_USERS = env_list("PORTAL_BREAK_GLASS_USERS")
+# Notifications (Django's email framework; the demo prints them on the console). Links in emails
+# start with PORTAL_BASE_URL (e.g. https://secrets.example.com); tests use the locmem backend.
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if PORTAL_DEMO
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "secrets-portal@localhost")
+PORTAL_BASE_URL = env_str("PORTAL_BASE_URL").rstrip("/")
 # The grid editor posts one field per cell; a 64 KiB secret can hold a few thousand cells.
 DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("PORTAL_MAX_FORM_FIELDS", 20_000)
 

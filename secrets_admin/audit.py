@@ -65,6 +65,8 @@ class AuditAction(enum.StrEnum):
     CHANGE_REQUEST_CANCEL = "change_request_cancel"
     CHANGE_REQUEST_APPLY = "change_request_apply"
     CHANGE_REQUEST_EXPIRE = "change_request_expire"
+    CHANGE_REQUEST_BYPASS = "change_request_bypass"  # break-glass: applied without approval
+    CHANGE_REQUEST_ACKNOWLEDGE = "change_request_acknowledge"  # a bypass reviewed by an approver
     AUDIT_EXPORT = "audit_export"
     AUDIT_VERIFY = "audit_verify"
     AUDIT_RECONCILE = "audit_reconcile"

@@ -626,8 +626,11 @@ def check_size(text: str, *, secret: str = "") -> int:
     return size
 
 
-def stage_version(name: str, *, text: str, token: str, source_identity: str = "") -> str:
-    """Write ``text`` as a new version carrying only :data:`STAGING_LABEL`; return its ``VersionId``.
+def stage_version(
+    name: str, *, text: str, token: str, source_identity: str = "", label: str = ""
+) -> str:
+    """Write ``text`` as a new version carrying only ``label`` (default :data:`STAGING_LABEL`;
+    a change request's own ``CR-<id>``); return its ``VersionId``.
 
     ``AWSCURRENT`` does not move (``VersionStages`` is given). ``token`` becomes the
     ``ClientRequestToken`` and so the ``VersionId``: the same token with the same text is a no-op
@@ -644,7 +647,7 @@ def stage_version(name: str, *, text: str, token: str, source_identity: str = ""
             SecretId=name,
             ClientRequestToken=token,
             SecretString=text,
-            VersionStages=[STAGING_LABEL],
+            VersionStages=[label or STAGING_LABEL],
         )
     except botocore.exceptions.ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
@@ -662,6 +665,21 @@ def stage_version(name: str, *, text: str, token: str, source_identity: str = ""
     except botocore.exceptions.BotoCoreError as exc:
         raise translate(exc, operation="PutSecretValue", secret=name) from None
     return str(r["VersionId"])
+
+
+#: Staging labels AWS allows on one secret, across all its versions (Secrets Manager quotas);
+#: moto does not enforce it, so :func:`labels_in_use` lets the portal check before staging.
+LABEL_QUOTA = 20
+
+
+def labels_in_use(description: SecretDescription) -> set[str]:
+    """Every staging label attached to any version of the described secret."""
+    return {label for labels in description.versions_to_stages.values() for label in labels}
+
+
+def current_of(description: SecretDescription) -> str:
+    """The ``VersionId`` holding ``AWSCURRENT`` in a description (``""`` when none)."""
+    return _current_of(description)
 
 
 def _current_of(description: SecretDescription) -> str:
@@ -706,8 +724,11 @@ def promote(name: str, *, version_id: str, base_version_id: str, source_identity
     raise error
 
 
-def drop_staging_label(name: str, *, version_id: str, source_identity: str = "") -> bool:
-    """Remove :data:`STAGING_LABEL` from ``version_id``; return whether it was removed.
+def drop_staging_label(
+    name: str, *, version_id: str, source_identity: str = "", label: str = ""
+) -> bool:
+    """Remove ``label`` (default :data:`STAGING_LABEL`) from ``version_id``; return whether it was
+    removed.
 
     Not finding the label there is normal (a later staging moved it, or this is a repeat) and
     returns ``False``. Other failures are logged and return ``False``: a label left behind is moved
@@ -715,7 +736,7 @@ def drop_staging_label(name: str, *, version_id: str, source_identity: str = "")
     """
     try:
         _write_client(source_identity).update_secret_version_stage(
-            SecretId=name, VersionStage=STAGING_LABEL, RemoveFromVersionId=version_id
+            SecretId=name, VersionStage=label or STAGING_LABEL, RemoveFromVersionId=version_id
         )
         return True
     except botocore.exceptions.ClientError as exc:

@@ -27,6 +27,7 @@ stays one line of history whatever its size.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
@@ -37,11 +38,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
 
-from . import audit, aws, compliance, documents, lint, listing, migration, permissions, reads
+from . import (
+    audit,
+    aws,
+    compliance,
+    documents,
+    lint,
+    listing,
+    migration,
+    notifications,
+    permissions,
+    reads,
+)
 from .documents import Edit
-from .models import AuditEvent
+from .models import Approval, AuditEvent, ChangeRequest
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +94,8 @@ class NeedsApproval(ChangeRefused):
         names = ", ".join(self.environments)
         super().__init__(
             f"Edits to {names} need approval by a second person ({names} is a protected "
-            "environment). Change requests are not available yet, so nothing was saved: remove "
-            f"the edits to {names} to save the rest."
+            "environment), so nothing was saved here. Make the edits in the editor: saving them "
+            "there opens a change request for an approver."
         )
 
 
@@ -197,6 +211,7 @@ class Preview:
     structure: list[documents.StructureChange]
     size_bytes: int
     base_size_bytes: int
+    needs_approval: list[str] = field(default_factory=list)  # protected environments edited
 
     @property
     def over_by(self) -> int:
@@ -496,19 +511,19 @@ def secret_edit_state(*, name: str, version_id: str | None = None) -> EditState:
 def secret_preview_changes(
     *, name: str, base_version_id: str, intent: EditIntent
 ) -> tuple[EditState, Preview]:
-    """The review step: open the base, expand the intent, refuse protected environments, and
-    describe the result (cells, structure, size). Nothing is written.
+    """The review step: open the base, expand the intent and describe the result (cells,
+    structure, size, and in ``needs_approval`` the protected environments it edits: saving it
+    then opens a change request, :func:`secret_submit_changes`). Nothing is written.
 
     Raises :class:`NotEditable` (with the reason), :class:`InvalidChange`,
-    :class:`NeedsApproval`, :class:`~secrets_admin.aws.AwsError`. An empty preview means
-    "no changes".
+    :class:`~secrets_admin.aws.AwsError`. An empty preview means "no changes".
     """
     state = secret_edit_state(name=name, version_id=base_version_id)
     if state.blocker or state.base is None:
         raise NotEditable(state.blocker or "This secret can't be edited here.")
     changeset = changeset_for(intent, state.base.document)
-    refuse_protected(changeset)
-    return state, preview(name=name, base=state.base, changeset=changeset)
+    result = preview(name=name, base=state.base, changeset=changeset)
+    return state, dataclasses.replace(result, needs_approval=protected_environments(changeset))
 
 
 # --------------------------------------------------------------------------------------------
@@ -604,6 +619,7 @@ def _save(
     action: str,
     detail: dict[str, Any],
     whole_environments: Sequence[str] = (),
+    change_request: int | None = None,
 ) -> SaveResult:
     if not _CHANGE_ID.fullmatch(change_id):
         raise InvalidChange("The change id is missing or malformed. Open the editor again.")
@@ -636,6 +652,7 @@ def _save(
             # The first try's version id (= its ClientRequestToken): audit_reconcile asks AWS
             # whether it holds AWSCURRENT; rebased tries are listed in detail.staged_versions.
             new_version=request_token(name, change_id, base.version_id),
+            change_request=change_request,
             detail=dict(detail),  # a copy: the outcome's detail grows below
         ) as handle:
             detail["staged_versions"] = run.staged  # filled as the run goes
@@ -1160,13 +1177,13 @@ def environment_promote(
     with_values: bool,
     context: audit.Context,
     change_id: str,
-) -> SaveResult:
+) -> SaveResult | ChangeRequest:
     """Copy ``rows`` from ``source`` to ``target`` as one changeset on ``base_version_id``,
-    saved through the normal compare-and-swap path (:func:`_submit`).
+    saved through the normal compare-and-swap path (:func:`_submit`); a promotion into a
+    protected environment opens a change request instead (invariant 4).
 
     Values are read here from the base version (one ``GetSecretValue``), never posted by the
-    browser. Raises as :func:`secret_save_changes`; :class:`NeedsApproval` when ``target`` is
-    protected (invariant 4), with a message saying a change request is needed.
+    browser. Raises as :func:`secret_save_changes` and :func:`change_request_propose`.
     """
     base = read_version(name, base_version_id)
     changeset = promote_changeset(
@@ -1174,26 +1191,13 @@ def environment_promote(
     )
     if not changeset:
         raise NoChanges()
-    try:
-        return _submit(
-            name=name,
-            base_version_id=base_version_id,
-            changeset=changeset,
-            context=context,
-            change_id=change_id,
-        )
-    except NeedsApproval as exc:
-        raise _promotion_needs_approval(exc) from None
-
-
-def _promotion_needs_approval(exc: NeedsApproval) -> NeedsApproval:
-    names = ", ".join(exc.environments)
-    exc.message = (
-        f"Promotion into {names} needs approval by a second person ({names} is a protected "
-        "environment): a change request will be created once approvals land. Nothing was saved."
+    return _submit(
+        name=name,
+        base_version_id=base_version_id,
+        changeset=changeset,
+        context=context,
+        change_id=change_id,
     )
-    exc.args = (exc.message,)
-    return exc
 
 
 def _submit(
@@ -1203,12 +1207,10 @@ def _submit(
     changeset: Sequence[Edit],
     context: audit.Context,
     change_id: str,
-) -> SaveResult:
-    """The one call through which promotions and migrations save. Today a direct save (which
-    refuses protected environments with :class:`NeedsApproval`); at the merge with approvals it
-    becomes ``secret_submit_changes`` (a change request when a protected environment is touched).
-    """
-    return secret_save_changes(
+) -> SaveResult | ChangeRequest:
+    """The one call through which promotions and migrations save: :func:`secret_submit_changes`
+    (a direct save, or a change request when a protected environment is touched)."""
+    return secret_submit_changes(
         name=name,
         base_version_id=base_version_id,
         changeset=changeset,
@@ -1359,6 +1361,7 @@ class MigrationResult:
     created: bool
     written: int
     legacy: list[str]
+    change_request_id: int | None = None  # set when a protected environment needs approval
 
 
 def secret_migrate(
@@ -1389,6 +1392,7 @@ def secret_migrate(
         )
     if not plan.writes and plan.exists:
         raise NoChanges()
+    change_request_id: int | None = None
     if plan.exists:
         result = _submit(
             name=plan.target,
@@ -1397,7 +1401,10 @@ def secret_migrate(
             context=context,
             change_id=change_id,
         )
-        version_id = result.new_version_id
+        if isinstance(result, ChangeRequest):
+            version_id, change_request_id = "", result.pk
+        else:
+            version_id = result.new_version_id
     else:
         document = documents.apply({}, plan.changeset)
         created = secret_create(
@@ -1413,6 +1420,7 @@ def secret_migrate(
         context=context,
         secret=plan.target,
         new_version=version_id,
+        change_request=change_request_id,
         detail={
             "sources": [s.label for s in sources],
             "created": not plan.exists,
@@ -1431,7 +1439,9 @@ def secret_migrate(
             ],
         },
     )
-    return MigrationResult(plan.target, version_id, not plan.exists, plan.writes, legacy)
+    return MigrationResult(
+        plan.target, version_id, not plan.exists, plan.writes, legacy, change_request_id
+    )
 
 
 def legacy_secret_schedule_deletion(
@@ -1462,3 +1472,700 @@ def legacy_secret_schedule_deletion(
         handle.succeeded(detail={**detail, "deletion_date": when.isoformat()})
     listing.invalidate()
     return when
+
+
+# Change requests (issue 6): a second person for protected environments (invariant 4)
+#
+# Statuses: open -> approved -> applied | conflicted; open -> rejected | cancelled | expired;
+# open -> bypassed (break-glass; applied, or conflicted). Every transition out of "open" is a
+# conditional change of the request row inside a transaction (``select_for_update``), so two
+# approvers approving at once move it once and it is applied once; the compare-and-swap on
+# AWSCURRENT guards the write itself as well. The ``CR-<id>`` label is removed whenever a
+# request leaves "open"/"approved", so no label is left behind.
+
+Status = ChangeRequest.Status
+
+
+class ChangeRequestRefused(ChangeRefused):
+    """This person may not do that to this request now (``message`` says why)."""
+
+    code = "ChangeRequestRefused"
+
+
+class SelfApproval(ChangeRequestRefused):
+    code = "SelfApproval"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "You proposed this change request, so you can't approve or reject it: a second "
+            "person has to (whatever your role). Cancel it instead if it is no longer wanted."
+        )
+
+
+class LabelLimit(ChangeRefused):
+    code = "LabelLimit"
+
+
+class ChangeRequestNotFound(Exception):
+    message = "There is no such change request."
+
+
+def change_request_label(request_id: int) -> str:
+    """The staging label of a request's proposed version: ``CR-<id>``."""
+    return f"CR-{request_id}"
+
+
+def _user_fields(user: Any) -> dict[str, str]:
+    return {
+        "author_username": user.get_username(),
+        "author_email": getattr(user, "email", "") or "",
+        "author_name": user.get_full_name() if hasattr(user, "get_full_name") else "",
+    }
+
+
+def _structure_of(changeset: Sequence[Edit]) -> list[dict[str, str]]:
+    """A changeset without its values: ops and cell names only (what the database may hold)."""
+    return [
+        {"op": e.op, "environment": e.environment, "service": e.service, "key": e.key}
+        for e in changeset
+    ]
+
+
+def _changeset_from(structure: Sequence[dict[str, str]], staged: dict[str, Any]) -> list[Edit]:
+    """Rebuild a request's changeset: its structure, with each ``set`` value read from the staged
+    (proposed) document. A value a later edit of the same changeset removed is not needed."""
+    edits = []
+    for item in structure:
+        cell = (item["environment"], item["service"], item["key"])
+        value = documents.lookup(staged, cell)[1] if item["op"] == "set" else None
+        edits.append(Edit(item["op"], *cell, value=value))  # type: ignore[arg-type]
+    return edits
+
+
+def _label_room(name: str, description: aws.SecretDescription) -> None:
+    """Refuse when one more ``CR-<id>`` label would pass AWS's 20 labels per secret (moto does not
+    enforce the quota). One label stays free for the saves' temporary label."""
+    labels = aws.labels_in_use(description)
+    needed = 1 + (0 if aws.STAGING_LABEL in labels else 1)
+    if len(labels) + needed <= aws.LABEL_QUOTA:
+        return
+    requests = sum(1 for label in labels if label.startswith("CR-"))
+    raise LabelLimit(
+        f"{name} already carries {len(labels)} of the {aws.LABEL_QUOTA} staging labels AWS allows "
+        f"per secret ({requests} of them for open change requests, and one is kept free for "
+        "ordinary saves), so a new change request can't be staged. Approve, reject or cancel an "
+        "open change request on this secret, then propose again. Nothing was proposed."
+    )
+
+
+def _counts(cells: Sequence[dict[str, str]]) -> dict[str, int]:
+    out = {"added": 0, "changed": 0, "removed": 0}
+    for c in cells:
+        out["changed" if c["status"] == "type_changed" else c["status"]] += 1
+    return out
+
+
+def _propose(
+    *,
+    name: str,
+    base: Version,
+    changeset: list[Edit],
+    context: audit.Context,
+    change_id: str,
+    comment: str = "",
+) -> ChangeRequest:
+    user = context.user
+    if user is None or not permissions.can(user, permissions.Action.PROPOSE):
+        raise ChangeRequestRefused("Only engineers and above may propose change requests.")
+    if not _CHANGE_ID.fullmatch(change_id):
+        raise InvalidChange("The change id is missing or malformed. Open the editor again.")
+    earlier = ChangeRequest.objects.filter(secret=name, change_id=change_id).first()
+    if earlier is not None:  # a double submit: the request exists already
+        return earlier
+    try:
+        new_doc = documents.apply(base.document, changeset)
+    except documents.ChangesetError as exc:
+        raise InvalidChange(f"This change can't be applied: {exc}.") from None
+    new_text = documents.serialise(new_doc)
+    if new_text == documents.serialise(base.document):
+        raise NoChanges()
+    aws.check_size(new_text, secret=name)
+    _label_room(name, aws.describe(name))
+    landed = compare(name, base, new_doc)
+    try:
+        cr = ChangeRequest.objects.create(
+            secret=name,
+            environments=sorted({e.environment for e in changeset}),
+            base_version=base.version_id,
+            change_id=change_id,
+            cells=[c.as_detail() for c in landed.cells],
+            structure=_structure_of(changeset),
+            author=user,
+            required_approvals=settings.PORTAL_REQUIRED_APPROVALS,
+            expires_at=timezone.now() + timedelta(days=settings.PORTAL_CHANGE_REQUEST_DAYS),
+            comment=comment[:2000],
+            **_user_fields(user),
+        )
+    except IntegrityError:  # the same change submitted twice at once
+        return ChangeRequest.objects.get(secret=name, change_id=change_id)
+    cr.label = change_request_label(cr.pk)
+    token = request_token(name, cr.label, base.version_id)
+    detail = {
+        "kind": "change_request",
+        "label": cr.label,
+        "environments": cr.environments,
+        "cells": cr.cells,
+        "counts": _counts(cr.cells),
+        "structure": [
+            {"status": c.status, "environment": c.environment, "service": c.service}
+            for c in landed.structure
+        ],
+        "size_bytes": landed.size_bytes,
+    }
+    staged = ""
+    try:
+        with audit.attempt(
+            audit.AuditAction.CHANGE_REQUEST_PROPOSE,
+            context=context,
+            secret=name,
+            environment=_single_environment(changeset),
+            base_version=base.version_id,
+            new_version=token,
+            change_request=cr.pk,
+            detail=detail,
+        ) as handle:
+            staged = aws.stage_version(
+                name,
+                text=new_text,
+                token=token,
+                source_identity=_source_identity(context),
+                label=cr.label,
+            )
+            handle.succeeded(new_version=staged, detail=detail)
+    except BaseException:
+        if staged:
+            aws.drop_staging_label(name, version_id=staged, label=cr.label)
+        cr.delete()  # metadata of a request that never opened (the audit log keeps the attempt)
+        raise
+    cr.staged_version = staged
+    cr.save(update_fields=["label", "staged_version", "updated"])
+    notifications.request_opened(cr)
+    return cr
+
+
+def change_request_propose(
+    *,
+    name: str,
+    base_version_id: str,
+    changeset: Sequence[Edit] | EditIntent,
+    context: audit.Context,
+    change_id: str,
+    comment: str = "",
+) -> ChangeRequest:
+    """Open a change request: ``changeset`` applied to version ``base_version_id`` is staged in
+    Secrets Manager as a version labelled ``CR-<id>`` (``ClientRequestToken`` derived from the
+    label and the base), and the database gets its metadata only (:class:`ChangeRequest`).
+
+    Costs ``GetSecretValue`` (base) + ``DescribeSecret`` (label count) + ``PutSecretValue``.
+    The approvers are emailed. A repeat of ``change_id`` returns the existing request.
+    Raises, with nothing staged: :class:`ChangeRequestRefused` (role), :class:`InvalidChange`,
+    :class:`NoChanges`, :class:`NotEditable`, :class:`LabelLimit` (AWS's 20 labels per
+    secret), :class:`~secrets_admin.aws.SecretTooLarge`, :class:`~secrets_admin.aws.AwsError`,
+    :class:`~secrets_admin.audit.AuditUnavailable`.
+    """
+    base = read_version(name, base_version_id)
+    if isinstance(changeset, EditIntent):
+        changeset = changeset_for(changeset, base.document)
+    return _propose(
+        name=name,
+        base=base,
+        changeset=list(changeset),
+        context=context,
+        change_id=change_id,
+        comment=comment,
+    )
+
+
+def secret_submit_changes(
+    *,
+    name: str,
+    base_version_id: str,
+    changeset: Sequence[Edit] | EditIntent,
+    context: audit.Context,
+    change_id: str,
+    comment: str = "",
+) -> SaveResult | ChangeRequest:
+    """Save ``changeset`` directly when it edits no protected environment; otherwise open a
+    change request for it (invariant 4). The one entry point for edits (editor, promotions).
+
+    A mixed changeset (say ``dev`` and ``main``) becomes ONE change request as a whole: its
+    edits were made together and land together (or not at all), so ``dev`` is not saved ahead
+    of the approval. Raises as :func:`secret_save_changes` / :func:`change_request_propose`.
+    """
+    base = read_version(name, base_version_id)
+    edits = (
+        changeset_for(changeset, base.document)
+        if isinstance(changeset, EditIntent)
+        else list(changeset)
+    )
+    if protected_environments(edits):
+        return _propose(
+            name=name,
+            base=base,
+            changeset=edits,
+            context=context,
+            change_id=change_id,
+            comment=comment,
+        )
+    return _save(
+        name=name,
+        base=base,
+        changeset=edits,
+        context=context,
+        change_id=change_id,
+        max_rebases=MAX_REBASES,
+        action=audit.AuditAction.SAVE,
+        detail={"kind": "edit"},
+    )
+
+
+def change_request_get(request_id: int) -> ChangeRequest:
+    """The request, or :class:`ChangeRequestNotFound`."""
+    try:
+        return ChangeRequest.objects.get(pk=request_id)
+    except ChangeRequest.DoesNotExist:
+        raise ChangeRequestNotFound() from None
+
+
+def _refuse_unless_open(cr: ChangeRequest) -> None:
+    if cr.status != Status.OPEN:
+        raise ChangeRequestRefused(
+            f"Change request #{cr.pk} is {cr.status}, no longer open: nothing was changed."
+        )
+    if cr.expires_at <= timezone.now():
+        raise ChangeRequestRefused(
+            f"Change request #{cr.pk} expired on {cr.expires_at:%Y-%m-%d %H:%M} UTC: nothing was "
+            "changed. Propose the change again."
+        )
+
+
+def _is_author(cr: ChangeRequest, user: Any) -> bool:
+    return bool(cr.author_id == user.pk or cr.author_username == user.get_username())
+
+
+def _drop_label(cr: ChangeRequest, context: audit.Context | None = None) -> None:
+    if cr.staged_version and cr.label:
+        aws.drop_staging_label(
+            cr.secret,
+            version_id=cr.staged_version,
+            label=cr.label,
+            source_identity=_source_identity(context) if context else "",
+        )
+
+
+def _vote(*, request_id: int, context: audit.Context, decision: str, comment: str) -> ChangeRequest:
+    user = context.user
+    if user is None or not permissions.can(user, permissions.Action.APPROVE):
+        raise ChangeRequestRefused("Only approvers may approve or reject change requests.")
+    cr = change_request_get(request_id)
+    reject = decision == Approval.Decision.REJECT
+    if reject and not comment.strip():
+        raise ChangeRequestRefused("Say why you reject it: a comment is required.")
+    action = (
+        audit.AuditAction.CHANGE_REQUEST_REJECT
+        if reject
+        else audit.AuditAction.CHANGE_REQUEST_APPROVE
+    )
+    with audit.attempt(
+        action,
+        context=context,
+        secret=cr.secret,
+        change_request=cr.pk,
+        base_version=cr.base_version,
+        new_version=cr.staged_version,
+    ) as handle:
+        with transaction.atomic():
+            cr = ChangeRequest.objects.select_for_update().get(pk=request_id)
+            _refuse_unless_open(cr)
+            if _is_author(cr, user):
+                raise SelfApproval()
+            if cr.approvals.filter(approver=user).exists():
+                raise ChangeRequestRefused("You have voted on this change request already.")
+            Approval.objects.create(
+                request=cr,
+                approver=user,
+                approver_username=user.get_username(),
+                decision=decision,
+                comment=comment[:2000],
+            )
+            approvals = cr.approvals.filter(decision=Approval.Decision.APPROVE).exclude(
+                approver_username=cr.author_username
+            )
+            if reject:
+                cr.status = Status.REJECTED
+            elif approvals.count() >= cr.required_approvals:
+                cr.status = Status.APPROVED
+            cr.save(update_fields=["status", "updated"])
+        handle.succeeded(
+            detail={
+                "status": cr.status,
+                "approvals": approvals.count(),
+                "required": cr.required_approvals,
+            }
+        )
+    by = user.get_username()
+    if cr.status == Status.REJECTED:
+        _drop_label(cr, context)
+        notifications.author_told(cr, "rejected", by=by, comment=comment)
+    elif cr.status == Status.APPROVED:
+        notifications.author_told(cr, "approved", by=by, comment=comment)
+        return _apply(cr, context)
+    return cr
+
+
+def change_request_approve(
+    *, request_id: int, context: audit.Context, comment: str = ""
+) -> ChangeRequest:
+    """Record ``context.user``'s approval; when approvals are complete, apply the request.
+
+    The author can never approve (admins included: :class:`SelfApproval`); one vote per
+    approver; only approver and admin roles vote. Returns the request as it ends (``open``,
+    ``applied`` or ``conflicted``). Raises :class:`ChangeRequestRefused`,
+    :class:`ChangeRequestNotFound`, :class:`~secrets_admin.audit.AuditUnavailable`, and what
+    :func:`change_request_apply` raises.
+    """
+    return _vote(
+        request_id=request_id, context=context, decision=Approval.Decision.APPROVE, comment=comment
+    )
+
+
+def change_request_reject(
+    *, request_id: int, context: audit.Context, comment: str
+) -> ChangeRequest:
+    """Reject the request (a comment is required): nothing is applied, its label is removed and
+    the author told. Same refusals as :func:`change_request_approve`."""
+    return _vote(
+        request_id=request_id, context=context, decision=Approval.Decision.REJECT, comment=comment
+    )
+
+
+def change_request_cancel(*, request_id: int, context: audit.Context) -> ChangeRequest:
+    """The author withdraws their open request; its label is removed. Only the author may
+    (:class:`ChangeRequestRefused`)."""
+    user = context.user
+    cr = change_request_get(request_id)
+    with audit.attempt(
+        audit.AuditAction.CHANGE_REQUEST_CANCEL,
+        context=context,
+        secret=cr.secret,
+        change_request=cr.pk,
+        new_version=cr.staged_version,
+    ) as handle:
+        with transaction.atomic():
+            cr = ChangeRequest.objects.select_for_update().get(pk=request_id)
+            if user is None or not _is_author(cr, user):
+                raise ChangeRequestRefused("Only the author of a change request may cancel it.")
+            if cr.status != Status.OPEN:
+                raise ChangeRequestRefused(f"Change request #{cr.pk} is {cr.status} already.")
+            cr.status = Status.CANCELLED
+            cr.save(update_fields=["status", "updated"])
+        handle.succeeded()
+    _drop_label(cr, context)
+    return cr
+
+
+def change_request_bypass(*, request_id: int, context: audit.Context, reason: str) -> ChangeRequest:
+    """Break-glass: an admin named in ``PORTAL_BREAK_GLASS_USERS`` applies their OWN open request
+    without approval, giving a reason. The request ends ``bypassed`` (or ``conflicted``); it is
+    listed for approvers until one acknowledges it (:func:`change_request_acknowledge`).
+
+    Raises :class:`ChangeRequestRefused` (not enabled for this person, no reason, someone
+    else's request, not open) and what :func:`change_request_apply` raises.
+    """
+    user = context.user
+    if not break_glass_allowed(user):
+        raise ChangeRequestRefused("Break-glass is not enabled for you.")
+    if not reason.strip():
+        raise ChangeRequestRefused("Give the reason for applying without approval.")
+    cr = change_request_get(request_id)
+    with audit.attempt(
+        audit.AuditAction.CHANGE_REQUEST_BYPASS,
+        context=context,
+        secret=cr.secret,
+        change_request=cr.pk,
+        new_version=cr.staged_version,
+        detail={"break_glass": True},
+    ) as handle:
+        with transaction.atomic():
+            cr = ChangeRequest.objects.select_for_update().get(pk=request_id)
+            if not _is_author(cr, user):
+                raise ChangeRequestRefused(
+                    "Break-glass applies only your own request; others' requests are approved."
+                )
+            _refuse_unless_open(cr)
+            cr.status = Status.BYPASSED
+            cr.bypass_reason = reason[:2000]
+            cr.save(update_fields=["status", "bypass_reason", "updated"])
+        handle.succeeded(detail={"break_glass": True})
+    return _apply(cr, context)
+
+
+def break_glass_allowed(user: Any) -> bool:
+    """Whether ``user`` is an admin named in ``PORTAL_BREAK_GLASS_USERS`` (off when empty)."""
+    return bool(
+        user is not None
+        and user.is_authenticated
+        and user.get_username() in settings.PORTAL_BREAK_GLASS_USERS
+        and permissions.role_for(user) >= permissions.Role.ADMIN
+    )
+
+
+def change_request_acknowledge(*, request_id: int, context: audit.Context) -> ChangeRequest:
+    """An approver (not the author) acknowledges a break-glass bypass, so it leaves the list of
+    bypasses to review. Raises :class:`ChangeRequestRefused`."""
+    user = context.user
+    if user is None or not permissions.can(user, permissions.Action.APPROVE):
+        raise ChangeRequestRefused("Only approvers may acknowledge a bypass.")
+    cr = change_request_get(request_id)
+    with audit.attempt(
+        audit.AuditAction.CHANGE_REQUEST_ACKNOWLEDGE,
+        context=context,
+        secret=cr.secret,
+        change_request=cr.pk,
+    ) as handle:
+        with transaction.atomic():
+            cr = ChangeRequest.objects.select_for_update().get(pk=request_id)
+            if not cr.bypass_reason or cr.bypass_acknowledged_at is not None:
+                raise ChangeRequestRefused("There is no unacknowledged bypass on this request.")
+            if _is_author(cr, user):
+                raise SelfApproval()
+            cr.bypass_acknowledged_by = user
+            cr.bypass_acknowledged_at = timezone.now()
+            cr.save(update_fields=["bypass_acknowledged_by", "bypass_acknowledged_at", "updated"])
+        handle.succeeded()
+    return cr
+
+
+def change_request_apply(*, request_id: int, context: audit.Context) -> ChangeRequest:
+    """Apply an approved request (normally called by the approval that completes it; again by
+    an approver when a first try failed on an AWS error). See :func:`_apply`."""
+    cr = change_request_get(request_id)
+    if cr.status != Status.APPROVED or cr.applied_version:
+        raise ChangeRequestRefused(f"Change request #{cr.pk} is {cr.status}: nothing to apply.")
+    if context.user is None or not permissions.can(context.user, permissions.Action.APPROVE):
+        raise ChangeRequestRefused("Only approvers may apply a change request.")
+    return _apply(cr, context)
+
+
+def _apply(cr: ChangeRequest, context: audit.Context) -> ChangeRequest:
+    """The write protocol for a request (DESIGN.md): AWSCURRENT still on the base -> move it to
+    the staged version (``aws.promote``); the base moved but none of the request's cells changed
+    -> rebase onto current and save it through the normal path (:func:`_save`); any of its cells
+    changed -> ``conflicted`` (approvals void), nothing applied, the author told.
+
+    Costs ``DescribeSecret`` + ``UpdateSecretVersionStage`` x 2 (promote, drop ``CR-<id>``)
+    when the base did not move. Raises :class:`~secrets_admin.aws.AwsError` and
+    :class:`SaveContended` with the request left ``approved`` (apply again later).
+    """
+    final = Status.BYPASSED if cr.status == Status.BYPASSED else Status.APPLIED
+    detail = {
+        "kind": "change_request",
+        "change_request": cr.pk,
+        "author": cr.author_username,
+        "approvers": list(
+            cr.approvals.filter(decision=Approval.Decision.APPROVE).values_list(
+                "approver_username", flat=True
+            )
+        ),
+        "break_glass": final == Status.BYPASSED,
+    }
+    version = ""
+    conflicts: list[Cell] = []
+    if aws.current_of(aws.describe(cr.secret)) == cr.base_version:
+        version = _promote(cr, context, detail)
+    if not version:
+        version, conflicts = _rebase_and_save(cr, context, detail)
+    if conflicts:
+        cr.status = Status.CONFLICTED
+        cr.outcome_message = "changed since the proposal: " + ", ".join(
+            " / ".join(c for c in cell if c) for cell in conflicts
+        )
+    else:
+        cr.status = final
+        cr.applied_version = version
+    cr.save(update_fields=["status", "applied_version", "outcome_message", "updated"])
+    _drop_label(cr, context)
+    listing.invalidate()
+    notifications.author_told(
+        cr, "conflicted" if conflicts else "applied", by=_source_identity(context)
+    )
+    return cr
+
+
+def _promote(cr: ChangeRequest, context: audit.Context, detail: dict[str, Any]) -> str:
+    """Move AWSCURRENT from the base to the staged version; ``""`` when the base moved meanwhile."""
+    full = {
+        **detail,
+        "mode": "promote",
+        "cells": cr.cells,
+        "counts": _counts(cr.cells),
+        "environments": cr.environments,
+    }
+    with audit.attempt(
+        audit.AuditAction.CHANGE_REQUEST_APPLY,
+        context=context,
+        secret=cr.secret,
+        environment=cr.environments[0] if len(cr.environments) == 1 else "",
+        base_version=cr.base_version,
+        new_version=cr.staged_version,
+        change_request=cr.pk,
+        detail=full,
+    ) as handle:
+        try:
+            aws.promote(
+                cr.secret,
+                version_id=cr.staged_version,
+                base_version_id=cr.base_version,
+                source_identity=_source_identity(context),
+            )
+        except aws.CurrentMoved as moved:
+            handle.failed(error_code=moved.code, detail={**full, "then": "rebase"})
+            return ""
+        handle.succeeded(detail=full)
+    return cr.staged_version
+
+
+def _rebase_and_save(
+    cr: ChangeRequest, context: audit.Context, detail: dict[str, Any]
+) -> tuple[str, list[Cell]]:
+    """The base moved: the applied version's id, or the conflicting cells (nothing written)."""
+    base = read_version(cr.secret, cr.base_version)
+    staged = read_version(cr.secret, cr.staged_version)
+    current = read_version(cr.secret)
+    changeset = _changeset_from(cr.structure, staged.document)
+    clashes = documents.conflicting_cells(base.document, current.document, changeset)
+    if clashes:
+        audit.record(
+            audit.AuditAction.CHANGE_REQUEST_APPLY,
+            context=context,
+            outcome=audit.Outcome.CONFLICTED,
+            secret=cr.secret,
+            base_version=cr.base_version,
+            change_request=cr.pk,
+            detail={
+                **detail,
+                "current_version": current.version_id,
+                "conflicts": [{"environment": e, "service": s, "key": k} for e, s, k in clashes],
+            },
+        )
+        return "", clashes
+    try:
+        result = _save(
+            name=cr.secret,
+            base=current,
+            changeset=documents.rebase_changeset(current.document, changeset),
+            context=context,
+            change_id=f"change-request-{cr.pk}-rebase",
+            max_rebases=MAX_REBASES,
+            action=audit.AuditAction.CHANGE_REQUEST_APPLY,
+            detail={**detail, "mode": "rebase", "rebased_from": cr.base_version},
+            change_request=cr.pk,
+        )
+    except NoChanges:  # someone else already made exactly this change
+        return current.version_id, []
+    except Conflict as conflict:  # a save between our read and our swap touched its cells
+        return "", [(c.environment, c.service, c.key) for c in conflict.cells]
+    return result.new_version_id, []
+
+
+def change_requests_expire(*, now: datetime | None = None) -> list[int]:
+    """Mark open requests past ``expires_at`` as expired, record it, remove their labels and
+    tell their authors. Returns the expired ids. Run by ``manage.py change_requests_expire``
+    and lazily when requests are listed."""
+    now = now or timezone.now()
+    context = audit.Context.system("change_requests_expire")
+    done = []
+    for cr in ChangeRequest.objects.filter(status=Status.OPEN, expires_at__lte=now):
+        claimed = ChangeRequest.objects.filter(pk=cr.pk, status=Status.OPEN).update(
+            status=Status.EXPIRED, updated=now
+        )
+        if not claimed:
+            continue  # decided meanwhile
+        cr.status = Status.EXPIRED
+        audit.record(
+            audit.AuditAction.CHANGE_REQUEST_EXPIRE,
+            context=context,
+            secret=cr.secret,
+            change_request=cr.pk,
+            new_version=cr.staged_version,
+        )
+        _drop_label(cr)
+        notifications.author_told(cr, "expired")
+        done.append(cr.pk)
+    return done
+
+
+def change_requests_for(
+    user: Any, *, mine: bool = False, waiting: bool = False, secret: str = "", status: str = ""
+) -> QuerySet[ChangeRequest]:
+    """Requests for the list page: ``mine`` (authored by ``user``), ``waiting`` (open, not
+    theirs, not voted on by them; approvers only), ``secret``, ``status`` (``""``: any)."""
+    qs = ChangeRequest.objects.all()
+    if mine:
+        qs = qs.filter(author_username=user.get_username())
+    if waiting:
+        qs = (
+            qs.filter(status=Status.OPEN)
+            .exclude(author_username=user.get_username())
+            .exclude(approvals__approver=user)
+        )
+    if secret:
+        qs = qs.filter(secret=secret)
+    if status:
+        qs = qs.filter(status=status)
+    return qs
+
+
+def bypasses_to_review() -> QuerySet[ChangeRequest]:
+    """Break-glass bypasses no approver has acknowledged yet."""
+    return ChangeRequest.objects.exclude(bypass_reason="").filter(bypass_acknowledged_at=None)
+
+
+@dataclass
+class ChangeRequestReview:
+    """What an open request would change on the CURRENT version (not the base): per-cell deltas
+    current -> proposed, and the cells that conflict when the base moved. No values."""
+
+    current_version_id: str
+    cells: list[CellDelta]
+    conflicts: list[Cell]
+    base_moved: bool
+
+
+def change_request_review(cr: ChangeRequest) -> ChangeRequestReview:
+    """Compare current with what applying ``cr`` would make of it (promote when the base did not
+    move, else its changeset rebased on current). ``GetSecretValue`` x 2 (x 3 when the base
+    moved). Raises :class:`NotEditable`, :class:`~secrets_admin.aws.AwsError`."""
+    current = read_version(cr.secret)
+    staged = read_version(cr.secret, cr.staged_version)
+    if current.version_id == cr.base_version:
+        return ChangeRequestReview(
+            current.version_id, compare(cr.secret, current, staged.document).cells, [], False
+        )
+    base = read_version(cr.secret, cr.base_version)
+    changeset = _changeset_from(cr.structure, staged.document)
+    clashes = documents.conflicting_cells(base.document, current.document, changeset)
+    if clashes:  # show the request's own cells only, not others' edits it would seem to undo
+        touched = documents.touched_cells(base.document, changeset)
+        cells = [
+            c
+            for c in compare(cr.secret, current, staged.document).cells
+            if (c.environment, c.service, c.key) in touched
+        ]
+        return ChangeRequestReview(current.version_id, cells, clashes, True)
+    after = documents.apply(
+        current.document, documents.rebase_changeset(current.document, changeset)
+    )
+    return ChangeRequestReview(
+        current.version_id, compare(cr.secret, current, after).cells, [], True
+    )

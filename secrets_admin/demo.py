@@ -104,3 +104,26 @@ def create_users() -> None:
             user.set_password(username)
             user.save()
         set_role(user, [role] if role is not Role.NONE else [])
+
+
+def seed_change_request() -> int | None:
+    """One open change request on ``customer-portal-secrets`` by ``engineer`` (a main value),
+    so the approval flow can be tried at once: sign in as ``approver`` and approve it. Returns
+    its id. Call after :func:`seed` and :func:`create_users`."""
+    from . import audit, changes, documents
+
+    name = "customer-portal-secrets"
+    engineer = get_user_model().objects.get(username="engineer")
+    current = aws.read_current(name)
+    main = documents.parse(current.text or "{}")["main"]
+    service = next(iter(main))
+    key = next(iter(main[service]))
+    cr = changes.change_request_propose(
+        name=name,
+        base_version_id=current.version_id,
+        changeset=[documents.Edit("set", "main", service, key, "FAKE-rotated-demo-value")],
+        context=audit.Context(user=engineer),
+        change_id=changes.new_change_id(),
+        comment="Demo: rotate one production value.",
+    )
+    return cr.pk

@@ -15,7 +15,13 @@ from . import audit, aws, changes
 from .models import AuditEvent
 
 #: Audit actions whose outcome creates a version (see ``changes``).
-WRITE_ACTIONS = ("save", "environment_restore", "secret_create")
+WRITE_ACTIONS = (
+    "save",
+    "environment_restore",
+    "secret_create",
+    "change_request_propose",
+    "change_request_apply",
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,14 @@ def _summary(event: AuditEvent) -> str:
     text = (", ".join(parts) or "no cell changes") + (f" in {where}" if where else "")
     if detail.get("kind") == "restore_environment":
         text = f"restored {detail.get('environment', '')} to {detail.get('from', '')}: {text}"
+    if detail.get("kind") == "change_request" and detail.get("author"):
+        approvers = ", ".join(detail.get("approvers") or []) or "nobody (break-glass)"
+        text = (
+            f"change request #{detail.get('change_request')} by {detail['author']}, "
+            f"approved by {approvers}: {text}"
+        )
+    elif detail.get("kind") == "change_request":
+        text = f"proposed as {detail.get('label', 'a change request')} (not current): {text}"
     if detail.get("rebased"):
         text += f" (rebased {detail['rebased']}x)"
     return text

@@ -136,3 +136,108 @@ class AuditEvent(models.Model):
     def action_label(self) -> str:
         """``sign in``, ``change request approve``: the action for people."""
         return self.action.replace("_", " ")
+
+
+class ChangeRequest(models.Model):
+    """A proposed changeset for a protected environment, waiting for approval (DESIGN.md terms).
+
+    Metadata only (invariant 1): the proposed document lives in Secrets Manager as version
+    ``staged_version`` carrying the label ``label`` (``CR-<id>``). ``structure`` holds the
+    changeset's ops and cell names, never values: the values of ``set`` edits are read back from
+    the staged version when the request is applied. ``cells`` is the per-cell summary at proposal
+    time: ``{"environment", "service", "key", "status", "before", "after"}`` with full
+    fingerprints. A request is immutable once opened: only ``status`` and its bookkeeping move.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        APPROVED = "approved"  # approvals complete, being applied
+        REJECTED = "rejected"
+        CANCELLED = "cancelled"
+        APPLIED = "applied"
+        CONFLICTED = "conflicted"
+        EXPIRED = "expired"
+        BYPASSED = "bypassed"  # applied by a break-glass admin without approval
+
+    secret = models.CharField(max_length=512, db_index=True)
+    environments = models.JSONField(default=list)
+    base_version = models.CharField(max_length=64)
+    staged_version = models.CharField(max_length=64, blank=True)
+    label = models.CharField(max_length=64, blank=True)
+    change_id = models.CharField(max_length=64, db_index=True)
+    cells = models.JSONField(default=list)
+    structure = models.JSONField(default=list)
+    # Who proposed it (copied, so the row stays meaningful if the user changes or goes).
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="change_requests",
+    )
+    author_username = models.CharField(max_length=150)
+    author_email = models.CharField(max_length=254, blank=True)
+    author_name = models.CharField(max_length=255, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.OPEN, db_index=True
+    )
+    required_approvals = models.PositiveSmallIntegerField(default=1)
+    expires_at = models.DateTimeField(db_index=True)
+    applied_version = models.CharField(max_length=64, blank=True)
+    comment = models.TextField(blank=True)  # the author's, at proposal time
+    outcome_message = models.TextField(blank=True)  # why it ended (a conflict's cells, by name)
+    bypass_reason = models.TextField(blank=True)
+    bypass_acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    bypass_acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["secret", "change_id"], name="one_request_per_change")
+        ]
+
+    def __str__(self) -> str:
+        return f"change request #{self.pk} on {self.secret} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.OPEN
+
+    @property
+    def author_label(self) -> str:
+        name = self.author_name or self.author_username
+        return f"{name} <{self.author_email}>" if self.author_email else name
+
+
+class Approval(models.Model):
+    """One approver's vote on a change request: approve or reject, with a comment. One per
+    approver (the database refuses a second); the author never has one (changes.py refuses)."""
+
+    class Decision(models.TextChoices):
+        APPROVE = "approve"
+        REJECT = "reject"
+
+    request = models.ForeignKey(ChangeRequest, on_delete=models.CASCADE, related_name="approvals")
+    approver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approver_username = models.CharField(max_length=150)
+    decision = models.CharField(max_length=10, choices=Decision.choices)
+    comment = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "approver"], name="one_vote_per_approver")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.approver_username} {self.decision}s #{self.request_id}"

@@ -1,6 +1,16 @@
 from django.urls import path, register_converter
 
-from .views import audit, compliance, diff, editor, history, integration, migration, secrets
+from .views import (
+    audit,
+    change_requests,
+    compliance,
+    diff,
+    editor,
+    history,
+    integration,
+    migration,
+    secrets,
+)
 
 
 class SecretNameConverter:
@@ -56,6 +66,37 @@ urlpatterns = [
     ),
     path("secrets/<secret:name>/undelete/", editor.secret_undelete, name="secret_undelete"),
     path("secrets/<secret:name>/", secrets.secret_detail, name="secret_detail"),
+    path("changes/", change_requests.change_request_list, name="change_request_list"),
+    path(
+        "changes/<int:request_id>/",
+        change_requests.change_request_detail,
+        name="change_request_detail",
+    ),
+    path(
+        "changes/<int:request_id>/approve/",
+        change_requests.change_request_approve,
+        name="change_request_approve",
+    ),
+    path(
+        "changes/<int:request_id>/reject/",
+        change_requests.change_request_reject,
+        name="change_request_reject",
+    ),
+    path(
+        "changes/<int:request_id>/cancel/",
+        change_requests.change_request_cancel,
+        name="change_request_cancel",
+    ),
+    path(
+        "changes/<int:request_id>/bypass/",
+        change_requests.change_request_bypass,
+        name="change_request_bypass",
+    ),
+    path(
+        "changes/<int:request_id>/acknowledge/",
+        change_requests.change_request_acknowledge,
+        name="change_request_acknowledge",
+    ),
     path("audit/", audit.audit_log, name="audit_log"),
     path("audit/events/<int:seq>/", audit.audit_event_detail, name="audit_event_detail"),
     path("audit/export/", audit.audit_export, name="audit_export"),

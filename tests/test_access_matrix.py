@@ -27,8 +27,9 @@ from typing import Any
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from secrets_admin import aws
-from secrets_admin.permissions import Role
+from secrets_admin import audit, aws, changes
+from secrets_admin.documents import Edit
+from secrets_admin.permissions import Role, set_role
 
 from .conftest import STANDARD_DOC, saml_environ
 
@@ -114,6 +115,7 @@ def row(
 
 HOST = "portal.example.test"
 SECRET = "{secret}"
+CR = "{change_request}"  # an open change request on {secret}, proposed by someone else
 REVEAL = {"version_id": "{version}", "environment": "dev", "service": "stripe", "key": "secret_key"}
 
 # fmt: off
@@ -155,6 +157,23 @@ MATRIX: list[Row] = [
     row("secrets_admin:secret_migrate", (), "POST", for_role(Role.ADMIN), data={"repo": "shop", "legacy": "legacy-app-dev", 'legacy_env:["legacy-app-dev"]': "dev", 'legacy_service:["legacy-app-dev"]': "app", "step": "preview"}),
     row("secrets_admin:legacy_secret_schedule_deletion", (), "POST", for_role(Role.ADMIN, ok=FOUND), data={"name": "legacy-app-dev", "recovery_days": "7"}),
     row("secrets_admin:legacy_secret_schedule_deletion", (), "GET", everyone(NOT_ALLOWED)),
+    row("secrets_admin:change_request_list", (), "GET", for_role(Role.AUDITOR)),
+    row("secrets_admin:change_request_list", (), "GET", for_role(Role.AUDITOR), data={"show": "waiting", "secret": SECRET}),
+    row("secrets_admin:change_request_list", (), "POST", everyone(NOT_ALLOWED)),
+    row("secrets_admin:change_request_detail", (CR,), "GET", for_role(Role.AUDITOR)),
+    row("secrets_admin:change_request_detail", ("999999",), "GET", for_role(Role.AUDITOR, ok=NOT_FOUND)),
+    row("secrets_admin:change_request_approve", (CR,), "POST", for_role(Role.APPROVER, ok=FOUND)),
+    row("secrets_admin:change_request_approve", ("999999",), "POST", for_role(Role.APPROVER, ok=NOT_FOUND)),
+    row("secrets_admin:change_request_approve", (CR,), "GET", everyone(NOT_ALLOWED)),
+    row("secrets_admin:change_request_reject", (CR,), "POST", for_role(Role.APPROVER, ok=FOUND), data={"comment": "not now"}),
+    row("secrets_admin:change_request_reject", (CR,), "POST", for_role(Role.APPROVER, ok=HTTPStatus.BAD_REQUEST)),
+    row("secrets_admin:change_request_reject", (CR,), "GET", everyone(NOT_ALLOWED)),
+    row("secrets_admin:change_request_cancel", (CR,), "POST", for_role(Role.ENGINEER, ok=HTTPStatus.BAD_REQUEST)),
+    row("secrets_admin:change_request_cancel", (CR,), "GET", everyone(NOT_ALLOWED)),
+    row("secrets_admin:change_request_bypass", (CR,), "POST", for_role(Role.ADMIN, ok=HTTPStatus.BAD_REQUEST), data={"reason": "outage"}),
+    row("secrets_admin:change_request_bypass", (CR,), "GET", everyone(NOT_ALLOWED)),
+    row("secrets_admin:change_request_acknowledge", (CR,), "POST", for_role(Role.APPROVER, ok=HTTPStatus.BAD_REQUEST)),
+    row("secrets_admin:change_request_acknowledge", (CR,), "GET", everyone(NOT_ALLOWED)),
     row("secrets_admin:audit_log", (), "GET", for_role(Role.AUDITOR)),
     row("secrets_admin:audit_log", (), "GET", for_role(Role.AUDITOR), data={"action": "reveal"}, htmx=True),
     row("secrets_admin:audit_event_detail", ("999999",), "GET", for_role(Role.AUDITOR, ok=NOT_FOUND)),
@@ -261,12 +280,22 @@ def providers(settings: Any) -> None:
 
 
 @pytest.fixture
-def world(make_secret: Any) -> dict[str, str]:
+def world(make_secret: Any, django_user_model: Any) -> dict[str, str]:
     """What ``{placeholders}`` in the table stand for: a conforming secret and its current
     version (and a legacy secret beside it). Made only for rows that use them."""
     make_secret("shop-secrets", STANDARD_DOC)
     make_secret("legacy-app-dev", "{}")
-    return {"secret": "shop-secrets", "version": aws.read_current("shop-secrets").version_id}
+    version = aws.read_current("shop-secrets").version_id
+    proposer = django_user_model.objects.create_user(username="pat-proposer")
+    set_role(proposer, [Role.ENGINEER])
+    cr = changes.change_request_propose(
+        name="shop-secrets",
+        base_version_id=version,
+        changeset=[Edit("set", "main", "stripe", "secret_key", "sk_live_2")],
+        context=audit.Context(user=proposer),
+        change_id=changes.new_change_id(),
+    )
+    return {"secret": "shop-secrets", "version": version, "change_request": str(cr.pk)}
 
 
 @pytest.mark.parametrize(

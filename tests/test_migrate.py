@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from secrets_admin import audit, aws, changes, forms, migration
 from secrets_admin.documents import JsonNumber
-from secrets_admin.models import AuditEvent
+from secrets_admin.models import AuditEvent, ChangeRequest
 
 from .test_views_secrets import _database_dump
 
@@ -87,24 +87,25 @@ def test_promote_structure_only_adds_empty_values_and_never_blanks_existing_ones
     }
 
 
-def test_promote_into_main_needs_approval(make_secret: Any, engineer: Any) -> None:
-    """Issue 7: "promotion into main creates a change request". Until approvals are merged the
-    save path refuses with NeedsApproval; the lead flips this assertion at the merge."""
+def test_promote_into_main_creates_a_change_request(make_secret: Any, engineer: Any) -> None:
+    """Issue 7: "promotion into main creates a change request"; nothing is current until an
+    approver approves it (invariant 4)."""
     make_secret("a-secrets", DOC)
     base = aws.read_current("a-secrets").version_id
-    with pytest.raises(changes.NeedsApproval) as raised:
-        changes.environment_promote(
-            name="a-secrets",
-            base_version_id=base,
-            source="dev",
-            target="main",
-            rows=[("stripe", "secret_key")],
-            with_values=True,
-            context=_context(engineer),
-            change_id=changes.new_change_id(),
-        )
-    assert "Promotion into main needs approval" in raised.value.message
-    assert "change request will be created once approvals land" in raised.value.message
+    result = changes.environment_promote(
+        name="a-secrets",
+        base_version_id=base,
+        source="dev",
+        target="main",
+        rows=[("stripe", "secret_key")],
+        with_values=True,
+        context=_context(engineer),
+        change_id=changes.new_change_id(),
+    )
+    assert isinstance(result, ChangeRequest)
+    assert result.status == ChangeRequest.Status.OPEN
+    assert result.environments == ["main"]
+    assert result.author == engineer
     assert aws.read_current("a-secrets").version_id == base
 
 
@@ -167,17 +168,21 @@ def test_promote_review_then_save_lands_without_values_in_the_pages(
     assert "CANARY" not in _database_dump() and "CANARY" not in caplog.text
 
 
-def test_promote_into_main_shows_the_approval_message(
+def test_promote_into_main_through_the_page_opens_a_change_request(
     as_user: Any, engineer: Any, make_secret: Any
 ) -> None:
     make_secret("a-secrets", DOC)
     client = as_user(engineer)
     review = _promote(client, "review", b="main")
-    assert "needs approval" in review.content.decode()
+    assert (
+        "needs approval" in review.content.decode() or "change request" in review.content.decode()
+    )
     base = aws.read_current("a-secrets").version_id
     saved = _promote(client, "save", b="main", change_id=changes.new_change_id())
+    request_ = ChangeRequest.objects.get()
+    assert saved["Location"] == reverse("secrets_admin:change_request_detail", args=[request_.pk])
     page = client.get(saved["Location"]).content.decode()
-    assert "Promotion into main needs approval" in page
+    assert f"change request #{request_.pk}" in page
     assert aws.read_current("a-secrets").version_id == base
 
 

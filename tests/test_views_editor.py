@@ -13,7 +13,7 @@ from django.urls import reverse
 from secrets_admin import audit, aws, changes, documents
 from secrets_admin.documents import Edit
 from secrets_admin.forms import field_name
-from secrets_admin.models import AuditEvent
+from secrets_admin.models import AuditEvent, ChangeRequest
 
 from .conftest import STANDARD_DOC
 from .test_changes import ODD_TEXT
@@ -282,16 +282,24 @@ def test_no_effective_change_says_no_changes(opened: Any) -> None:
     assert len(aws.list_versions(NAME)) == 1
 
 
-def test_edit_of_a_protected_environment_is_refused_with_the_reason(
+def test_edit_of_a_protected_environment_becomes_a_change_request(
     as_user: Any, engineer: Any, make_secret: Any
 ) -> None:
     make_secret(NAME, STANDARD_DOC)
     base = aws.read_current(NAME).version_id
-    response = review(
-        as_user(engineer), base, {field_name("set", "main", "stripe", "public_key"): "pk"}
-    )
-    assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert b"need approval by a second person" in response.content
+    client = as_user(engineer)
+    response = review(client, base, {field_name("set", "main", "stripe", "public_key"): "pk"})
+    assert response.status_code == HTTPStatus.OK
+    html = response.content.decode()
+    assert "saving opens a change request" in html and "Propose change request" in html
+    saved = post_form(client, html, "save", comment="rotate the live key")
+    assert saved.status_code == HTTPStatus.FOUND
+    cr = ChangeRequest.objects.get()
+    assert saved["Location"] == reverse("secrets_admin:change_request_detail", args=[cr.pk])
+    assert (cr.environments, cr.comment, cr.status) == (["main"], "rotate the live key", "open")
+    assert aws.read_current(NAME).version_id == base  # nothing current before approval
+    page = client.get(saved["Location"]).content.decode()
+    assert f"change request #{cr.pk}" in page and "someone else has to approve it" in page
 
 
 def test_oversize_review_says_by_how_much_and_offers_no_save(

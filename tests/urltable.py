@@ -34,6 +34,11 @@ POST_VIEWS: dict[str, bool] = {
     "secrets_admin:environment_promote": False,
     "secrets_admin:secret_migrate": True,
     "secrets_admin:legacy_secret_schedule_deletion": False,
+    "secrets_admin:change_request_approve": False,
+    "secrets_admin:change_request_reject": False,
+    "secrets_admin:change_request_cancel": False,
+    "secrets_admin:change_request_bypass": False,
+    "secrets_admin:change_request_acknowledge": False,
 }
 
 #: Views that may take a POST without a CSRF token, each with the reason. Keep it empty unless a

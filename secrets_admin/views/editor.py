@@ -26,6 +26,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .. import audit, aws, changes, documents, forms
+from ..models import ChangeRequest
 from ..permissions import Action, require
 from . import HtmxHttpRequest
 from .secrets import _aws_error_page, _check_name
@@ -192,12 +193,13 @@ def _save(
     return _run_save(
         request,
         name,
-        lambda context, change_id: changes.secret_save_changes(
+        lambda context, change_id: changes.secret_submit_changes(
             name=name,
             base_version_id=base_version_id,
             changeset=intent,
             context=context,
             change_id=change_id,
+            comment=request.POST.get("comment", "")[:2000],
         ),
         again=again,
         reapply_action=reverse("secrets_admin:secret_edit", args=[name]),
@@ -209,7 +211,7 @@ def _save(
 def _run_save(
     request: HttpRequest,
     name: str,
-    run: Callable[[audit.Context, str], changes.SaveResult],
+    run: Callable[[audit.Context, str], changes.SaveResult | ChangeRequest],
     *,
     again: Callable[[str, int], HttpResponse],
     reapply_action: str,
@@ -252,6 +254,14 @@ def _run_save(
         )
     except aws.AwsError as exc:
         return _aws_error_page(request, exc, name=name)
+    if isinstance(result, ChangeRequest):
+        messages.success(
+            request,
+            f"Nothing is saved yet: {', '.join(result.environments)} needs approval, so your "
+            f"edits became change request #{result.pk}. An approver has been asked to review it; "
+            "it is applied once approved.",
+        )
+        return redirect("secrets_admin:change_request_detail", request_id=result.pk)
     if result.already_saved:
         messages.info(request, f"This change was already saved (version {result.new_version_id}).")
     else:

@@ -15,6 +15,7 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 
 from .. import audit, aws, listing, ratelimit, reads
+from ..models import ChangeRequest
 from ..permissions import Action, require
 from . import HtmxHttpRequest
 
@@ -96,6 +97,9 @@ def secret_detail(request: HttpRequest, name: str) -> HttpResponse:
             "secret": page,
             "missing": page.missing_cells,
             "reveal_seconds": settings.PORTAL_REVEAL_SECONDS,
+            "pending_requests": ChangeRequest.objects.filter(
+                secret=name, status=ChangeRequest.Status.OPEN
+            ),
         },
     )
 

@@ -40,6 +40,9 @@ class Command(BaseCommand):
         created = demo.seed()
         names = [n for n in demo.demo_secrets() if n.endswith(settings.PORTAL_SECRET_SUFFIX)]
         listing.scan(names)
+        if "customer-portal-secrets" in created:  # a fresh fake AWS: open one change request
+            request_id = demo.seed_change_request()
+            self.stdout.write(f"change request #{request_id} by engineer waits for approver")
         self.stdout.write(
             f"seeded {len(created)} secrets; demo users: " + ", ".join(demo.DEMO_USERS)
         )

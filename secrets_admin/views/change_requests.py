@@ -1,0 +1,233 @@
+"""Change requests: the list (mine, waiting for me, by secret), one request with its per-cell
+diff between CURRENT and PROPOSED (masked; reveal for engineers and up through ``cell_reveal``
+on the current or the staged version), and the decisions (approve, reject, cancel, break-glass
+bypass, acknowledge a bypass), all POST. Rules live in ``changes.py``; these views translate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from http import HTTPStatus
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from .. import audit, aws, changes, permissions
+from ..models import ChangeRequest
+from ..permissions import Action, require
+
+FILTERS = ("open", "mine", "waiting", "all")
+
+
+def _load(request_id: int) -> ChangeRequest:
+    try:
+        return changes.change_request_get(request_id)
+    except changes.ChangeRequestNotFound:
+        raise Http404("No such change request") from None
+
+
+@require_GET
+@never_cache
+@require(Action.VIEW)
+def change_request_list(request: HttpRequest) -> HttpResponse:
+    """Requests, newest first. ``show``: open (default), mine, waiting (for me), all;
+    ``secret``: one secret's. Expired requests are closed first (lazily)."""
+    changes.change_requests_expire()
+    show = request.GET.get("show", "open")
+    if show not in FILTERS:
+        show = "open"
+    secret = request.GET.get("secret", "")[:512]
+    requests = changes.change_requests_for(
+        request.user,
+        mine=show == "mine",
+        waiting=show == "waiting",
+        secret=secret,
+        status="open" if show == "open" else "",
+    )
+    can_approve = permissions.can(request.user, Action.APPROVE)
+    page = Paginator(requests, settings.PORTAL_LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "secrets_admin/change_request_list.html",
+        {
+            "page": page,
+            "show": show,
+            "secret": secret,
+            "filters": FILTERS,
+            "bypasses": changes.bypasses_to_review() if can_approve else [],
+        },
+    )
+
+
+@require_GET
+@never_cache
+@require(Action.VIEW)
+def change_request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
+    """One request: its facts, votes, and while it is open the cells it would change on the
+    current version (current vs proposed, masked)."""
+    return _detail(request, _load(request_id))
+
+
+def _detail(
+    request: HttpRequest, cr: ChangeRequest, *, refusal: str = "", status: int = HTTPStatus.OK
+) -> HttpResponse:
+    review = None
+    error = ""
+    if cr.status in (ChangeRequest.Status.OPEN, ChangeRequest.Status.APPROVED):
+        try:
+            review = changes.change_request_review(cr)
+        except changes.ChangeRefused as exc:
+            error = exc.message
+        except aws.AwsError as exc:
+            error = exc.message
+    user = request.user
+    is_author = cr.author_username == user.get_username()
+    return render(
+        request,
+        "secrets_admin/change_request_detail.html",
+        {
+            "cr": cr,
+            "review": review,
+            "error": error,
+            "approvals": cr.approvals.all(),
+            "is_author": is_author,
+            "can_reveal": permissions.can(user, Action.REVEAL),
+            "can_vote": permissions.can(user, Action.APPROVE) and not is_author and cr.is_open,
+            "can_break_glass": is_author and cr.is_open and changes.break_glass_allowed(user),
+            "can_acknowledge": bool(
+                cr.bypass_reason
+                and cr.bypass_acknowledged_at is None
+                and permissions.can(user, Action.APPROVE)
+                and not is_author
+            ),
+            "reveal_seconds": settings.PORTAL_REVEAL_SECONDS,
+            "refusal": refusal,
+        },
+        status=status,
+    )
+
+
+def _decide(
+    request: HttpRequest, request_id: int, run: Callable[[audit.Context], ChangeRequest]
+) -> HttpResponse:
+    """Run one decision; a refusal shows the request again with the reason (403 for the
+    author's own vote, 409 for a request no longer open, 400 otherwise); an outcome redirects
+    to the request with a sentence saying what happened (invariant 6)."""
+    _load(request_id)
+    try:
+        cr = run(audit.Context.from_request(request))
+    except changes.SelfApproval as exc:
+        return _detail(request, _load(request_id), refusal=exc.message, status=HTTPStatus.FORBIDDEN)
+    except changes.ChangeRefused as exc:
+        status = HTTPStatus.CONFLICT if "no longer open" in exc.message else HTTPStatus.BAD_REQUEST
+        return _detail(request, _load(request_id), refusal=exc.message, status=status)
+    except (audit.AuditUnavailable, changes.SavedUnrecorded) as exc:
+        return _detail(
+            request, _load(request_id), refusal=exc.message, status=HTTPStatus.SERVICE_UNAVAILABLE
+        )
+    except aws.AwsError as exc:
+        messages.error(request, f"{exc.message} The request stays approved; apply it again later.")
+        return redirect("secrets_admin:change_request_detail", request_id=request_id)
+    messages.success(request, _outcome_sentence(cr))
+    return redirect("secrets_admin:change_request_detail", request_id=request_id)
+
+
+def _outcome_sentence(cr: ChangeRequest) -> str:
+    s = ChangeRequest.Status
+    return {
+        s.OPEN: f"Recorded. Change request #{cr.pk} waits for more approvals.",
+        s.APPLIED: f"Change request #{cr.pk} is applied: version {cr.applied_version} is current.",
+        s.BYPASSED: (
+            f"Change request #{cr.pk} was applied without approval (break-glass): version "
+            f"{cr.applied_version} is current. Approvers will review it."
+        ),
+        s.CONFLICTED: (
+            f"Change request #{cr.pk} conflicted ({cr.outcome_message}); nothing was applied and "
+            "the author was told."
+        ),
+        s.REJECTED: f"Change request #{cr.pk} is rejected; nothing was applied.",
+        s.CANCELLED: f"Change request #{cr.pk} is cancelled; nothing was applied.",
+        s.APPROVED: f"Change request #{cr.pk} is approved and being applied.",
+    }.get(ChangeRequest.Status(cr.status), f"Change request #{cr.pk} is {cr.status}.")
+
+
+@require_POST
+@never_cache
+@require(Action.APPROVE)
+def change_request_approve(request: HttpRequest, request_id: int) -> HttpResponse:
+    """Approve (POST ``comment`` optional); applies when approvals are complete. On a request
+    left approved by a failed apply, applies it again."""
+    comment = request.POST.get("comment", "")
+    if _load(request_id).status == ChangeRequest.Status.APPROVED:
+        return _decide(
+            request,
+            request_id,
+            lambda ctx: changes.change_request_apply(request_id=request_id, context=ctx),
+        )
+    return _decide(
+        request,
+        request_id,
+        lambda ctx: changes.change_request_approve(
+            request_id=request_id, context=ctx, comment=comment
+        ),
+    )
+
+
+@require_POST
+@never_cache
+@require(Action.APPROVE)
+def change_request_reject(request: HttpRequest, request_id: int) -> HttpResponse:
+    """Reject (POST ``comment`` required)."""
+    comment = request.POST.get("comment", "")
+    return _decide(
+        request,
+        request_id,
+        lambda ctx: changes.change_request_reject(
+            request_id=request_id, context=ctx, comment=comment
+        ),
+    )
+
+
+@require_POST
+@never_cache
+@require(Action.PROPOSE)
+def change_request_cancel(request: HttpRequest, request_id: int) -> HttpResponse:
+    """The author withdraws their request."""
+    return _decide(
+        request,
+        request_id,
+        lambda ctx: changes.change_request_cancel(request_id=request_id, context=ctx),
+    )
+
+
+@require_POST
+@never_cache
+@require(Action.CREATE_SECRET)
+def change_request_bypass(request: HttpRequest, request_id: int) -> HttpResponse:
+    """Break-glass (admins in ``PORTAL_BREAK_GLASS_USERS``): apply one's own request without
+    approval, POST ``reason`` required."""
+    reason = request.POST.get("reason", "")
+    return _decide(
+        request,
+        request_id,
+        lambda ctx: changes.change_request_bypass(
+            request_id=request_id, context=ctx, reason=reason
+        ),
+    )
+
+
+@require_POST
+@never_cache
+@require(Action.APPROVE)
+def change_request_acknowledge(request: HttpRequest, request_id: int) -> HttpResponse:
+    """An approver acknowledges a break-glass bypass."""
+    return _decide(
+        request,
+        request_id,
+        lambda ctx: changes.change_request_acknowledge(request_id=request_id, context=ctx),
+    )
