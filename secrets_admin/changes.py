@@ -862,11 +862,9 @@ def secret_preview_restore(
 ) -> tuple[EditState, Preview]:
     """The review of "restore ``environment`` to version ``version_id``" on the current version.
 
-    Raises :class:`NeedsApproval` (protected), :class:`NotEditable`,
-    :class:`~secrets_admin.aws.AwsError`.
+    A protected environment is previewed like any other; saving it opens a change request.
+    Raises :class:`NotEditable`, :class:`~secrets_admin.aws.AwsError`.
     """
-    if permissions.is_protected(environment):
-        raise NeedsApproval([environment])
     state = secret_edit_state(name=name)
     if state.blocker or state.base is None:
         raise NotEditable(state.blocker or "This secret can't be edited here.")
@@ -885,20 +883,28 @@ def secret_restore_environment(
     context: audit.Context,
     change_id: str,
     max_rebases: int = MAX_REBASES,
-) -> SaveResult:
+) -> SaveResult | ChangeRequest:
     """Restore ``environment`` to its content in ``version_id``, as a new version on top of
-    ``base_version_id``, through the same compare-and-swap path as an edit.
+    ``base_version_id``, through the same compare-and-swap path as an edit. A protected
+    environment is restored through a change request instead (invariant 4).
 
     Conflicts are judged on the whole environment: if anyone changed ``environment`` since the base,
     the restore is not rebased over it (:class:`Conflict`). Raises as
-    :func:`secret_save_changes`; :class:`NeedsApproval` for a protected environment.
+    :func:`secret_save_changes` and :func:`change_request_propose`.
     """
-    if permissions.is_protected(environment):
-        raise NeedsApproval([environment])
     base = read_version(name, base_version_id)
     changeset = restore_changeset(
         name=name, environment=environment, version_id=version_id, base=base
     )
+    if permissions.is_protected(environment):
+        return change_request_propose(
+            name=name,
+            base_version_id=base_version_id,
+            changeset=changeset,
+            context=context,
+            change_id=change_id,
+            comment=f"Restore {environment} to its content in version {version_id}.",
+        )
     return _save(
         name=name,
         base=base,

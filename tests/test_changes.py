@@ -4,6 +4,7 @@ idempotency, limits, protected environments, restores, creation."""
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from botocore.awsrequest import AWSResponse
 
 from secrets_admin import audit, aws, changes, documents
 from secrets_admin.documents import Edit
-from secrets_admin.models import AuditEvent, SecretSummary
+from secrets_admin.models import AuditEvent, ChangeRequest, SecretSummary
 
 from .conftest import STANDARD_DOC
 from .test_aws import CallCounter, calls, inject_error
@@ -558,13 +559,25 @@ def test_restore_environment_brings_back_one_environment_only(
     assert event.detail["from"] == v1 and event.environment == "dev"
 
 
-def test_restore_of_a_protected_environment_is_refused(
+def _change_main_outside_the_editor(base: str) -> str:
+    """Move AWSCURRENT to a version whose ``main`` differs, through the CAS write path."""
+    doc = documents.apply(current_doc(), [Edit("set", "main", "stripe", "secret_key", "m2")])
+    staged = aws.stage_version(NAME, text=documents.serialise(doc), token=str(uuid.uuid4()))
+    aws.promote(NAME, version_id=staged, base_version_id=base)
+    aws.drop_staging_label(NAME, version_id=staged)
+    return staged
+
+
+def test_restore_of_a_protected_environment_opens_a_change_request(
     make_secret: Any, ctx: audit.Context
 ) -> None:
     make_secret(NAME, STANDARD_DOC)
     v1 = aws.read_current(NAME).version_id
-    with pytest.raises(changes.NeedsApproval):
-        restore(ctx, "main", v1, v1)
+    v2 = _change_main_outside_the_editor(v1)
+    result = restore(ctx, "main", v1, v2)
+    assert isinstance(result, ChangeRequest)
+    assert result.status == ChangeRequest.Status.OPEN and result.environments == ["main"]
+    assert aws.read_current(NAME).version_id == v2  # nothing current until approved
 
 
 def test_restore_is_not_rebased_over_someone_elses_edit_of_that_environment(

@@ -631,19 +631,34 @@ def test_restore_one_environment_from_history(
     assert f"restored dev to {v1}" in history_page
 
 
-def test_restore_of_a_protected_environment_is_refused_on_screen(
+def test_restore_of_a_protected_environment_becomes_a_change_request_on_screen(
     as_user: Any, engineer: Any, make_secret: Any
 ) -> None:
+    from secrets_admin.models import ChangeRequest
+
+    from .test_changes import _change_main_outside_the_editor
+
     make_secret(NAME, STANDARD_DOC)
     v1 = aws.read_current(NAME).version_id
+    v2 = _change_main_outside_the_editor(v1)
     client = as_user(engineer)
-    response = client.post(
-        reverse("secrets_admin:secret_restore_environment", args=[NAME]),
-        {"environment": "main", "version_id": v1, "step": "review"},
-        follow=True,
+    url = reverse("secrets_admin:secret_restore_environment", args=[NAME])
+    review = client.post(url, {"environment": "main", "version_id": v1, "step": "review"})
+    assert review.status_code == HTTPStatus.OK
+    change_id = review.context["change_id"]
+    saved = client.post(
+        url,
+        {
+            "environment": "main",
+            "version_id": v1,
+            "step": "save",
+            "base_version_id": v2,
+            "change_id": change_id,
+        },
     )
-    assert b"need approval by a second person" in response.content
-    assert len(aws.list_versions(NAME)) == 1
+    request_ = ChangeRequest.objects.get()
+    assert saved["Location"] == reverse("secrets_admin:change_request_detail", args=[request_.pk])
+    assert aws.read_current(NAME).version_id == v2
 
 
 # ----------------------------------------------------------------------------------------
