@@ -14,7 +14,9 @@ import json
 import logging
 import pickle
 import re
+from dataclasses import replace
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.sessions.backends.db import SessionStore
 from django.core import mail
@@ -22,7 +24,7 @@ from django.core.cache import caches
 from django.db import connection
 from django.urls import Resolver404, resolve
 
-from .browsing import ARTIFACTS, Browsing
+from .browsing import ARTIFACTS, Browsing, Recorded
 from .flows import (
     FLOWS,
     PERMITTED_ECHOES,
@@ -164,3 +166,22 @@ def test_canary_values_appear_nowhere_but_permitted_reveals(
     assert len(run.downloads) >= 4
     assert search.searched["response"] > 50 and search.searched["database"] > 10
     assert not search.hits, "values found where they must not be:\n" + "\n".join(search.hits)
+
+
+def test_the_editor_may_echo_only_what_that_request_typed() -> None:
+    """The allowance for the editor's pages is exactly the values posted in the same request:
+    not other values, not other statuses (a 302 has no body to hold them), not other views."""
+    typed = {'set:["dev","stripe","key"]': "TYPED-1", 'new-value:["sandbox"]': "TYPED-2"}
+    body = urlencode({**typed, "new-key": "key", "base_version_id": "v1", "step": "review"})
+    edit = Recorded("POST", "http://x/secrets/a-secrets/edit/", "document", 200, {}, b"", b"")
+    edit = replace(edit, request_body=body.encode())
+    assert _echoed(edit) == ({"TYPED-1", "TYPED-2"}, {"TYPED-1", "TYPED-2"})
+    assert _echoed(replace(edit, status=409))[1] == {"TYPED-1", "TYPED-2"}
+    assert _echoed(replace(edit, status=302)) == ({"TYPED-1", "TYPED-2"}, frozenset())
+    assert _echoed(replace(edit, method="GET")) == (frozenset(), frozenset())
+    reveal = replace(edit, url="http://x/secrets/a-secrets/reveal/")
+    assert _echoed(reveal) == (frozenset(), frozenset())
+    assert _echoed(replace(edit, request_body=b"step=review&base_version_id=v1")) == (
+        frozenset(),
+        frozenset(),
+    )
