@@ -15,6 +15,10 @@ from playwright.sync_api import sync_playwright
 
 from secrets_admin.models import AuditEvent
 
+from .e2e.browsing import ARTIFACTS
+
+SHOTS = ARTIFACTS / "screenshots" / "sso"
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -49,6 +53,8 @@ def sign_in_and_out(portal: str, issuer: str) -> dict[str, Any]:
         page.get_by_role("button", name="Sign in with Corp SSO").click()
 
         page.wait_for_url(issuer + "/interaction/**")
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=SHOTS / "01-identity-provider.png", full_page=True)
         page.fill("input[name=login]", "erin")
         page.fill("input[name=password]", "any")
         page.locator("button[type=submit]").first.click()
@@ -56,6 +62,7 @@ def sign_in_and_out(portal: str, issuer: str) -> dict[str, Any]:
         page.locator("button[type=submit]").first.click()
 
         page.wait_for_url(portal + "/")
+        page.screenshot(path=SHOTS / "02-signed-in.png", full_page=True)
         seen["who"] = page.locator(".who").inner_text()
         seen["cookie"] = next(c for c in page.context.cookies() if c["name"] == "sessionid")
 

@@ -2,8 +2,11 @@
 
 To cover a new feature, add a function decorated with ``@flow`` (it runs in the order of this
 file, after sign-in) and, if its responses may legitimately show a value, an entry in
-:data:`PERMITTED_REVEALS` saying which cells' values each such response may hold. Every other
-response, the database, the logs, the cache, the emails and the browser's storage must hold none.
+:data:`PERMITTED_REVEALS` saying which cells' values each such response may hold (or, for a page
+that carries back what the person typed, in :data:`PERMITTED_ECHOES`). Every other response, the
+database, the logs, the cache, the emails, the audit exports and the browser's storage must hold
+none. Values typed into the editor are canaries too (registered under the cell they were typed
+into), so they are searched for everywhere like the seeded ones.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from urllib.parse import parse_qs
 from playwright.sync_api import expect
 
 from .browsing import REVEAL_SECONDS, Browsing, Recorded
-from .pages import PAGES, post_form
+from .pages import PAGES, diff_with_previous, post_form, submit, type_value
 
 Cell = tuple[str, str, str, str]  # secret, environment, service, key
 
@@ -39,6 +42,29 @@ def _reveal_cells(recorded: Recorded) -> set[Cell]:
 #: from the request. A permitted response holding any other value still fails the test.
 PERMITTED_REVEALS: dict[str, Callable[[Recorded], set[Cell]]] = {
     "secrets_admin:cell_reveal": _reveal_cells,
+}
+
+
+def _typed_values(recorded: Recorded) -> set[str]:
+    """The values the person typed in the editor and posted (``set:...`` and ``new-value:...``
+    fields of the request; the review and conflict pages repost them as ``set:...``)."""
+    fields = parse_qs(recorded.request_body.decode(errors="replace"))
+    return {
+        value
+        for name, values in fields.items()
+        if name.startswith(("set:", "new-value:"))
+        for value in values
+        if value
+    }
+
+
+#: URL name -> (the statuses of POST responses that may echo, the values they may echo, read
+#: from the request). The editor keeps edits in the browser only (no drafts on the server), so
+#: the review (200), "back to the editor" (200, or 400 with a form problem) and the conflict page
+#: (409) carry the values *this request* posted back in hidden fields. The request itself may
+#: hold them too. Any other value in those responses, or a typed value anywhere else, is a hit.
+PERMITTED_ECHOES: dict[str, tuple[frozenset[int], Callable[[Recorded], set[str]]]] = {
+    "secrets_admin:secret_edit": (frozenset({200, 400, 409}), _typed_values),
 }
 
 
@@ -92,6 +118,7 @@ class CanaryRun:
     settings: Any
     browsers: dict[str, Browsing] = field(default_factory=dict)
     storage_snapshots: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    downloads: list[tuple[str, str]] = field(default_factory=list)  # (file name, text)
 
     def as_user(self, user: str, *, javascript: bool = True) -> Browsing:
         label = user if javascript else f"{user}-nojs"
@@ -117,6 +144,10 @@ def flow(fn: Callable[[CanaryRun], None]) -> Callable[[CanaryRun], None]:
 
 def _grid(app: str = APP) -> str:
     return f"/secrets/{app}/"
+
+
+def _saved(b: Browsing) -> None:
+    expect(b.page.get_by_text("Saved as version")).to_be_visible()
 
 
 @flow
@@ -204,9 +235,162 @@ def refused_reveals(run: CanaryRun) -> None:
 
 
 @flow
+def edit_review_and_save(run: CanaryRun) -> None:
+    """Change one cell and add a key (both typed canaries), review, go back, review, save; then
+    reveal the new value on the grid."""
+    b = run.as_user("engineer")
+    b.goto(_grid() + "edit/")
+    changed = run.canaries.new((APP, "dev", "stripe", "secret"))
+    added = run.canaries.new((APP, "sandbox", "stripe", "added"))
+    type_value(b.page, "dev", "stripe", "secret", changed)
+    row = b.page.locator("#new-keys tr").first
+    row.get_by_label("Service", exact=True).fill("stripe")
+    row.get_by_label("Key", exact=True).fill("added")
+    row.get_by_label("Value in sandbox").fill(added)
+    b.shot("editor-typed")
+    assert submit(b.page, b.page.get_by_role("button", name="Review changes")) == 200
+    expect(b.page.locator("dl.facts")).to_contain_text("1 added, 1 changed, 0 removed")
+    assert changed not in b.page.locator("main").inner_text()  # masked: fingerprints only
+    b.shot("review")
+    assert submit(b.page, b.page.get_by_role("button", name="Back to the editor")) == 200
+    field = b.page.get_by_label("New value for dev stripe secret", exact=True)
+    expect(field).to_have_value(changed)  # the edits came back from the browser's own form
+    assert submit(b.page, b.page.get_by_role("button", name="Review changes")) == 200
+    submit(b.page, b.page.get_by_role("button", name="Save as one new version"))
+    _saved(b)
+    b.page.get_by_role("button", name="Reveal dev stripe secret").click()
+    expect(b.page.locator("code.revealed")).to_have_text(changed)
+    b.shot("saved-and-revealed")
+
+
+@flow
+def conflict_from_a_second_browser(run: CanaryRun) -> None:
+    """Two people edit the same cell; the second save shows base / theirs / yours."""
+    cell = (APP, "dev", "db", "url")
+    mine, theirs = run.as_user("engineer"), run.as_user("approver")
+    for b in (mine, theirs):
+        b.goto(_grid() + "edit/")
+        type_value(b.page, *cell[1:], run.canaries.new(cell))
+        assert submit(b.page, b.page.get_by_role("button", name="Review changes")) == 200
+    submit(theirs.page, theirs.page.get_by_role("button", name="Save as one new version"))
+    _saved(theirs)
+    mine.allow_status(409)
+    status = submit(mine.page, mine.page.get_by_role("button", name="Save as one new version"))
+    assert status == 409
+    facts = mine.page.locator("dl.facts")
+    for side in ("Base", "Theirs", "Yours"):
+        expect(facts).to_contain_text(side)
+    versions = facts.locator("dd code").all_inner_texts()
+    assert len(set(versions)) == 3, versions
+    mine.shot("conflict")
+    mine.page.get_by_role("button", name="Reveal theirs dev db url").click()
+    expect(mine.page.locator("code.revealed")).to_have_count(1)
+    reapply = mine.page.get_by_role("button", name="Re-apply my edits on the current version")
+    assert submit(mine.page, reapply) == 200
+    submit(mine.page, mine.page.get_by_role("button", name="Save as one new version"))
+    _saved(mine)
+
+
+@flow
+def history_diff_and_restore(run: CanaryRun) -> None:
+    """The history, a version diff (with a reveal), and dev restored to the first version."""
+    b = run.as_user("engineer")
+    b.goto(_grid() + "history/")
+    expect(b.page.locator("table.history tbody tr")).to_have_count(5)  # 1 + 3 saves + 1 staged
+    b.shot("history")
+    assert diff_with_previous(b.page) == 200
+    b.page.get_by_role("button", name="Reveal after dev db url").click()
+    expect(b.page.locator("code.revealed")).to_have_count(1)
+    b.shot("version-diff")
+    b.goto(_grid() + "history/")
+    restore = b.page.locator("form.restore").last
+    restore.get_by_label("Environment to restore").select_option("dev")
+    assert submit(b.page, restore.get_by_role("button", name="Restore to this version…")) == 200
+    expect(b.page.locator("dl.facts")).to_contain_text("0 added, 2 changed, 0 removed")
+    b.shot("restore-review")
+    submit(b.page, b.page.get_by_role("button", name="Save as one new version"))
+    _saved(b)
+    b.shot("restored")
+    nojs = run.as_user("engineer", javascript=False)
+    nojs.goto(_grid() + "history/")
+    assert diff_with_previous(nojs.page) == 200
+    expect(nojs.page.locator("table.diff")).to_be_visible()
+    nojs.shot("version-diff")
+
+
+@flow
+def create_secret(run: CanaryRun) -> None:
+    b = run.as_user("admin")
+    b.goto("/create/")
+    b.page.get_by_label("Repository name").fill("canary-created")
+    assert submit(b.page, b.page.get_by_role("button", name="Create secret")) == 200
+    expect(b.page.get_by_role("heading", name="canary-created-secrets")).to_be_visible()
+    b.shot("created")
+
+
+@flow
+def read_only_pages(run: CanaryRun) -> None:
+    """Environment diff, integration and compliance, with JavaScript and without."""
+    for javascript in (True, False):
+        b = run.as_user("engineer", javascript=javascript)
+        b.goto(_grid() + "diff/?a=dev&b=main")
+        b.page.locator("select[name=b]").select_option("sandbox")
+        if not javascript:
+            submit(b.page, b.page.get_by_role("button", name="Compare"))
+        expect(b.page.locator("#comparison")).to_contain_text("sandbox")
+        b.page.get_by_role("button", name="Reveal sandbox stripe public").first.click()
+        expect(b.page.locator("code.revealed")).to_have_count(1)
+        b.goto(_grid() + "diff/")
+        b.shot("environment-diff")
+        b.goto(_grid() + "integration/")
+        b.shot("integration")
+        auditor = run.as_user("auditor", javascript=javascript)
+        auditor.goto("/compliance/")
+        submit(auditor.page, auditor.page.get_by_role("link", name="All"))
+        auditor.shot("compliance")
+
+
+@flow
+def audit_log_export_and_verify(run: CanaryRun) -> None:
+    """The log, filtered; the chain check; CSV and JSON Lines exports downloaded and kept for the
+    search, with JavaScript and without."""
+    for javascript in (True, False):
+        b = run.as_user("auditor", javascript=javascript)
+        b.goto("/audit/")
+        b.page.get_by_label("Secret").fill(APP)
+        if javascript:
+            with b.page.expect_response(lambda r: "/audit/?" in r.url):
+                b.page.get_by_role("button", name="Filter").click()
+        else:
+            submit(b.page, b.page.get_by_role("button", name="Filter"))
+        expect(b.page.locator("#audit-table")).to_contain_text(APP)
+        b.shot("audit-log-filtered")
+        for fmt, button in (("csv", "Export CSV"), ("jsonl", "Export JSON Lines")):
+            with b.page.expect_download() as download:
+                b.page.get_by_role("button", name=button).click()
+            text = download.value.path().read_text()
+            rows = text.splitlines()
+            assert len(rows) > (6 if fmt == "csv" else 5), rows  # header + the secret's events
+            assert all(APP in row for row in rows[1 if fmt == "csv" else 0 :]), rows
+            run.downloads.append((download.value.suggested_filename, text))
+        if javascript:
+            b.page.get_by_role("button", name="Verify the chain").click()
+            expect(b.page.locator("#audit-verify")).to_contain_text("intact")
+        else:
+            submit(b.page, b.page.get_by_role("button", name="Verify the chain"))
+            expect(b.page.locator("main")).to_contain_text("intact")
+        b.shot("audit-verified")
+
+
+# Change requests and approvals: their flows go here (propose a change to a protected
+# environment, approve it from a second browser context, ...), before `every_page`, with an
+# entry in PERMITTED_ECHOES if a page carries the proposer's typed values back.
+
+
+@flow
 def every_page(run: CanaryRun) -> None:
     for spec in PAGES:
-        if spec.user:
+        if spec.user and spec.canary:
             b = run.as_user(spec.user)
             b.visit(spec)
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 GRID = "/secrets/customer-portal-secrets/"
 REVEAL = GRID + "reveal/"
+EDIT = GRID + "edit/"
+HISTORY = GRID + "history/"
 
 
 def post_form(page: Page, action: str, fields: dict[str, str], *, token: str | None = None) -> int:
@@ -80,6 +82,123 @@ def reveal_without_the_role(page: Page) -> int:
     return post_form(page, REVEAL, _reveal_fields(page, "dev", "stripe", "secret_key"))
 
 
+def submit(page: Page, button: Locator) -> int:
+    """Click a button (or link) that loads a new page; return the final response's status."""
+    with page.expect_navigation() as navigation:
+        button.click()
+    response = navigation.value
+    assert response is not None
+    return response.status
+
+
+def type_value(page: Page, environment: str, service: str, key: str, value: str) -> None:
+    page.get_by_label(f"New value for {environment} {service} {key}", exact=True).fill(value)
+
+
+def review_edit(page: Page, value: str = "sk_test_TYPEDreview") -> int:
+    """In the editor: type a new value for one cell and press Review (the review page)."""
+    type_value(page, "dev", "stripe", "secret_key", value)
+    return submit(page, page.get_by_role("button", name="Review changes"))
+
+
+def save_edit(page: Page, value: str = "sk_test_TYPEDsaved") -> int:
+    """Editor -> review -> save: back on the grid with the "Saved as version" message."""
+    assert review_edit(page, value) == 200
+    status = submit(page, page.get_by_role("button", name="Save as one new version"))
+    expect(page.get_by_text("Saved as version")).to_be_visible()
+    return status
+
+
+def save_conflicting_edit(page: Page) -> int:
+    """Review an edit; meanwhile a second tab saves the same cell; then save: the conflict page
+    (base / theirs / yours). ``test_flows.py`` does the same with two people."""
+    assert review_edit(page, "sk_test_TYPEDmine") == 200
+    other = page.context.new_page()
+    try:
+        other.goto(page.url.split("/secrets/", 1)[0] + EDIT)
+        save_edit(other, "sk_test_TYPEDtheirs")
+    finally:
+        other.close()
+    status = submit(page, page.get_by_role("button", name="Save as one new version"))
+    expect(page.get_by_role("heading", name="Someone else changed what you edited")).to_be_visible()
+    return status
+
+
+def back_to_editor(page: Page) -> int:
+    assert review_edit(page) == 200
+    return submit(page, page.get_by_role("button", name="Back to the editor"))
+
+
+def add_key_row(page: Page) -> int:
+    """htmx: one more blank new-key row in the editor, no reload."""
+    rows = page.locator("#new-keys tr")
+    before = rows.count()
+    with page.expect_response(lambda r: "/edit/row/" in r.url) as response:
+        page.get_by_role("link", name="Add a key row").click()
+    expect(rows).to_have_count(before + 1)
+    return response.value.status
+
+
+def diff_with_previous(page: Page) -> int:
+    return submit(page, page.get_by_role("link", name="diff with the one before").first)
+
+
+def _restore_oldest(page: Page, environment: str) -> int:
+    form = page.locator("form.restore").last
+    form.get_by_label("Environment to restore").select_option(environment)
+    return submit(page, form.get_by_role("button", name="Restore to this version…"))
+
+
+def review_restore(page: Page) -> int:
+    """History: restore dev to the oldest version -> the review of that changeset."""
+    return _restore_oldest(page, "dev")
+
+
+def save_restore(page: Page) -> int:
+    assert _restore_oldest(page, "dev") == 200
+    status = submit(page, page.get_by_role("button", name="Save as one new version"))
+    expect(page.get_by_text("Saved as version")).to_be_visible()
+    return status
+
+
+def create_invalid(page: Page) -> int:
+    """A name the browser lets through and the server refuses: the form again with its errors."""
+    page.get_by_label("Repository name").fill("bad name!")
+    return submit(page, page.get_by_role("button", name="Create secret"))
+
+
+def create_secret(page: Page) -> int:
+    page.get_by_label("Repository name").fill("e2e-created")
+    return submit(page, page.get_by_role("button", name="Create secret"))
+
+
+def verify_chain(page: Page) -> int:
+    """htmx: the chain check's result replaces its placeholder on the log."""
+    with page.expect_response(lambda r: r.url.endswith("/audit/verify/")) as response:
+        page.get_by_role("button", name="Verify the chain").click()
+    expect(page.locator("#audit-verify")).not_to_be_empty()
+    return response.value.status
+
+
+def verify_chain_as_page(page: Page) -> int:
+    return post_form(page, "/audit/verify/", {})
+
+
+def filter_audit_log(page: Page) -> int:
+    """The filter form submitted as a plain GET (htmx replaces only the table)."""
+    with page.expect_response(lambda r: "/audit/?" in r.url) as response:
+        page.get_by_role("button", name="Filter").click()
+    return response.value.status
+
+
+def compare_other_environments(page: Page) -> int:
+    """htmx: changing a select re-renders only the comparison and pushes the URL."""
+    with page.expect_response(lambda r: "/diff/?" in r.url) as response:
+        page.locator("select[name=b]").select_option("uat")
+    expect(page.locator("#comparison")).to_contain_text("uat")
+    return response.value.status
+
+
 @dataclass(frozen=True)
 class PortalPage:
     """One page a person can see: who (demo user or ``None``), where, what status, and an
@@ -91,6 +210,9 @@ class PortalPage:
     status: int = 200
     then: Callable[[Page], int] | None = None
     then_status: int = 200
+    #: False: the canary run's ``every_page`` skips this row, because a flow of ``flows.py``
+    #: takes the same steps on the canary secrets (a write here would only repeat it on demo data).
+    canary: bool = True
 
     @property
     def final_status(self) -> int:
@@ -115,4 +237,53 @@ PAGES: list[PortalPage] = [
     PortalPage("secret-missing", "auditor", "/secrets/nope-secrets/", status=404),
     PortalPage("not-found", "auditor", "/no-such-page/", status=404),
     PortalPage("no-access", "outsider", "/", status=403),
+    # Writes: the editor, its review, a save, a conflict (order matters: later rows see the
+    # versions these saves create).
+    PortalPage("editor", "engineer", EDIT),
+    PortalPage("editor-more-rows", "engineer", EDIT + "?rows=4"),
+    PortalPage("editor-add-row", "engineer", EDIT, then=add_key_row),
+    PortalPage("editor-review", "engineer", EDIT, then=review_edit, canary=False),
+    PortalPage("editor-back-from-review", "engineer", EDIT, then=back_to_editor, canary=False),
+    PortalPage("editor-saved", "engineer", EDIT, then=save_edit, canary=False),
+    PortalPage(
+        "editor-conflict",
+        "engineer",
+        EDIT,
+        then=save_conflicting_edit,
+        then_status=409,
+        canary=False,
+    ),
+    PortalPage("editor-not-json", "engineer", "/secrets/billing-service-secrets/edit/"),
+    PortalPage("history", "engineer", HISTORY),
+    PortalPage("version-diff", "engineer", HISTORY, then=diff_with_previous, canary=False),
+    PortalPage("restore-review", "engineer", HISTORY, then=review_restore, canary=False),
+    PortalPage("restore-saved", "engineer", HISTORY, then=save_restore, canary=False),
+    PortalPage("history-auditor", "auditor", HISTORY),
+    PortalPage("create-secret", "admin", "/create/"),
+    PortalPage(
+        "create-secret-invalid",
+        "admin",
+        "/create/",
+        then=create_invalid,
+        then_status=400,
+        canary=False,
+    ),
+    PortalPage("create-secret-done", "admin", "/create/", then=create_secret, canary=False),
+    # Read-only pages.
+    PortalPage("environment-diff", "engineer", GRID + "diff/?a=dev&b=main"),
+    PortalPage(
+        "environment-diff-switch", "engineer", GRID + "diff/", then=compare_other_environments
+    ),
+    PortalPage("environment-diff-non-standard", "engineer", "/secrets/inventory-api-secrets/diff/"),
+    PortalPage("integration", "engineer", GRID + "integration/"),
+    PortalPage("compliance", "auditor", "/compliance/"),
+    PortalPage("compliance-errors", "auditor", "/compliance/?severity=error"),
+    PortalPage("audit-log", "auditor", "/audit/"),
+    PortalPage("audit-log-filtered", "auditor", "/audit/?action=reveal", then=filter_audit_log),
+    PortalPage("audit-verify", "auditor", "/audit/", then=verify_chain),
+    PortalPage("audit-verify-page", "auditor", "/audit/", then=verify_chain_as_page),
+    PortalPage("audit-event", "auditor", "/audit/events/1/"),
+    PortalPage("audit-secret-timeline", "auditor", "/audit/secrets/customer-portal-secrets/"),
+    PortalPage("audit-user-timeline", "auditor", "/audit/users/engineer/"),
+    # Change requests and approvals (issue on approvals): add their pages here.
 ]

@@ -1,8 +1,13 @@
 """The portal in a real browser (issue 8, part 4): sign in, search, open a grid, reveal and
-re-mask, sign out; the same read-only pages with JavaScript off; htmx under the strict CSP."""
+re-mask, sign out; the same read-only pages with JavaScript off; htmx under the strict CSP; edit,
+review and save; a conflict from a second browser context; history, version diff and restore;
+create; environment diff, compliance, integration, the audit log with its export and chain check.
+Sign-in through the test identity provider in Chromium is in ``tests/test_sso_browser.py``."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from typing import Any
@@ -13,6 +18,7 @@ from secrets_admin import aws
 from secrets_admin.models import AuditEvent
 
 from .browsing import REVEAL_SECONDS
+from .pages import diff_with_previous, submit, type_value
 
 GRID = "/secrets/customer-portal-secrets/"
 
@@ -184,3 +190,170 @@ def test_the_browser_enforces_the_csp_and_the_suite_notices(browse: Any) -> None
     assert any("script-src" in p for p in violations), b.problems
     assert any("style-src" in p for p in violations), b.problems
     b.problems.clear()
+
+
+# --------------------------------------------------------------------------------------------
+# Writes, history, diff, audit (merged after the first browser suite)
+
+EDIT = GRID + "edit/"
+HISTORY = GRID + "history/"
+
+
+def test_two_people_edit_the_same_cell_and_the_second_save_shows_the_conflict(
+    browse: Any,
+) -> None:
+    """Editor -> review -> save in two browser contexts (engineer and approver): the first save
+    wins, the second gets the conflict page with base / theirs / yours, re-applies and saves."""
+    mine, theirs = browse(name="engineer"), browse(name="approver")
+    for b, user, value in (
+        (mine, "engineer", "sk_test_MINE"),
+        (theirs, "approver", "sk_test_THEIRS"),
+    ):
+        b.sign_in(user)
+        b.goto(GRID)
+        b.page.get_by_role("link", name="Edit", exact=True).click()
+        expect(b.page.get_by_role("heading", name=f"Edit {GRID.split('/')[2]}")).to_be_visible()
+        type_value(b.page, "dev", "stripe", "secret_key", value)
+        b.shot("editor-typed")
+        assert submit(b.page, b.page.get_by_role("button", name="Review changes")) == 200
+        expect(b.page.locator("table.review tbody tr")).to_have_count(1)
+        expect(b.page.locator("table.review")).to_contain_text("secret_key")
+        assert value not in b.page.locator("main").inner_text()
+        b.shot("review")
+    base = mine.page.locator("dl.facts dd code").first.inner_text()
+
+    assert (
+        submit(theirs.page, theirs.page.get_by_role("button", name="Save as one new version"))
+        == 200
+    )
+    expect(theirs.page.get_by_text("Saved as version")).to_be_visible()
+    theirs.shot("saved")
+
+    mine.allow_status(409)
+    assert submit(mine.page, mine.page.get_by_role("button", name="Save as one new version")) == 409
+    page = mine.page
+    expect(page.get_by_role("heading", name="Someone else changed what you edited")).to_be_visible()
+    sides = dict(
+        zip(
+            page.locator("dl.facts dt").all_inner_texts(),
+            page.locator("dl.facts dd").all_inner_texts(),
+            strict=True,
+        )
+    )
+    assert sides["Base (what you edited)"] == base
+    current = aws.read_current("customer-portal-secrets").version_id
+    assert sides["Theirs (current now)"] == current
+    assert sides["Yours (staged, never current)"] not in (base, current)
+    row = page.locator("table.conflict tbody tr")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("secret_key")
+    mine.shot("conflict")
+    row.get_by_role("button", name="Reveal yours dev stripe secret_key").click()
+    expect(row.locator("code.revealed")).to_have_text("sk_test_MINE")
+    mine.shot("conflict-yours-revealed")
+    assert AuditEvent.objects.filter(action="save", outcome="conflicted").count() == 1
+
+    reapply = page.get_by_role("button", name="Re-apply my edits on the current version")
+    assert submit(page, reapply) == 200
+    assert submit(page, page.get_by_role("button", name="Save as one new version")) == 200
+    expect(page.get_by_text("Saved as version")).to_be_visible()
+    assert aws.read_current("customer-portal-secrets").version_id not in (base, current)
+    assert AuditEvent.objects.filter(action="save", outcome="succeeded").count() == 2
+
+
+def test_history_version_diff_restore_one_environment_and_create(browse: Any) -> None:
+    b = browse()
+    b.sign_in("engineer")
+    b.goto(EDIT)
+    for env in ("dev", "sandbox"):
+        type_value(b.page, env, "stripe", "secret_key", f"sk_test_NEW{env}")
+    assert submit(b.page, b.page.get_by_role("button", name="Review changes")) == 200
+    assert submit(b.page, b.page.get_by_role("button", name="Save as one new version")) == 200
+    b.page.get_by_role("link", name="History").click()
+    rows = b.page.locator("table.history tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("AWSCURRENT")
+    expect(rows.first).to_contain_text("engineer")
+    b.shot("history")
+
+    assert diff_with_previous(b.page) == 200
+    expect(b.page.locator("table.diff tbody tr")).to_have_count(2)
+    b.shot("version-diff")
+    b.page.get_by_role("link", name="history").click()
+
+    restore = b.page.locator("form.restore").last
+    expect(restore.locator("option[value=main]")).to_be_disabled()  # protected: needs approval
+    restore.get_by_label("Environment to restore").select_option("dev")
+    assert submit(b.page, restore.get_by_role("button", name="Restore to this version…")) == 200
+    expect(b.page.locator("h1")).to_contain_text("Restore dev of customer-portal-secrets")
+    expect(b.page.locator("table.review tbody tr")).to_have_count(1)  # sandbox is left alone
+    b.shot("restore-review")
+    assert submit(b.page, b.page.get_by_role("button", name="Save as one new version")) == 200
+    expect(rows).to_have_count(3)
+    b.shot("restored")
+    doc = json.loads(aws.read_current("customer-portal-secrets").text or "")
+    assert doc["dev"]["stripe"]["secret_key"] == "sk_test_FAKEcustdev"
+    assert doc["sandbox"]["stripe"]["secret_key"] == "sk_test_NEWsandbox"
+
+    admin = browse(name="admin")
+    admin.sign_in("admin")
+    admin.page.get_by_role("link", name=re.compile("Create")).first.click()
+    admin.page.get_by_label("Repository name").fill("e2e-made")
+    assert submit(admin.page, admin.page.get_by_role("button", name="Create secret")) == 200
+    expect(admin.page.get_by_role("heading", name="e2e-made-secrets")).to_be_visible()
+    expect(admin.page.get_by_text("Created e2e-made-secrets")).to_be_visible()
+    admin.shot("created")
+    assert aws.read_current("e2e-made-secrets").version_id
+
+
+def test_new_read_only_pages_work_without_javascript(browse: Any, settings: Any) -> None:
+    """Environment diff, history and version diff, compliance, integration, the audit log (filter,
+    pages, chain check, CSV export): links and plain forms, no htmx."""
+    settings.PORTAL_AUDIT_PAGE_SIZE = 1
+    b = browse(javascript=False)
+    page = b.page
+    b.sign_in("engineer")
+    b.goto(GRID)
+    page.get_by_role("link", name="Compare environments").click()
+    page.locator("select[name=a]").select_option("dev")
+    page.locator("select[name=b]").select_option("uat")
+    page.get_by_role("button", name="Compare").click()
+    expect(page).to_have_url(re.compile(r"diff/\?a=dev&b=uat"))
+    expect(page.locator("#comparison")).to_contain_text("uat")
+    b.shot("environment-diff")
+
+    page.get_by_role("link", name="customer-portal-secrets").click()
+    page.get_by_role("link", name=re.compile("^Integration")).click()
+    expect(page.locator("main")).to_contain_text("customer-portal-secrets")
+    b.shot("integration")
+
+    b.goto(HISTORY)
+    expect(page.locator("table.history tbody tr")).to_have_count(1)
+    b.shot("history")
+    b.goto(HISTORY + "diff/")
+    page.get_by_role("button", name="Compare").click()
+    expect(page.locator("h1")).to_have_text("Compare two versions")
+    b.shot("version-diff")
+
+    b.goto("/compliance/")
+    page.get_by_role("link", name=re.compile("warning")).click()
+    expect(page).to_have_url(re.compile(r"\?severity=warning$"))
+    b.shot("compliance")
+
+    page.get_by_role("button", name="Sign out").click()
+    b.sign_in("auditor")
+    b.goto("/audit/")
+    page.get_by_label("Actor (username or e-mail)").fill("engineer")
+    page.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"actor=engineer"))
+    page.get_by_role("link", name="Older →").click()
+    expect(page).to_have_url(re.compile(r"page=2"))
+    b.shot("audit-log")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export CSV").click()
+    rows = list(csv.DictReader(io.StringIO(download.value.path().read_text())))
+    assert rows and {r["actor_username"] for r in rows} == {"engineer"}, rows
+    page.get_by_role("button", name="Verify the chain").click()
+    expect(page.locator("h1")).to_have_text("Audit chain check")
+    expect(page.locator("main")).to_contain_text("The chain is intact")
+    b.shot("audit-verify")
