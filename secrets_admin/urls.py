@@ -22,6 +22,7 @@ app_name = "secrets_admin"
 urlpatterns = [
     path("", secrets.secret_list, name="secret_list"),
     path("refresh/", secrets.secret_list_refresh, name="secret_list_refresh"),
+    path("status/", secrets.secret_list_status, name="secret_list_status"),
     path("secrets/<secret:name>/reveal/", secrets.cell_reveal, name="cell_reveal"),
     path("secrets/<secret:name>/", secrets.secret_detail, name="secret_detail"),
 ]
