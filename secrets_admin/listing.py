@@ -7,10 +7,10 @@ set) and served stale-while-revalidate:
 * fresh for ``PORTAL_LIST_CACHE_SECONDS`` after it was fetched: served as it is;
 * then stale, but kept for ``PORTAL_LIST_KEEP_SECONDS``: still served at once, while one
   background thread in one instance (a cache lock, ``cache.add``) lists AWS again;
-* absent (the very first load, or after ``PORTAL_LIST_KEEP_SECONDS``): the first page of
-  ``ListSecrets`` is read in the request; an account of up to 100 secrets is shown at once, a
-  larger one is finished in the background while the page shows progress
-  (:class:`Progress`, polled by the list's status line).
+* absent (the very first load, or after ``PORTAL_LIST_KEEP_SECONDS``): ``ListSecrets`` pages
+  are read in the request for up to ``PORTAL_LIST_WAIT_SECONDS`` (at least one page); an account
+  listed by then is shown at once, a larger one is finished in the background while the page
+  shows progress (:class:`Progress`, polled by the list's status line).
 
 The portal's own writes mark the listing stale (:func:`invalidate`) rather than dropping it, so
 nobody waits for a cold listing again. Structure shown on the list (environments, services,
@@ -221,10 +221,11 @@ def listing_state() -> ListingState:
     """The listing to show now, never waiting for more than one ``ListSecrets`` call.
 
     Fresh: served as cached. Stale: served as cached, and a background refresh is started (once
-    across instances; not again for ``ERROR_SECONDS`` after one failed). Absent: the first page
-    is read here; when it is the only page the listing is complete, otherwise the rest is read in
-    the background and ``listing`` is ``None`` with the :class:`Progress` so far. Raises
-    :class:`~secrets_admin.aws.AwsError` only when that first page fails.
+    across instances; not again for ``ERROR_SECONDS`` after one failed). Absent: pages are read
+    here for up to ``PORTAL_LIST_WAIT_SECONDS`` (at least one); when the listing ends in that
+    time it is returned, otherwise the rest is read in the background and ``listing`` is ``None``
+    with the :class:`Progress` so far. Raises :class:`~secrets_admin.aws.AwsError` only when a
+    page read here fails.
     """
     listing, stamp = _cached()
     if listing is not None and stamp is not None:
@@ -244,6 +245,8 @@ def listing_state() -> ListingState:
     fetch = _Fetch()
     try:
         done = fetch.step()
+        while not done and time.time() - fetch.started_at < settings.PORTAL_LIST_WAIT_SECONDS:
+            done = fetch.step()
     except aws.AwsError:
         _unlock(lock)
         raise
@@ -326,7 +329,16 @@ def _kind_status(kind: str, reasons: list[str], size: int) -> Status:
 
 
 def remember(name: str, version_id: str, classified: documents.Classified) -> SecretSummary:
-    """Record what a read of ``version_id`` showed of the secret's structure (names only)."""
+    """Record what a read of ``version_id`` showed of the secret's structure (names only).
+
+    A version's value never changes (Secrets Manager versions are immutable), so a summary of the
+    same version and kind is kept as it is: one query instead of a locked upsert per grid view.
+    """
+    known = SecretSummary.objects.filter(
+        name=name, version_id=version_id, kind=classified.kind
+    ).first()
+    if known is not None:
+        return known
     fields: dict[str, Any] = {
         "version_id": version_id,
         "kind": classified.kind,

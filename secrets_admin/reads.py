@@ -93,15 +93,15 @@ def secret_open(name: str) -> SecretPage:
     grid = documents.grid(classified.document)
     page.environments = grid.environments
     page.protected = {env: permissions.is_protected(env) for env in grid.environments}
+    key = settings.PORTAL_FINGERPRINT_KEY.encode()
     previous_service = None
     for row in grid.rows:
         cells = []
         for env in grid.environments:
             if env in row.values:
                 v = row.values[env]
-                cells.append(
-                    (env, CellView(True, documents.value_type(v), documents.short(fingerprint(v))))
-                )
+                fp = documents.short(documents.fingerprint(key, v))
+                cells.append((env, CellView(True, documents.value_type(v), fp)))
             else:
                 cells.append((env, CellView(False)))
         page.rows.append(

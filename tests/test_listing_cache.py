@@ -48,6 +48,17 @@ def _status(client: Any, shown: str = "") -> Any:
     return client.get(reverse(STATUS), {"shown": shown}, headers={"HX-Request": "true"})
 
 
+def test_account_listed_within_the_wait_is_shown_at_once(
+    as_user: Any, auditor: Any, make_secret: Any, spawned: list[Any], monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(aws, "LIST_PAGE_SIZE", 1)  # 3 pages, well within the default wait
+    for i in range(3):
+        make_secret(f"w{i}-secrets", STANDARD_DOC)
+    html = as_user(auditor).get(reverse(LIST)).content.decode()
+    assert all(f"w{i}-secrets" in html for i in range(3))
+    assert spawned == []
+
+
 def test_small_account_is_listed_at_once_with_one_call(
     as_user: Any, auditor: Any, make_secret: Any, spawned: list[Any], list_calls: list[str]
 ) -> None:
@@ -59,8 +70,14 @@ def test_small_account_is_listed_at_once_with_one_call(
 
 
 def test_first_load_of_a_large_account_shows_progress_then_fills_in(
-    as_user: Any, auditor: Any, make_secret: Any, spawned: list[Any], monkeypatch: Any
+    as_user: Any,
+    auditor: Any,
+    make_secret: Any,
+    spawned: list[Any],
+    monkeypatch: Any,
+    settings: Any,
 ) -> None:
+    settings.PORTAL_LIST_WAIT_SECONDS = 0  # one page in the request, the rest in the background
     monkeypatch.setattr(aws, "LIST_PAGE_SIZE", 2)  # 5 secrets = 3 pages
     for i in range(5):
         make_secret(f"r{i}-secrets", STANDARD_DOC)
@@ -200,8 +217,9 @@ def test_cold_start_failure_on_the_first_page_is_an_error_page(
 
 
 def test_background_thread_lists_to_the_end(
-    as_user: Any, auditor: Any, make_secret: Any, monkeypatch: Any
+    as_user: Any, auditor: Any, make_secret: Any, monkeypatch: Any, settings: Any
 ) -> None:
+    settings.PORTAL_LIST_WAIT_SECONDS = 0
     monkeypatch.setattr(aws, "LIST_PAGE_SIZE", 1)
     for i in range(3):
         make_secret(f"t{i}-secrets", STANDARD_DOC)

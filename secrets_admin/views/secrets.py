@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode
@@ -120,6 +121,22 @@ def secret_detail(request: HttpRequest, name: str) -> HttpResponse:
     )
 
 
+def _reveal_fields(request: HttpRequest) -> dict[str, str]:
+    """``version_id``, ``environment``, ``service``, ``key`` of a reveal: the cell comes either
+    as three fields or, from the grid's buttons, as ``cell`` = JSON ``[environment, service,
+    key]``. Missing or malformed parts are empty strings."""
+    fields = {k: request.POST.get(k, "") for k in ("version_id", "environment", "service", "key")}
+    cell = request.POST.get("cell", "")
+    if cell:
+        try:
+            parts = json.loads(cell)
+        except ValueError:
+            parts = None
+        ok = isinstance(parts, list) and len(parts) == 3 and all(isinstance(p, str) for p in parts)
+        fields["environment"], fields["service"], fields["key"] = parts if ok else ("", "", "")
+    return fields
+
+
 @require_POST
 @never_cache
 @sensitive_variables("value")
@@ -131,7 +148,7 @@ def cell_reveal(request: HtmxHttpRequest, name: str) -> HttpResponse:
     fragment comes back; without JavaScript a small page shows the value.
     """
     _check_name(name)
-    fields = {k: request.POST.get(k, "") for k in ("version_id", "environment", "service", "key")}
+    fields = _reveal_fields(request)
     if not all(fields.values()) or len(fields["version_id"]) > 64:
         return render(
             request,

@@ -1,0 +1,533 @@
+"""``make bench``: the portal's cost per operation against its AWS-call floor and the AWS CLI.
+
+Starts a counting moto server (``bench/fakeaws.py``) and the portal under gunicorn in
+production mode (PostgreSQL ``portal_bench`` and Redis db 4 on 127.0.0.1; no PORTAL_DEMO, no
+DEBUG), seeds one account up to 100, 1,000 and 10,000 unified secrets (plus 10 % secrets of other
+names) and one conforming secret near the 64 KiB limit, signs in without a password (a session
+made like Django's ``force_login``), and measures with repetitions, reporting medians:
+
+* AWS calls per operation, counted by the moto process from each request's ``X-Amz-Target``,
+  against the floor: ceil(T/100) ``ListSecrets`` cold (T = every secret in the account) and 0
+  warm; 1 ``DescribeSecret`` + 1 ``GetSecretValue`` per grid; 1 call per reveal; 3 per save;
+* server time per page (gunicorn's own request time, ``%(D)s`` in its access log, matched by
+  ``X-Request-ID``) against the floor: the same boto3 calls made directly, without Django;
+* the warm search over 10,000 secrets, and the peak memory of a worker after listing them;
+* the AWS CLI's "change one key in dev" next to one portal save, and 20 concurrent editors of
+  different keys both ways (keys lost).
+
+Prints the tables and writes ``BENCHMARKS.md``. Loopback only; every process it starts is
+stopped at the end. Usage: ``python bench/run.py [--sizes 100,1000,10000] [--reps 5]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (
+    ROOT,
+    SUFFIX,
+    AwsCli,
+    Editor,
+    FakeAws,
+    Portal,
+    PortalClient,
+    Services,
+    editing_document,
+    free_port,
+    large_document,
+    machine_description,
+    markdown_table,
+    median,
+    mint_session,
+    portal_env,
+    prepare_database,
+    save_one_key,
+    seed,
+)
+
+BIG = "big" + SUFFIX
+CLI_EDIT, PORTAL_EDIT = "cli-edit" + SUFFIX, "portal-edit" + SUFFIX
+CLI_RACE, PORTAL_RACE = "cli-race" + SUFFIX, "portal-race" + SUFFIX
+SPECIAL = [BIG, CLI_EDIT, PORTAL_EDIT, CLI_RACE, PORTAL_RACE]
+RATIO_TARGET = 1.3
+SEARCH_TERM = "app0123"
+EDITORS = 20
+
+
+@dataclass
+class Row:
+    """One line of the main table."""
+
+    operation: str
+    calls: dict[str, int]
+    floor_calls: str
+    server_s: float | None = None
+    floor_s: float | None = None
+    target: float | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.server_s is None or not self.floor_s:
+            return None
+        return self.server_s / self.floor_s
+
+    def cells(self) -> list[str]:
+        calls = ", ".join(f"{n} {op}" for op, n in sorted(self.calls.items())) or "0"
+        ratio = self.ratio
+        verdict = ""
+        if ratio is not None and self.target is not None:
+            verdict = " ✅" if ratio <= self.target else f" ❌ (target ≤ {self.target})"
+        return [
+            self.operation,
+            calls,
+            self.floor_calls,
+            _ms(self.server_s),
+            _ms(self.floor_s),
+            (f"{ratio:.2f}" if ratio is not None else "-") + verdict,
+            self.note,
+        ]
+
+
+def _ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1000:,.0f} ms" if seconds >= 0.0995 else f"{seconds * 1000:.1f} ms"
+
+
+@dataclass
+class Bench:
+    fake: FakeAws
+    portal: Portal
+    services: Services
+    client: PortalClient
+    cli: AwsCli
+    reps: int
+    rows: list[Row] = field(default_factory=list)
+    extra: list[tuple[str, str]] = field(default_factory=list)
+    total_in_account: int = 0
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def page(self, method: str, path: str, **kw: Any) -> tuple[Any, float, dict[str, int]]:
+        """One request: (response, server seconds, AWS calls it made)."""
+        self.fake.reset_calls()
+        response = self.client.request(method, path, **kw)
+        if response.status_code >= 400:
+            raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text[:500]}")
+        calls = self.fake.calls()
+        return response, self.portal.server_seconds(response.headers["X-Request-ID"]), calls
+
+    def floor(self, work: Callable[[Any], None], reps: int | None = None) -> float:
+        """Median wall time of ``work(client)``: the boto3 calls alone, no Django."""
+        sm = self.fake.client()
+        work(sm)  # connect and warm up, like the portal's long-lived worker client
+        times = []
+        for _ in range(reps or self.reps):
+            t = time.perf_counter()
+            work(sm)
+            times.append(time.perf_counter() - t)
+        return median(times)
+
+    # -- list --------------------------------------------------------------------------------
+
+    def list_cold(self) -> tuple[float, dict[str, int]]:
+        """Time from the first request to the table on screen, with no listing cached: a large
+        account answers a progress page at once and the bench polls the status line (as the
+        page's htmx does, but every 50 ms) until it says a listing exists."""
+        self.services.drop_listing_cache()
+        self.fake.reset_calls()
+        t0 = time.perf_counter()
+        response = self.client.get("/")
+        if "Listing this account" in response.text:
+            while True:
+                time.sleep(0.05)
+                status = self.client.get("/status/", params={"shown": ""}, htmx=True)
+                if "listing failed" in status.text:
+                    raise RuntimeError(status.text)
+                if "HX-Trigger" in status.headers:
+                    break
+            response = self.client.get("/", htmx=True)
+        elapsed = time.perf_counter() - t0
+        if "secret-table" not in response.text or "Listing this account" in response.text:
+            raise RuntimeError("the list never filled in")
+        return elapsed, self.fake.calls()
+
+    def measure_list(self, n: int) -> None:
+        total = self.total_in_account
+        floor_calls = math.ceil(total / 100)
+        reps = max(3, self.reps - 2) if n >= 10_000 else self.reps
+        cold = [self.list_cold() for _ in range(reps)]
+        floor = self.floor(_list_everything, reps)
+        self.rows.append(
+            Row(
+                f"list, cold, N={n:,}",
+                cold[-1][1],
+                f"{floor_calls} ListSecrets (T={total:,})",
+                median([c[0] for c in cold]),
+                floor,
+                RATIO_TARGET if n >= 10_000 else None,
+                "time to the table (progress page, then the table)",
+            )
+        )
+        warm = [self.page("GET", "/") for _ in range(self.reps)]
+        self.rows.append(
+            Row(f"list, warm, N={n:,}", warm[-1][2], "0", median([w[1] for w in warm]), None)
+        )
+        if n >= 10_000:
+            search = [
+                self.page("GET", "/", params={"q": SEARCH_TERM}, htmx=True)
+                for _ in range(self.reps)
+            ]
+            matched = search[-1][0].text.count('href="/secrets/')
+            self.rows.append(
+                Row(
+                    f"search, warm, N={n:,} (“{SEARCH_TERM}”)",
+                    search[-1][2],
+                    "0",
+                    median([s[1] for s in search]),
+                    None,
+                    note=f"{matched} matches, table fragment (htmx)",
+                )
+            )
+            mem = self.portal.worker_memory()
+            peak = max(m[1] for m in mem)
+            self.extra.append(
+                (
+                    "Peak memory of a worker after listing 10,000 secrets",
+                    f"{peak / 1024:.0f} MiB peak RSS (VmHWM); per worker: "
+                    + ", ".join(
+                        f"{h / 1024:.0f} MiB peak / {r / 1024:.0f} MiB now" for _, h, r in mem
+                    ),
+                )
+            )
+
+    # -- grid, reveal, save --------------------------------------------------------------
+
+    def measure_grid_and_reveal(self) -> None:
+        path = f"/secrets/{BIG}/"
+        first, _, _ = self.page("GET", path)  # the summary row is created once; then updated
+        grids = [self.page("GET", path) for _ in range(self.reps)]
+        size = len(self.fake.client().get_secret_value(SecretId=BIG)["SecretString"].encode())
+
+        def grid_floor(sm: Any) -> None:
+            sm.describe_secret(SecretId=BIG)
+            sm.get_secret_value(SecretId=BIG, VersionStage="AWSCURRENT")
+
+        self.rows.append(
+            Row(
+                f"grid, large secret ({size:,} bytes, 10 x 40 x 8)",
+                grids[-1][2],
+                "1 DescribeSecret, 1 GetSecretValue",
+                median([g[1] for g in grids]),
+                self.floor(grid_floor),
+                RATIO_TARGET,
+                f"{len(first.content) / 1024:,.0f} KiB of HTML",
+            )
+        )
+        version = _version_on_screen(first.text)
+        form = {"version_id": version, "environment": "dev", "service": "svc07", "key": "k3"}
+        reveal_path = f"/secrets/{BIG}/reveal/"
+        reveals = [self.page("POST", reveal_path, data=form, htmx=True) for _ in range(self.reps)]
+
+        def reveal_floor(sm: Any) -> None:
+            sm.get_secret_value(SecretId=BIG, VersionId=version)
+
+        self.rows.append(
+            Row(
+                "reveal one cell (large secret)",
+                reveals[-1][2],
+                "1 GetSecretValue",
+                median([r[1] for r in reveals]),
+                self.floor(reveal_floor),
+                note="2 audit rows (attempted, succeeded) in PostgreSQL",
+            )
+        )
+
+    def measure_save(self) -> None:
+        editor = Editor(self.fake.client(), self.client)
+        times, calls = [], {}
+        for i in range(self.reps):
+            self.fake.reset_calls()
+            t = time.perf_counter()
+            outcome = save_one_key(
+                editor,
+                name=PORTAL_EDIT,
+                environment="dev",
+                service="app",
+                key="key_00",
+                value=f"saved-{i}",
+            )
+            times.append(time.perf_counter() - t)
+            calls = self.fake.calls()
+            assert outcome.landed
+        self.rows.append(
+            Row(
+                "save one key (CAS)",
+                calls,
+                "3 (Put, 2 x UpdateSecretVersionStage) + the base read",
+                median(times),
+                None,
+                note="measured through the save adapter: direct boto3 until the portal's save "
+                "endpoint is merged",
+            )
+        )
+        self.rows.append(
+            Row("approve a change request", {}, "3 + the base read", note="n/a (not built)")
+        )
+        self.save_seconds = median(times)
+
+    # -- the AWS CLI side by side -------------------------------------------------------
+
+    def measure_cli(self) -> list[list[str]]:
+        cli_times = []
+        for i in range(self.reps):
+            t = time.perf_counter()
+            self.cli.change_one_key(
+                name=CLI_EDIT, environment="dev", service="app", key="key_00", value=f"cli-{i}"
+            )
+            cli_times.append(time.perf_counter() - t)
+        cli_s = median(cli_times)
+        lost_cli = self.race(
+            lambda n, v: self.cli.change_one_key(
+                name=CLI_RACE, environment="dev", service="app", key=f"key_{n:02d}", value=v
+            ),
+            CLI_RACE,
+        )
+        editors = [Editor(self.fake.client(), self.client) for _ in range(EDITORS)]
+        lost_portal = self.race(
+            lambda n, v: _must_land(
+                save_one_key(
+                    editors[n],
+                    name=PORTAL_RACE,
+                    environment="dev",
+                    service="app",
+                    key=f"key_{n:02d}",
+                    value=v,
+                )
+            ),
+            PORTAL_RACE,
+        )
+        retries = sum(e.stats["conflicts"] for e in editors)
+        return [
+            [
+                "change one key in dev",
+                f"{cli_s * 1000:,.0f} ms (2 CLI runs: get-secret-value, put-secret-value)",
+                f"{self.save_seconds * 1000:,.0f} ms (one save)",
+                f"CLI takes {cli_s / self.save_seconds:.1f} times as long",
+            ],
+            [
+                f"{EDITORS} editors at once, each changing a different key in dev",
+                f"{lost_cli} of {EDITORS} keys lost",
+                f"{lost_portal} of {EDITORS} keys lost",
+                f"the portal's swap was refused {retries} times and rebased each time",
+            ],
+        ]
+
+    def race(self, change: Callable[[int, str], None], name: str) -> int:
+        """``EDITORS`` threads change key_NN at the same moment; how many edits are missing."""
+        gate = threading.Barrier(EDITORS)
+        errors: list[BaseException] = []
+
+        def one(n: int) -> None:
+            gate.wait()
+            try:
+                change(n, f"edited-by-{n}")
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=one, args=(n,)) for n in range(EDITORS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise RuntimeError(f"{len(errors)} editors failed: {errors[0]!r}")
+        doc = json.loads(
+            self.fake.client().get_secret_value(SecretId=name, VersionStage="AWSCURRENT")[
+                "SecretString"
+            ]
+        )
+        return sum(
+            1 for n in range(EDITORS) if doc["dev"]["app"].get(f"key_{n:02d}") != f"edited-by-{n}"
+        )
+
+
+def _list_everything(sm: Any) -> None:
+    kwargs: dict[str, Any] = {"MaxResults": 100, "IncludePlannedDeletion": True}
+    while True:
+        page = sm.list_secrets(**kwargs)
+        if not page.get("NextToken"):
+            return
+        kwargs["NextToken"] = page["NextToken"]
+
+
+def _version_on_screen(html: str) -> str:
+    import re
+
+    match = re.search(r'name="version_id" value="([^"]+)"', html)
+    if not match:
+        raise RuntimeError("no version id on the grid page (is the user an engineer?)")
+    return match.group(1)
+
+
+def _must_land(outcome: Any) -> None:
+    if not outcome.landed:
+        raise RuntimeError("a save gave up after its retries")
+
+
+def seed_account(fake: FakeAws, n: int) -> int:
+    """Grow the account to ``n`` unified secrets (specials included) plus n/10 of other names;
+    returns the number of secrets in the account."""
+    apps = [f"app{i:05d}{SUFFIX}" for i in range(n - len(SPECIAL))]
+    others = [f"app{i:05d}-stripe-dev" for i in range(n // 10)]
+    seed(fake.client, apps + others)
+    return n + len(others)
+
+
+def write_report(
+    path: Path, machine: dict[str, str], bench: Bench, cli_rows: list[list[str]], seconds: float
+) -> str:
+    main = markdown_table(
+        [
+            "operation",
+            "AWS calls (median run)",
+            "floor",
+            "server time (median)",
+            "floor time",
+            "ratio",
+            "note",
+        ],
+        [r.cells() for r in bench.rows],
+    )
+    cli = markdown_table(["workflow", "AWS CLI", "portal", "difference"], cli_rows)
+    extra = "\n".join(f"- **{k}**: {v}" for k, v in bench.extra)
+    text = f"""# Benchmarks
+
+Written by `make bench` (`bench/run.py`); rerun it whenever pages change. Figures are medians of
+{bench.reps} runs ({max(3, bench.reps - 2)} for the cold 10,000-secret list).
+
+**Machine:** {machine["cores"]} cores ({machine["cpu"]}), {machine["memory"]} memory, {machine["os"]};
+Python {machine["python"]}; {machine["versions"]}.
+**Date:** {machine["date"]}. **Commit:** `{machine["commit"]}`. Whole run: {seconds:.0f} s.
+**Load average** (1, 5, 15 min) at the end of the run: {machine["load"]} (the machine is shared:
+absolute times move with it; the floor is measured in the same run, so ratios move less).
+
+**Set-up:** the portal in production mode under gunicorn (2 sync workers, PostgreSQL, Redis
+cache and sessions, no DEBUG, no PORTAL_DEMO) on loopback; AWS is a moto server in its own
+process that counts every call by its `X-Amz-Target`. One account grows from 100 to 1,000 to
+10,000 unified secrets, plus 10 % secrets of other names that the list filters out (T = every
+secret in the account). "Server time" is gunicorn's request time; "floor time" is the same
+boto3 calls made directly by the bench, without Django.
+
+## Cost per operation against the floor
+
+{main}
+
+{extra}
+
+## The AWS CLI workflow side by side
+
+"Change one key in dev" done the way the standard's users do it today (`aws secretsmanager
+get-secret-value`, edit the JSON, `put-secret-value`, awscli from PyPI) against the same moto
+server, and the same edit as one portal save. The CLI and the portal each get their own secret:
+the CLI's plain put and the portal's compare-and-swap must not meet on one secret in moto.
+
+{cli}
+
+## Reading the figures
+
+{NOTES}
+"""
+    path.write_text(text)
+    return text
+
+
+NOTES = """- **Cold list.** The portal makes exactly the floor's `ListSecrets` calls. A large account
+  answers at once with a progress page (the status line polls); the table arrives when the
+  listing ends. Against moto, listing is dominated by moto itself (moto serialises every secret
+  of the account for each page of 100, so a page costs more as the account grows).
+- **Warm list and search** make no AWS call: each worker keeps the listing it last read from
+  Redis, keyed by a small stamp, so a warm view reads one small cache entry, filters and renders
+  one page of 50 rows.
+- **Grid of the large secret.** See the ratio: the floor is two calls to a moto server on the
+  same machine (a few ms), so Django's fixed cost per request (session and user from Redis and
+  PostgreSQL, the summary row upsert) and rendering 3,200 masked cells are measured against a
+  floor that real AWS (tens of ms per call over the network, plus KMS) would make far larger.
+- **Save** is measured through `bench/common.py: save_one_key`, the adapter that performs the
+  compare-and-swap directly with boto3 until the portal's save endpoint is merged; then the
+  adapter posts to the portal and these rows include Django and the audit rows. Its fourth call is
+  the read of the base version: the portal cannot apply a changeset without it (values never
+  travel through the browser), so the floor is the three writes plus that read.
+- **Concurrent editors.** With the CLI, each editor writes back the whole document it read, so
+  the last writer silently erases the others' keys. The portal's swap is refused when the base
+  moved; the edit is re-applied onto the new current version (different keys never conflict).
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="100,1000,10000")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    args = parser.parse_args()
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    started = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="portal-bench-"))
+    fake = FakeAws(free_port(8040), workdir / "fakeaws.log").start()
+    portal: Portal | None = None
+    try:
+        print(f"fake AWS on {fake.endpoint}; logs in {workdir}", flush=True)
+        services = Services.for_bench("portal_bench", 4)
+        env = portal_env(fake, services, PORTAL_LIST_CACHE_SECONDS="3600")
+        prepare_database(env)
+        portal = Portal(free_port(8041), env, workdir).start()
+        client = PortalClient(portal, mint_session(env, "bench-engineer", "engineer"))
+        sm = fake.client()
+        sm.create_secret(
+            Name=BIG, SecretString=large_document(), Description="near the 64 KiB limit"
+        )
+        for name in (CLI_EDIT, PORTAL_EDIT, CLI_RACE, PORTAL_RACE):
+            sm.create_secret(Name=name, SecretString=json.dumps(editing_document(EDITORS)))
+        client.get(f"/secrets/{PORTAL_EDIT}/")  # sets the CSRF cookie
+        bench = Bench(fake, portal, services, client, AwsCli(fake, workdir), args.reps)
+        for n in sizes:
+            t = time.perf_counter()
+            bench.total_in_account = seed_account(fake, n)
+            print(
+                f"seeded N={n:,} (T={bench.total_in_account:,}) in {time.perf_counter() - t:.0f} s",
+                flush=True,
+            )
+            bench.measure_list(n)
+        print("grid, reveal, save, CLI ...", flush=True)
+        bench.measure_grid_and_reveal()
+        bench.measure_save()
+        cli_rows = bench.measure_cli()
+        text = write_report(
+            Path(args.out), machine_description(), bench, cli_rows, time.perf_counter() - started
+        )
+        print(text)
+        failed = [r for r in bench.rows if r.target is not None and (r.ratio or 0) > r.target]
+        if failed:
+            print("ratio target missed: " + ", ".join(r.operation for r in failed), flush=True)
+        return 0
+    finally:
+        if portal is not None:
+            portal.stop()
+        fake.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
