@@ -128,6 +128,10 @@ class FakeAws:
     def reset_calls(self) -> None:
         requests.post(f"{self.endpoint}/_bench/calls/reset", timeout=10)
 
+    def set_latency(self, ms: int) -> None:
+        """Delay every AWS call by ``ms`` milliseconds from now on (0: none)."""
+        requests.post(f"{self.endpoint}/_bench/latency/{ms}", timeout=10)
+
     def calls(self) -> dict[str, int]:
         return dict(requests.get(f"{self.endpoint}/_bench/calls", timeout=10).json())
 
@@ -170,12 +174,13 @@ class Services:
             cache_url=f"redis://127.0.0.1:6379/{redis_db}",
         )
 
-    def drop_listing_cache(self) -> None:
-        """Forget the cached listing (sessions, also in Redis, stay): the next list is cold."""
+    def drop_cache(self, what: str) -> None:
+        """Forget the portal's cached ``listing`` or ``grid`` entries (sessions, also in Redis,
+        stay): the next list or grid is cold."""
         import redis
 
         r = redis.Redis.from_url(self.cache_url)
-        keys = list(r.scan_iter(match="*portal:listing:*"))
+        keys = list(r.scan_iter(match=f"*portal:{what}:*"))
         if keys:
             r.delete(*keys)
 
@@ -224,26 +229,31 @@ def prepare_database(env: dict[str, str]) -> None:
     manage(env, "collectstatic", "--noinput", "-v0")
 
 
-def mint_session(env: dict[str, str], username: str, role: str) -> str:
-    """Create (or update) ``username`` with ``role`` and return a signed-in session id.
+def mint_sessions(env: dict[str, str], usernames: Sequence[str], role: str) -> list[str]:
+    """Create (or update) each user with ``role`` and return a signed-in session id for each.
 
-    Production mode has no password login (SSO only), so the bench makes the session the way
+    Production mode has no password login (SSO only), so the bench makes the sessions the way
     Django's own test client does (``Client.force_login``), in a ``manage.py shell`` of the same
     settings: no code in the portal mints sessions.
     """
     code = (
         "from django.contrib.auth import get_user_model; from django.test import Client; "
         "from django.conf import settings; "
-        "from secrets_admin.permissions import Role, set_role; "
-        f"u, _ = get_user_model().objects.get_or_create(username={username!r}); "
-        f"set_role(u, [Role.{role.upper()}]); c = Client(); c.force_login(u); "
-        "print('SESSION=' + c.cookies[settings.SESSION_COOKIE_NAME].value)"
+        "from secrets_admin.permissions import Role, set_role\n"
+        f"for name in {list(usernames)!r}:\n"
+        "    u, _ = get_user_model().objects.get_or_create(username=name)\n"
+        f"    set_role(u, [Role.{role.upper()}]); c = Client(); c.force_login(u)\n"
+        "    print('SESSION=' + c.cookies[settings.SESSION_COOKIE_NAME].value)\n"
     )
-    out = manage(env, "shell", "-c", code)
-    match = re.search(r"SESSION=(\S+)", out)
-    if not match:
-        raise RuntimeError(f"no session id from manage.py shell: {out!r}")
-    return match.group(1)
+    sessions = re.findall(r"SESSION=(\S+)", manage(env, "shell", "-c", code))
+    if len(sessions) != len(usernames):
+        raise RuntimeError(f"{len(sessions)} sessions for {len(usernames)} users")
+    return sessions
+
+
+def mint_session(env: dict[str, str], username: str, role: str) -> str:
+    """One signed-in session id (see :func:`mint_sessions`)."""
+    return mint_sessions(env, [username], role)[0]
 
 
 ACCESS_LOG_FORMAT = "%(m)s %(U)s %(s)s %(D)s %({x-request-id}o)s"

@@ -6,7 +6,9 @@ service) on 127.0.0.1:PORT and counts each request by its ``X-Amz-Target`` heade
 to its code. Two extra paths, answered before moto sees the request:
 
 * ``GET /_bench/calls``: the counts since the last reset, as JSON ``{"ListSecrets": 110, ...}``;
-* ``POST /_bench/calls/reset``: zero them.
+* ``POST /_bench/calls/reset``: zero them;
+* ``POST /_bench/latency/MS``: from now on, delay every AWS call by MS milliseconds (a modelled
+  network round trip to AWS; 0 turns it off). Off by default.
 
 This is a benchmark harness, never part of the portal (moto is not a production dependency).
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -28,6 +31,7 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import make_server
 
 CALLS_PATH = "/_bench/calls"
+LATENCY_PATH = "/_bench/latency/"
 
 
 class CountingApp:
@@ -37,6 +41,7 @@ class CountingApp:
         self.app = app
         self.counts: Counter[str] = Counter()
         self.lock = threading.Lock()
+        self.latency = 0.0
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
@@ -50,10 +55,16 @@ class CountingApp:
                 self.counts.clear()
             start_response("204 No Content", [])
             return [b""]
+        if path.startswith(LATENCY_PATH):
+            self.latency = int(path.removeprefix(LATENCY_PATH)) / 1000
+            start_response("204 No Content", [])
+            return [b""]
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if target:
             with self.lock:
                 self.counts[target.rpartition(".")[2]] += 1
+            if self.latency:
+                time.sleep(self.latency)
         return self.app(environ, start_response)
 
 

@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("page", choices=["grid", "list", "search"], default="grid", nargs="?")
     parser.add_argument("--secrets", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--all", action="store_true", help="show library frames too")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="portal-profile-"))
     fake = FakeAws(free_port(8048), workdir / "fakeaws.log").start()
@@ -70,7 +71,7 @@ def main() -> None:
             response = client.get(path, params, headers=headers)
         assert response.status_code == 200, (response.status_code, response.get("Location"))
         print(f"{args.page}: {len(response.content):,} bytes")
-        print(profiler.output_text(unicode=True, color=False, show_all=False))
+        print(profiler.output_text(unicode=True, color=False, show_all=args.all))
     finally:
         fake.stop()
 

@@ -103,3 +103,62 @@ def test_viewing_the_same_version_again_keeps_its_summary(
     again = SecretSummary.objects.get(name="odd-secrets")
     assert again.updated == first.updated  # no rewrite for a version already summarised
     assert again.environments == ["dev", "main"] and again.kind == "conforming"
+
+
+def _calls() -> list[str]:
+    calls: list[str] = []
+    aws.client().meta.events.register(
+        "before-call.secrets-manager", lambda model, **kw: calls.append(model.name)
+    )
+    return calls
+
+
+def _new_version(sm: Any, name: str, doc: dict[str, Any]) -> str:
+    """A new current version through the compare-and-swap path (never a plain put)."""
+    base = sm.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")["VersionId"]
+    new = sm.put_secret_value(
+        SecretId=name, SecretString=json.dumps(doc), VersionStages=["PORTAL-TEST"]
+    )["VersionId"]
+    sm.update_secret_version_stage(
+        SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=new, RemoveFromVersionId=base
+    )
+    sm.update_secret_version_stage(
+        SecretId=name, VersionStage="PORTAL-TEST", RemoveFromVersionId=new
+    )
+    return str(new)
+
+
+def test_grid_of_an_already_seen_version_costs_one_describe(
+    as_user: Any, engineer: Any, make_secret: Any, sm: Any
+) -> None:
+    make_secret("odd-secrets", ODD_DOC)
+    client = as_user(engineer)
+    first = _grid(client)
+    calls = _calls()
+    again = _grid(client)
+    assert calls == ["DescribeSecret"]
+    assert again.count('name="cell"') == first.count('name="cell"') == 3
+
+    changed = {**ODD_DOC, "uat": {"svc": {"k": "CANARY-new-77aa"}}}
+    version = _new_version(sm, "odd-secrets", changed)
+    calls.clear()
+    html = _grid(client)
+    assert sorted(calls) == ["DescribeSecret", "GetSecretValue"]
+    assert f'value="{version}"' in html and "uat" in html and "CANARY" not in html
+
+
+def test_cached_grid_holds_fingerprints_never_values(
+    as_user: Any, engineer: Any, make_secret: Any
+) -> None:
+    import pickle
+
+    from django.core.cache import cache
+
+    from secrets_admin import reads
+
+    make_secret("odd-secrets", ODD_DOC)
+    _grid(as_user(engineer))
+    version = aws.read_current("odd-secrets").version_id
+    shape = cache.get(reads._shape_key("odd-secrets", version))
+    assert isinstance(shape, reads.GridShape) and shape.classified.document is None
+    assert b"CANARY" not in pickle.dumps(shape)
