@@ -625,7 +625,7 @@ def machine_description() -> dict[str, str]:
 
     try:
         commit = git("rev-parse", "--short=12", "HEAD")
-        if git("status", "--porcelain", "--untracked-files=no"):
+        if git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!BENCHMARKS.md"):
             commit += " (with uncommitted changes)"
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
