@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -59,6 +59,7 @@ from bench.common import (
     seed,
 )
 
+T = TypeVar("T")
 BIG = "big" + SUFFIX
 CLI_EDIT, PORTAL_EDIT = "cli-edit" + SUFFIX, "portal-edit" + SUFFIX
 CLI_RACE, PORTAL_RACE = "cli-race" + SUFFIX, "portal-race" + SUFFIX
@@ -139,23 +140,28 @@ class Bench:
         calls = self.fake.calls()
         return response, self.portal.server_seconds(response.headers["X-Request-ID"]), calls
 
-    def floor(self, work: Callable[[Any], None], reps: int | None = None) -> float:
-        """Median wall time of ``work(client)``: the boto3 calls alone, no Django."""
+    def paired(
+        self, measure: Callable[[], T], work: Callable[[Any], None], reps: int
+    ) -> tuple[list[T], float]:
+        """``reps`` portal measurements, each followed by one run of the floor (``work(client)``:
+        the boto3 calls alone, no Django), so both see the same load on a shared machine.
+        Returns the measurements and the floor's median wall time."""
         sm = self.fake.client()
         work(sm)  # connect and warm up, like the portal's long-lived worker client
-        times = []
-        for _ in range(reps or self.reps):
+        results, floors = [], []
+        for _ in range(reps):
+            results.append(measure())
             t = time.perf_counter()
             work(sm)
-            times.append(time.perf_counter() - t)
-        return median(times)
+            floors.append(time.perf_counter() - t)
+        return results, median(floors)
 
     # -- list --------------------------------------------------------------------------------
 
     def list_cold(self) -> tuple[float, float, dict[str, int]]:
         """A list view with no listing cached: (server seconds, seconds until the table is on
         screen, AWS calls). A large account answers a progress page at once and finishes the
-        listing in the background; the bench polls the status line every 0.25 s (the page's
+        listing in the background; the bench polls the status line every 0.5 s (the page's
         htmx every 1 s) until it reports the listing, whose own duration it shows. Server time
         is then that duration plus the table's request."""
         self.services.drop_cache("listing")
@@ -164,7 +170,7 @@ class Bench:
         response, server, _ = self.page("GET", "/", reset=False)
         if "Listing this account" in response.text:
             while True:
-                time.sleep(0.25)
+                time.sleep(0.5)
                 status = self.client.get("/status/", params={"shown": ""}, htmx=True)
                 if "listing failed" in status.text:
                     raise RuntimeError(status.text)
@@ -185,8 +191,7 @@ class Bench:
         total = self.total_in_account
         floor_calls = math.ceil(total / 100)
         reps = max(3, self.reps - 2) if n >= 10_000 else self.reps
-        cold = [self.list_cold() for _ in range(reps)]
-        floor = self.floor(_list_everything, reps)
+        cold, floor = self.paired(self.list_cold, _list_everything, reps)
         self.rows.append(
             Row(
                 f"list, cold, N={n:,}",
@@ -256,11 +261,11 @@ class Bench:
             sm.describe_secret(SecretId=BIG)
             sm.get_secret_value(SecretId=BIG, VersionStage="AWSCURRENT")
 
-        floor = self.floor(grid_floor)
-        firsts = []
-        for _ in range(self.reps):
+        def first_view() -> tuple[Any, float, dict[str, int]]:
             self.services.drop_cache("grid")
-            firsts.append(self.page("GET", path))
+            return self.page("GET", path)
+
+        firsts, floor = self.paired(first_view, grid_floor, self.reps)
         label = f"large secret ({size:,} bytes, 10 x 40 x 8)"
         if latency_ms:
             label += f", AWS calls {latency_ms} ms slower"
@@ -276,7 +281,7 @@ class Bench:
                 "modelled network round trip" if latency_ms else html,
             )
         )
-        grids = [self.page("GET", path) for _ in range(self.reps)]
+        grids, floor = self.paired(lambda: self.page("GET", path), grid_floor, self.reps)
         self.rows.append(
             Row(
                 f"grid, {label}, version seen before",
@@ -293,18 +298,20 @@ class Bench:
         version = _version_on_screen(first.text)
         form = {"version_id": version, "environment": "dev", "service": "svc07", "key": "k3"}
         reveal_path = f"/secrets/{BIG}/reveal/"
-        reveals = [self.page("POST", reveal_path, data=form, htmx=True) for _ in range(self.reps)]
 
         def reveal_floor(sm: Any) -> None:
             sm.get_secret_value(SecretId=BIG, VersionId=version)
 
+        reveals, reveal_floor_s = self.paired(
+            lambda: self.page("POST", reveal_path, data=form, htmx=True), reveal_floor, self.reps
+        )
         self.rows.append(
             Row(
                 "reveal one cell (large secret)",
                 reveals[-1][2],
                 "1 GetSecretValue",
                 median([r[1] for r in reveals]),
-                self.floor(reveal_floor),
+                reveal_floor_s,
                 note="2 audit rows (attempted, succeeded) in PostgreSQL",
             )
         )

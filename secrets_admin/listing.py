@@ -172,9 +172,12 @@ class _Fetch:
     def run(self, lock: str) -> None:
         """Page to the end (in a background thread), reporting progress into the cache."""
         try:
+            pages = 0
             while not self.step():
+                pages += 1
                 cache.set(PROGRESS_KEY, self.progress(), LOCK_SECONDS)
-                cache.touch(LOCK_KEY, LOCK_SECONDS)
+                if pages % 10 == 0:  # still alive: keep the lock (a few seconds of pages)
+                    cache.touch(LOCK_KEY, LOCK_SECONDS)
             self.finish()
             cache.delete(PROGRESS_KEY)
         except aws.AwsError as exc:
