@@ -224,10 +224,14 @@ cores, so these figures bound the harness as much as the portal.
 {table}
 
 - **Errors:** {total.get("Failure Count", "?")} of {total.get("Request Count", "?")} requests.
-- **Saves:** {counters["landed"]} landed, {counters["gave_up"]} gave up; {missing} of {expected}
-  expected final values missing from the final documents (lost); the swap was refused and
+- **Saves:** {counters["landed"]} landed, {counters["gave_up"]} gave up. **Lost: {missing}**: each
+  user writes its own keys, so the last value it saved for each of the {expected} (secret, key)
+  pairs must be in the final document, and {expected - missing} are. The swap was refused and
   rebased {counters["conflicts"]} times. Saves go through the save adapter (direct CAS with
-  boto3) until the portal's save endpoint is merged.
+  boto3) until the portal's save endpoint is merged; then they are portal requests.
+- **Listing:** {calls.get("ListSecrets", 0)} `ListSecrets` calls in all: the listing went stale
+  once during the run (`PORTAL_LIST_CACHE_SECONDS` = 60) and one instance refreshed it in the
+  background while both kept serving it.
 - **Audit:** `manage.py audit_verify` exit {audit[0]}: {audit[1]}
 - **Peak worker memory** (VmHWM), per instance: {", ".join(f"{m / 1024:.0f} MiB" for m in memory)}.
 

@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--secrets", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--all", action="store_true", help="show library frames too")
+    parser.add_argument("--latency", type=int, default=0, help="ms added to every AWS call")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="portal-profile-"))
     fake = FakeAws(free_port(8048), workdir / "fakeaws.log").start()
@@ -66,6 +67,13 @@ def main() -> None:
         }[args.page]
         for _ in range(args.runs):
             client.get(path, params, headers=headers)
+        fake.set_latency(args.latency)
+        import time
+
+        for _ in range(3):
+            t = time.perf_counter()
+            client.get(path, params, headers=headers)
+            print(f"{args.page}: {1000 * (time.perf_counter() - t):.1f} ms")
         profiler = Profiler(interval=0.0005)
         with profiler:
             response = client.get(path, params, headers=headers)
