@@ -261,3 +261,20 @@ def test_search_matches_name_and_description_case_insensitively(make_secret: Any
     assert len(listing.search(data, "  ")) == 2
     restored = pickle.loads(pickle.dumps(data))  # noqa: S301 - our own object, as Redis returns it
     assert [m.name for m in listing.search(restored, "payments")] == ["alpha-secrets"]
+
+
+def test_status_line_is_for_signed_in_users_with_a_role(
+    client: Any, as_user: Any, outsider: Any, auditor: Any
+) -> None:
+    anonymous = client.get(reverse(STATUS))
+    assert anonymous.status_code == HTTPStatus.FOUND
+    assert reverse("account_login") in anonymous["Location"]
+    assert as_user(outsider).get(reverse(STATUS)).status_code == HTTPStatus.FORBIDDEN
+    assert as_user(auditor).get(reverse(STATUS)).status_code == HTTPStatus.OK
+
+
+def test_refresh_needs_a_post_and_a_role(client: Any, as_user: Any, outsider: Any) -> None:
+    assert client.post(reverse(REFRESH)).status_code == HTTPStatus.FOUND  # to sign-in
+    signed_in = as_user(outsider)
+    assert signed_in.post(reverse(REFRESH)).status_code == HTTPStatus.FORBIDDEN
+    assert signed_in.get(reverse(REFRESH)).status_code == HTTPStatus.METHOD_NOT_ALLOWED
