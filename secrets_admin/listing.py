@@ -20,6 +20,8 @@ portal reads a secret.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
 import uuid
@@ -34,6 +36,8 @@ from django.core.cache import cache
 from . import aws, documents
 from .models import SecretSummary
 
+logger = logging.getLogger(__name__)
+
 #: The listing's stamp (:class:`Stamp`): small, read on every list view.
 STAMP_KEY = "portal:listing:v2:stamp"
 #: The listing itself (:class:`Listing`): large, read only when this process lacks that stamp.
@@ -46,6 +50,8 @@ PROGRESS_KEY = "portal:listing:v2:progress"
 LOCK_SECONDS = 120
 #: How often a background fetch reports its progress (seconds); the page polls every second.
 PROGRESS_SECONDS = 0.5
+#: Shown when a background fetch fails for a reason other than AWS (logged with its traceback).
+UNEXPECTED = "Listing the secrets failed unexpectedly (see the portal's log). Refresh to try again."
 #: After a failed fetch, the error is shown and no new background fetch starts for this long.
 ERROR_SECONDS = 30
 
@@ -186,8 +192,14 @@ class _Fetch:
             cache.delete(PROGRESS_KEY)
         except aws.AwsError as exc:
             cache.set(PROGRESS_KEY, replace(self.progress(), error=exc.message), ERROR_SECONDS)
+        except Exception:  # a thread's failure would otherwise vanish: log it, tell the page
+            logger.exception("listing AWS in the background failed")
+            failed = replace(self.progress(), error=UNEXPECTED)
+            with contextlib.suppress(Exception):  # the cache itself may be what failed
+                cache.set(PROGRESS_KEY, failed, ERROR_SECONDS)
         finally:
-            _unlock(lock)
+            with contextlib.suppress(Exception):
+                _unlock(lock)
 
 
 def _lock() -> str | None:
@@ -224,15 +236,16 @@ def refresh_in_background() -> bool:
     return True
 
 
-def listing_state() -> ListingState:
+def listing_state(*, retry_failed: bool = True) -> ListingState:
     """The listing to show now, never waiting for more than one ``ListSecrets`` call.
 
     Fresh: served as cached. Stale: served as cached, and a background refresh is started (once
     across instances; not again for ``ERROR_SECONDS`` after one failed). Absent: pages are read
     here for up to ``PORTAL_LIST_WAIT_SECONDS`` (at least one); when the listing ends in that
     time it is returned, otherwise the rest is read in the background and ``listing`` is ``None``
-    with the :class:`Progress` so far. Raises :class:`~secrets_admin.aws.AwsError` only when a
-    page read here fails.
+    with the :class:`Progress` so far; after a failed first listing, a new one is started unless
+    ``retry_failed`` is false (the status line reports the failure instead). Raises
+    :class:`~secrets_admin.aws.AwsError` only when a page read here fails.
     """
     listing, stamp = _cached()
     if listing is not None and stamp is not None:
@@ -243,9 +256,12 @@ def listing_state() -> ListingState:
             progress = _progress()
         return ListingState(listing, stale=stale, progress=progress)
     progress = _progress()
-    if progress is not None and progress.error and cache.get(LOCK_KEY) is None:
-        cache.delete(PROGRESS_KEY)  # asked again after a failure: try again now
-        progress = None
+    if progress is not None and progress.error:
+        if not retry_failed:
+            return ListingState(None, progress=progress)
+        if cache.get(LOCK_KEY) is None:
+            cache.delete(PROGRESS_KEY)  # asked again after a failure: try again now
+            progress = None
     lock = _lock()
     if lock is None:  # another request or instance is listing right now
         return ListingState(None, progress=progress or Progress(time.time()))

@@ -278,3 +278,29 @@ def test_refresh_needs_a_post_and_a_role(client: Any, as_user: Any, outsider: An
     signed_in = as_user(outsider)
     assert signed_in.post(reverse(REFRESH)).status_code == HTTPStatus.FORBIDDEN
     assert signed_in.get(reverse(REFRESH)).status_code == HTTPStatus.METHOD_NOT_ALLOWED
+
+
+def test_unexpected_failure_in_the_background_is_shown_and_frees_the_lock(
+    as_user: Any, auditor: Any, spawned: list[Any], monkeypatch: Any, settings: Any, caplog: Any
+) -> None:
+    settings.PORTAL_LIST_WAIT_SECONDS = 0
+    monkeypatch.setattr(aws, "LIST_PAGE_SIZE", 1)
+    client = as_user(auditor)
+    real_page = aws.list_secrets_page
+    for name in ("a-secrets", "b-secrets"):
+        aws.create_secret(name, text="{}")
+    client.get(reverse(LIST))  # first page read, the rest spawned
+
+    def broken(token: str | None = None) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(aws, "list_secrets_page", broken)
+    spawned.pop()()
+    assert "background failed" in caplog.text
+    assert cache.get(listing.LOCK_KEY) is None
+    status = _status(client).content.decode()
+    assert "failed unexpectedly" in status and "hx-trigger" not in status
+    monkeypatch.setattr(aws, "list_secrets_page", real_page)
+    html = client.get(reverse(LIST)).content.decode()  # the list asks again: a new listing
+    assert "Listing this account" in html and "failed" not in html
+    assert len(spawned) == 1

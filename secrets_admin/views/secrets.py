@@ -83,7 +83,7 @@ def secret_list_status(request: HtmxHttpRequest) -> HttpResponse:
     response triggers ``listing-updated``, on which the table reloads itself.
     """
     try:
-        state = listing.listing_state()
+        state = listing.listing_state(retry_failed=False)
     except aws.AwsError as exc:
         state = listing.ListingState(None, progress=listing.Progress(0.0, error=exc.message))
     response = render(
