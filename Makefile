@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 ADDRPORT ?= 127.0.0.1:8000
 
-.PHONY: run test qa lint format typecheck security bandit audit-deps system-deps node-deps install-demo install-dev bench clean
+.PHONY: run test qa lint format typecheck security bandit audit-deps system-deps node-deps install-demo install-dev install-bench bench load clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,13 @@ $(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -q -e '.[dev,demo]'
 	touch $@
 
+$(VENV)/.bench-installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q -e '.[dev,demo,bench]'
+	touch $@
+
 install-demo: $(VENV)/.demo-installed
 install-dev: $(VENV)/.dev-installed
+install-bench: $(VENV)/.bench-installed
 
 ## The demo on embedded defaults: SQLite and an in-process moto server, no AWS account.
 run: install-demo
@@ -79,6 +84,15 @@ audit-deps: install-dev
 	fi
 
 qa: lint typecheck security test
+
+## Benchmarks (never part of `make test`): cost per page against the AWS-call floor and the AWS
+## CLI, written to BENCHMARKS.md; and a 60 s load test of two instances. Both need PostgreSQL and
+## Redis on 127.0.0.1 (databases portal_bench, Redis dbs 4 and 5) and start everything else.
+bench: install-bench
+	$(PY) bench/run.py
+
+load: install-bench
+	$(PY) bench/load.py
 
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3 .pytest_cache .mypy_cache .ruff_cache tests/idp/node_modules tests/a11y/node_modules test-artifacts

@@ -36,6 +36,11 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value.strip() else default
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "")
+    return float(value) if value.strip() else default
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [v.strip() for v in os.environ.get(name, default).split(",") if v.strip()]
 
@@ -265,6 +270,8 @@ os.environ.setdefault("AWS_DEFAULT_REGION", AWS_REGION)
 PORTAL_SECRET_SUFFIX = env_str("PORTAL_SECRET_SUFFIX", "-secrets")
 PORTAL_PROTECTED_ENVIRONMENTS = env_list("PORTAL_PROTECTED_ENVIRONMENTS", "main")
 PORTAL_LIST_CACHE_SECONDS = env_int("PORTAL_LIST_CACHE_SECONDS", 60)
+PORTAL_LIST_KEEP_SECONDS = env_int("PORTAL_LIST_KEEP_SECONDS", 24 * 3600)
+PORTAL_LIST_WAIT_SECONDS = env_float("PORTAL_LIST_WAIT_SECONDS", 1.0)
 PORTAL_LIST_PAGE_SIZE = env_int("PORTAL_LIST_PAGE_SIZE", 50)
 PORTAL_REVEAL_SECONDS = env_int("PORTAL_REVEAL_SECONDS", 20)
 # Reveals per user per window, "<count>/<s|m|h|d>" (e.g. "30/m", "200/h"); see ratelimit.py.

@@ -372,30 +372,39 @@ def region() -> str:
     return str(client().meta.region_name or "")
 
 
+def list_secrets_page(token: str | None = None) -> tuple[list[SecretMeta], str | None]:
+    """One ``ListSecrets`` call: up to 100 secrets (scheduled for deletion included) and the
+    ``NextToken`` of the next page, or ``None`` on the last page. Raises :class:`AwsError`.
+
+    AWS may answer a page with no secrets but a token (API reference, ListSecrets), so callers
+    loop on the token, never on an empty page.
+    """
+    kwargs: dict[str, Any] = {"MaxResults": LIST_PAGE_SIZE, "IncludePlannedDeletion": True}
+    if token:
+        kwargs["NextToken"] = token
+    try:
+        page = client().list_secrets(**kwargs)
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        raise translate(exc, operation="ListSecrets") from None
+    return [_meta(entry) for entry in page.get("SecretList", [])], page.get("NextToken") or None
+
+
 def iter_secrets(*, on_page: Callable[[int], None] | None = None) -> Iterator[SecretMeta]:
     """Every secret in the account and region, including those scheduled for deletion.
 
     Pages through ``ListSecrets`` 100 at a time (ceil(N/100) calls). ``on_page(n)`` is called
     after each page with the count so far (for progress display). Raises :class:`AwsError`.
     """
-    kwargs: dict[str, Any] = {"MaxResults": LIST_PAGE_SIZE, "IncludePlannedDeletion": True}
+    token: str | None = None
     count = 0
-    try:
-        while True:
-            page = client().list_secrets(**kwargs)
-            for entry in page.get("SecretList", []):
-                count += 1
-                yield _meta(entry)
-            if on_page:
-                on_page(count)
-            token = page.get("NextToken")
-            if not token:
-                return
-            kwargs["NextToken"] = token
-    except botocore.exceptions.BotoCoreError as exc:
-        raise translate(exc, operation="ListSecrets") from None
-    except botocore.exceptions.ClientError as exc:
-        raise translate(exc, operation="ListSecrets") from None
+    while True:
+        metas, token = list_secrets_page(token)
+        count += len(metas)
+        yield from metas
+        if on_page:
+            on_page(count)
+        if not token:
+            return
 
 
 def list_unified_secrets(suffix: str) -> list[SecretMeta]:

@@ -375,7 +375,7 @@ def fingerprint(key: bytes, value: Any) -> str:
         data = b"s:" + value.encode("utf-8")
     else:
         data = b"j:" + serialise(value).encode("utf-8")
-    return hmac.new(key, data, hashlib.sha256).hexdigest()
+    return hmac.digest(key, data, hashlib.sha256).hex()
 
 
 def short(fp: str) -> str:

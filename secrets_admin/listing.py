@@ -1,15 +1,33 @@
 """The list of unified secrets: cached metadata, search, paging, and per-secret summaries.
 
-Listing costs ceil(N/100) ``ListSecrets`` calls cold and none warm: the metadata (never values) is
-kept in Django's cache for ``PORTAL_LIST_CACHE_SECONDS`` and dropped by the portal's own writes
-(:func:`invalidate`). Structure shown on the list (environments, services, conformity) comes
-from :class:`~secrets_admin.models.SecretSummary`, recorded whenever the portal reads a secret.
+Listing costs ceil(N/100) ``ListSecrets`` calls cold and none warm. The metadata (never values)
+is kept in Django's cache (local memory, or Redis shared by every instance when ``CACHE_URL`` is
+set) and served stale-while-revalidate:
+
+* fresh for ``PORTAL_LIST_CACHE_SECONDS`` after it was fetched: served as it is;
+* then stale, but kept for ``PORTAL_LIST_KEEP_SECONDS``: still served at once, while one
+  background thread in one instance (a cache lock, ``cache.add``) lists AWS again;
+* absent (the very first load, or after ``PORTAL_LIST_KEEP_SECONDS``): ``ListSecrets`` pages
+  are read in the request for up to ``PORTAL_LIST_WAIT_SECONDS`` (at least one page); an account
+  listed by then is shown at once, a larger one is finished in the background while the page
+  shows progress (:class:`Progress`, polled by the list's status line).
+
+The portal's own writes mark the listing stale (:func:`invalidate`) rather than dropping it, so
+nobody waits for a cold listing again. Structure shown on the list (environments, services,
+conformity) comes from :class:`~secrets_admin.models.SecretSummary`, recorded whenever the
+portal reads a secret.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
 import time
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -18,44 +36,282 @@ from django.core.cache import cache
 from . import aws, documents
 from .models import SecretSummary
 
-CACHE_KEY = "portal:listing:v1"
+logger = logging.getLogger(__name__)
+
+#: The listing's stamp (:class:`Stamp`): small, read on every list view.
+STAMP_KEY = "portal:listing:v2:stamp"
+#: The listing itself (:class:`Listing`): large, read only when this process lacks that stamp.
+DATA_KEY = "portal:listing:v2:data"
+#: Held by the one instance that is listing AWS (``cache.add``: atomic in Redis and locmem).
+LOCK_KEY = "portal:listing:v2:lock"
+#: :class:`Progress` of the running fetch, or the error that ended the last one.
+PROGRESS_KEY = "portal:listing:v2:progress"
+#: A fetch that stops touching its lock this long (a killed worker) frees it for another.
+LOCK_SECONDS = 120
+#: How often a background fetch reports its progress (seconds); the page polls every second.
+PROGRESS_SECONDS = 0.5
+#: Shown when a background fetch fails for a reason other than AWS (logged with its traceback).
+UNEXPECTED = "Listing the secrets failed unexpectedly (see the portal's log). Refresh to try again."
+#: After a failed fetch, the error is shown and no new background fetch starts for this long.
+ERROR_SECONDS = 30
 
 
 @dataclass(frozen=True)
 class Listing:
-    """Every unified secret's metadata, and when it was fetched (epoch seconds)."""
+    """Every unified secret's metadata (sorted by name), when the fetch finished (epoch
+    seconds), how long it took (seconds) and how many secrets AWS listed in all."""
 
     secrets: list[aws.SecretMeta]
     fetched_at: float
+    fetch_seconds: float = 0.0
+    listed: int = 0
+    search_keys: list[str] = field(default_factory=list, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.search_keys:  # lower-cased "name\ndescription", built once per listing
+            keys = [f"{m.name}\n{m.description}".lower() for m in self.secrets]
+            object.__setattr__(self, "search_keys", keys)
+
+    def __getstate__(self) -> dict[str, Any]:  # the cache holds no search keys: they are rebuilt
+        return {**self.__dict__, "search_keys": []}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
+
+    @property
+    def fetched(self) -> datetime:
+        """``fetched_at`` as an aware UTC datetime (for display)."""
+        return datetime.fromtimestamp(self.fetched_at, UTC)
+
+    @property
+    def stamp(self) -> str:
+        """``fetched_at`` as text: the page sends it back to learn whether a newer one exists."""
+        return f"{self.fetched_at:.6f}"
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """Which listing is current (its ``fetched_at``) and until when it is fresh."""
+
+    fetched_at: float
+    fresh_until: float
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A fetch in progress: since when (epoch seconds) and how many secrets were listed so far;
+    or, with ``error``, the user-facing message of the AWS error that ended it."""
+
+    started_at: float
+    count: int = 0
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class ListingState:
+    """What the list page can show now: the listing (``None`` before the first fetch ends),
+    whether it is stale, and the running or failed fetch (``None`` when none)."""
+
+    listing: Listing | None
+    stale: bool = False
+    progress: Progress | None = None
+
+    @property
+    def fetching(self) -> bool:
+        return self.progress is not None and not self.progress.error
+
+
+# This process's copy of the last listing it read, keyed by its stamp: a warm list view reads the
+# small stamp from the cache and unpickles the listing (10,000 entries: tens of ms) only when it
+# changed.
+_memo: tuple[float, Listing] | None = None
+
+
+def _cached() -> tuple[Listing | None, Stamp | None]:
+    global _memo
+    stamp = cache.get(STAMP_KEY)
+    if not isinstance(stamp, Stamp):
+        return None, None
+    memo = _memo
+    if memo is not None and memo[0] == stamp.fetched_at:
+        return memo[1], stamp
+    data = cache.get(DATA_KEY)
+    if not isinstance(data, Listing) or data.fetched_at != stamp.fetched_at:
+        return None, None
+    _memo = (stamp.fetched_at, data)
+    return data, stamp
+
+
+def _store(listing: Listing) -> None:
+    keep = max(settings.PORTAL_LIST_KEEP_SECONDS, settings.PORTAL_LIST_CACHE_SECONDS)
+    cache.set(DATA_KEY, listing, keep)
+    fresh_until = listing.fetched_at + settings.PORTAL_LIST_CACHE_SECONDS
+    cache.set(STAMP_KEY, Stamp(listing.fetched_at, fresh_until), keep)
+
+
+class _Fetch:
+    """One listing of the account, page by page (one ``ListSecrets`` call per :meth:`step`)."""
+
+    def __init__(self) -> None:
+        self.started_at = time.time()
+        self.token: str | None = None
+        self.listed = 0
+        self.secrets: list[aws.SecretMeta] = []
+
+    def step(self) -> bool:
+        """Read the next page; True when it was the last. Raises :class:`~aws.AwsError`."""
+        metas, self.token = aws.list_secrets_page(self.token)
+        self.listed += len(metas)
+        suffix = settings.PORTAL_SECRET_SUFFIX
+        self.secrets.extend(m for m in metas if m.name.endswith(suffix))
+        return self.token is None
+
+    def finish(self) -> Listing:
+        now = time.time()
+        self.secrets.sort(key=lambda m: m.name)
+        listing = Listing(self.secrets, now, now - self.started_at, self.listed)
+        _store(listing)
+        return listing
+
+    def progress(self) -> Progress:
+        return Progress(self.started_at, self.listed)
+
+    def run(self, lock: str) -> None:
+        """Page to the end (in a background thread), reporting progress into the cache."""
+        try:
+            reported = time.monotonic()
+            while not self.step():
+                # Report (and keep the lock) twice a second, not per page: each cache write is a
+                # round trip to Redis, which a busy machine makes costly (make bench showed it).
+                if time.monotonic() - reported >= PROGRESS_SECONDS:
+                    cache.set(PROGRESS_KEY, self.progress(), LOCK_SECONDS)
+                    cache.touch(LOCK_KEY, LOCK_SECONDS)
+                    reported = time.monotonic()
+            self.finish()
+            cache.delete(PROGRESS_KEY)
+        except aws.AwsError as exc:
+            cache.set(PROGRESS_KEY, replace(self.progress(), error=exc.message), ERROR_SECONDS)
+        except Exception:  # a thread's failure would otherwise vanish: log it, tell the page
+            logger.exception("listing AWS in the background failed")
+            failed = replace(self.progress(), error=UNEXPECTED)
+            with contextlib.suppress(Exception):  # the cache itself may be what failed
+                cache.set(PROGRESS_KEY, failed, ERROR_SECONDS)
+        finally:
+            with contextlib.suppress(Exception):
+                _unlock(lock)
+
+
+def _lock() -> str | None:
+    token = uuid.uuid4().hex
+    return token if cache.add(LOCK_KEY, token, LOCK_SECONDS) else None
+
+
+def _unlock(token: str) -> None:
+    if cache.get(LOCK_KEY) == token:
+        cache.delete(LOCK_KEY)
+
+
+def _spawn(work: Callable[[], None]) -> None:
+    """Run ``work`` in a daemon thread (tests replace this to run it inline or record it)."""
+    threading.Thread(target=work, name="portal-listing-fetch", daemon=True).start()
+
+
+def _progress() -> Progress | None:
+    progress = cache.get(PROGRESS_KEY)
+    return progress if isinstance(progress, Progress) else None
+
+
+def refresh_in_background() -> bool:
+    """Start listing AWS in a background thread unless an instance already is; True if started.
+
+    The fetch replaces the cached listing when it ends; until then the old one is served.
+    """
+    lock = _lock()
+    if lock is None:
+        return False
+    fetch = _Fetch()
+    cache.set(PROGRESS_KEY, fetch.progress(), LOCK_SECONDS)
+    _spawn(lambda: fetch.run(lock))
+    return True
+
+
+def listing_state(*, retry_failed: bool = True) -> ListingState:
+    """The listing to show now, never waiting for more than one ``ListSecrets`` call.
+
+    Fresh: served as cached. Stale: served as cached, and a background refresh is started (once
+    across instances; not again for ``ERROR_SECONDS`` after one failed). Absent: pages are read
+    here for up to ``PORTAL_LIST_WAIT_SECONDS`` (at least one); when the listing ends in that
+    time it is returned, otherwise the rest is read in the background and ``listing`` is ``None``
+    with the :class:`Progress` so far; after a failed first listing, a new one is started unless
+    ``retry_failed`` is false (the status line reports the failure instead). Raises
+    :class:`~secrets_admin.aws.AwsError` only when a page read here fails.
+    """
+    listing, stamp = _cached()
+    if listing is not None and stamp is not None:
+        stale = time.time() >= stamp.fresh_until
+        progress = _progress()
+        if stale and progress is None:
+            refresh_in_background()
+            progress = _progress()
+        return ListingState(listing, stale=stale, progress=progress)
+    progress = _progress()
+    if progress is not None and progress.error:
+        if not retry_failed:
+            return ListingState(None, progress=progress)
+        if cache.get(LOCK_KEY) is None:
+            cache.delete(PROGRESS_KEY)  # asked again after a failure: try again now
+            progress = None
+    lock = _lock()
+    if lock is None:  # another request or instance is listing right now
+        return ListingState(None, progress=progress or Progress(time.time()))
+    fetch = _Fetch()
+    try:
+        done = fetch.step()
+        while not done and time.time() - fetch.started_at < settings.PORTAL_LIST_WAIT_SECONDS:
+            done = fetch.step()
+    except aws.AwsError:
+        _unlock(lock)
+        raise
+    if done:
+        _unlock(lock)
+        return ListingState(fetch.finish())
+    cache.set(PROGRESS_KEY, fetch.progress(), LOCK_SECONDS)
+    _spawn(lambda: fetch.run(lock))
+    return ListingState(None, progress=fetch.progress())
 
 
 def get_listing(*, refresh: bool = False) -> Listing:
-    """The cached listing, fetched from AWS when absent, expired or ``refresh`` is asked.
+    """The cached listing (fresh or stale), or a complete fetch made now when there is none or
+    ``refresh`` is asked (commands that need every name, e.g. ``secrets_scan``).
 
     Raises :class:`~secrets_admin.aws.AwsError` when AWS must be asked and fails.
     """
     if not refresh:
-        cached = cache.get(CACHE_KEY)
-        if isinstance(cached, Listing):
-            return cached
-    listing = Listing(
-        secrets=aws.list_unified_secrets(settings.PORTAL_SECRET_SUFFIX), fetched_at=time.time()
-    )
-    cache.set(CACHE_KEY, listing, settings.PORTAL_LIST_CACHE_SECONDS)
-    return listing
+        listing, _ = _cached()
+        if listing is not None:
+            return listing
+    fetch = _Fetch()
+    while not fetch.step():
+        pass
+    return fetch.finish()
 
 
 def invalidate() -> None:
-    """Forget the cached listing (after the portal itself creates or changes a secret)."""
-    cache.delete(CACHE_KEY)
+    """Mark the cached listing stale after the portal itself created or changed a secret: the
+    next list view still shows it at once and refreshes it in the background."""
+    stamp = cache.get(STAMP_KEY)
+    if isinstance(stamp, Stamp):
+        keep = max(settings.PORTAL_LIST_KEEP_SECONDS, settings.PORTAL_LIST_CACHE_SECONDS)
+        cache.set(STAMP_KEY, replace(stamp, fresh_until=0.0), keep)
 
 
-def search(secrets: list[aws.SecretMeta], query: str) -> list[aws.SecretMeta]:
+def search(listing: Listing, query: str) -> list[aws.SecretMeta]:
     """Secrets whose name or description contains ``query`` (case-insensitive)."""
     q = query.strip().lower()
     if not q:
-        return secrets
-    return [m for m in secrets if q in m.name.lower() or q in m.description.lower()]
+        return listing.secrets
+    return [m for m, k in zip(listing.secrets, listing.search_keys, strict=True) if q in k]
 
 
 @dataclass(frozen=True)
@@ -96,7 +352,16 @@ def _kind_status(kind: str, reasons: list[str], size: int) -> Status:
 
 
 def remember(name: str, version_id: str, classified: documents.Classified) -> SecretSummary:
-    """Record what a read of ``version_id`` showed of the secret's structure (names only)."""
+    """Record what a read of ``version_id`` showed of the secret's structure (names only).
+
+    A version's value never changes (Secrets Manager versions are immutable), so a summary of the
+    same version and kind is kept as it is: one query instead of a locked upsert per grid view.
+    """
+    known = SecretSummary.objects.filter(
+        name=name, version_id=version_id, kind=classified.kind
+    ).first()
+    if known is not None:
+        return known
     fields: dict[str, Any] = {
         "version_id": version_id,
         "kind": classified.kind,

@@ -50,6 +50,7 @@ urlpatterns = [
     ),
     path("secrets/<secret:name>/edit/row/", editor.secret_edit_row, name="secret_edit_row"),
     path("secrets/<secret:name>/history/", history.secret_history, name="secret_history"),
+    path("status/", secrets.secret_list_status, name="secret_list_status"),
     path("secrets/<secret:name>/reveal/", secrets.cell_reveal, name="cell_reveal"),
     path("secrets/<secret:name>/diff/", diff.environment_diff, name="environment_diff"),
     path("secrets/<secret:name>/promote/", diff.environment_promote, name="environment_promote"),

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.paginator import Paginator
@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import trigger_client_event
 
 from .. import audit, aws, listing, ratelimit, reads
 from ..models import ChangeRequest
@@ -40,43 +41,71 @@ def _aws_error_page(request: HttpRequest, exc: aws.AwsError, **ctx: Any) -> Http
 @never_cache
 @require(Action.VIEW)
 def secret_list(request: HtmxHttpRequest) -> HttpResponse:
-    """Every ``*-secrets`` secret with its badges; search (``q``) and paging (``page``)."""
+    """Every ``*-secrets`` secret with its badges; search (``q``) and paging (``page``).
+
+    Served from the cached listing (stale ones too, refreshed in the background); before the
+    first listing of a large account ends, the page shows its progress and fills in by itself.
+    """
     try:
-        data = listing.get_listing()
+        state = listing.listing_state()
     except aws.AwsError as exc:
         return _aws_error_page(request, exc)
     query = request.GET.get("q", "")[:200]
-    matches = listing.search(data.secrets, query)
-    page = Paginator(matches, settings.PORTAL_LIST_PAGE_SIZE).get_page(request.GET.get("page"))
-    summaries = listing.summaries_for([m.name for m in page.object_list])
-    rows = [
-        {
-            "meta": meta,
-            "summary": summaries.get(meta.name),
-            "statuses": listing.statuses(meta, summaries.get(meta.name)),
-        }
-        for meta in page.object_list
-    ]
-    context = {
-        "rows": rows,
-        "page": page,
+    page_number = request.GET.get("page", "")
+    context: dict[str, Any] = {
+        "state": state,
         "query": query,
-        "total": len(data.secrets),
-        "matched": len(matches),
-        "fetched_at": datetime.fromtimestamp(data.fetched_at, UTC),
         "suffix": settings.PORTAL_SECRET_SUFFIX,
+        "table_query": urlencode({"q": query, **({"page": page_number} if page_number else {})}),
     }
+    data = state.listing
+    if data is not None:
+        matches = listing.search(data, query)
+        page = Paginator(matches, settings.PORTAL_LIST_PAGE_SIZE).get_page(page_number)
+        summaries = listing.summaries_for([m.name for m in page.object_list])
+        context["rows"] = [
+            {
+                "meta": meta,
+                "summary": summaries.get(meta.name),
+                "statuses": listing.statuses(meta, summaries.get(meta.name)),
+            }
+            for meta in page.object_list
+        ]
+        context |= {"page": page, "total": len(data.secrets), "matched": len(matches)}
     template = "secrets_admin/secret_list.html"
     if request.htmx and not request.htmx.boosted:
         template += "#secret-table"
     return render(request, template, context)
 
 
+@require_GET
+@never_cache
+@require(Action.VIEW)
+def secret_list_status(request: HtmxHttpRequest) -> HttpResponse:
+    """The list's status line (polled by htmx while AWS is being listed).
+
+    ``shown`` is the stamp of the listing on the user's page; when a newer listing exists the
+    response triggers ``listing-updated``, on which the table reloads itself.
+    """
+    try:
+        state = listing.listing_state(retry_failed=False)
+    except aws.AwsError as exc:
+        state = listing.ListingState(None, progress=listing.Progress(0.0, error=exc.message))
+    response = render(
+        request, "secrets_admin/secret_list.html#secret-list-status", {"state": state}
+    )
+    shown = request.GET.get("shown", "")
+    if state.listing is not None and shown != state.listing.stamp:
+        trigger_client_event(response, "listing-updated")
+    return response
+
+
 @require_POST
 @require(Action.VIEW)
 def secret_list_refresh(request: HttpRequest) -> HttpResponse:
-    """Drop the cached listing so the next list view asks AWS again."""
+    """List AWS again in the background; the list keeps showing the old listing until then."""
     listing.invalidate()
+    listing.refresh_in_background()
     return redirect("secrets_admin:secret_list")
 
 
