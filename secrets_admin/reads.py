@@ -30,6 +30,9 @@ class CellView:
     present: bool
     type: str = ""
     fingerprint: str = ""
+    reveal: str = (
+        ""  # the cell as JSON ``[environment, service, key]``, posted by its Reveal button
+    )
 
 
 @dataclass
@@ -112,9 +115,13 @@ def secret_open(name: str, *, version_id: str | None = None) -> SecretPage:
         for env in grid.environments:
             if env in row.values:
                 v = row.values[env]
-                cells.append(
-                    (env, CellView(True, documents.value_type(v), documents.short(fingerprint(v))))
+                cell = CellView(
+                    True,
+                    documents.value_type(v),
+                    documents.short(fingerprint(v)),
+                    json.dumps([env, row.service, row.key]),
                 )
+                cells.append((env, cell))
             else:
                 cells.append((env, CellView(False)))
         page.rows.append(

@@ -126,6 +126,8 @@ MATRIX: list[Row] = [
     row("secrets_admin:secret_list", (), "POST", everyone(NOT_ALLOWED)),
     row("secrets_admin:secret_list_refresh", (), "POST", for_role(Role.AUDITOR, ok=FOUND)),
     row("secrets_admin:secret_list_refresh", (), "GET", everyone(NOT_ALLOWED)),
+    row("secrets_admin:secret_list_status", (), "GET", for_role(Role.AUDITOR), htmx=True),
+    row("secrets_admin:secret_list_status", (), "POST", everyone(NOT_ALLOWED)),
     row("secrets_admin:secret_detail", (SECRET,), "GET", for_role(Role.AUDITOR)),
     row("secrets_admin:secret_detail", ("legacy-app-dev",), "GET", for_role(Role.AUDITOR, ok=NOT_FOUND)),
     row("secrets_admin:secret_detail", ("absent-secrets",), "GET", for_role(Role.AUDITOR, ok=NOT_FOUND)),

@@ -299,3 +299,35 @@ def _database_dump() -> str:
     out = StringIO()
     call_command("dumpdata", stdout=out)
     return out.getvalue()
+
+
+def test_grid_reveal_buttons_post_their_cell_as_json_through_one_form(
+    as_user: Any, engineer: Any, make_secret: Any
+) -> None:
+    make_secret("a-secrets", CANARY_DOC)
+    client = as_user(engineer)
+    html = client.get(reverse("secrets_admin:secret_detail", args=["a-secrets"])).content.decode()
+    assert html.count('id="reveal-form"') == 1
+    assert html.count('name="cell"') == 4  # one button per present cell
+    version = aws.read_current("a-secrets").version_id
+    response = client.post(
+        reverse("secrets_admin:cell_reveal", args=["a-secrets"]),
+        {"version_id": version, "cell": '["dev", "stripe", "secret_key"]'},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == HTTPStatus.OK
+    assert "CANARY-dev-91be" in response.content.decode()
+
+
+@pytest.mark.parametrize("cell", ['["dev", "stripe"]', "not json", '["dev", 1, "k"]', "{}"])
+def test_a_malformed_cell_is_refused_as_incomplete(
+    as_user: Any, engineer: Any, make_secret: Any, cell: str
+) -> None:
+    make_secret("a-secrets", CANARY_DOC)
+    version = aws.read_current("a-secrets").version_id
+    response = as_user(engineer).post(
+        reverse("secrets_admin:cell_reveal", args=["a-secrets"]),
+        {"version_id": version, "cell": cell},
+    )
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert b"CANARY" not in response.content

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode
@@ -10,6 +11,7 @@ from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
@@ -124,6 +126,7 @@ def secret_detail(request: HttpRequest, name: str) -> HttpResponse:
         "secrets_admin/secret_detail.html",
         {
             "secret": page,
+            "reveal_url": reverse("secrets_admin:cell_reveal", args=[name]),
             "missing": page.missing_cells,
             "reveal_seconds": settings.PORTAL_REVEAL_SECONDS,
             "pending_requests": ChangeRequest.objects.filter(
@@ -131,6 +134,23 @@ def secret_detail(request: HttpRequest, name: str) -> HttpResponse:
             ),
         },
     )
+
+
+def _reveal_fields(request: HttpRequest) -> dict[str, str]:
+    """``version_id``, ``environment``, ``service``, ``key`` of a reveal: the cell comes either
+    as three fields or, from the grid's buttons, as ``cell`` = JSON ``[environment, service,
+    key]``. Missing or malformed parts are empty strings (then the request is refused as
+    incomplete)."""
+    fields = {k: request.POST.get(k, "") for k in ("version_id", "environment", "service", "key")}
+    cell = request.POST.get("cell", "")
+    if cell:
+        try:
+            parts = json.loads(cell)
+        except ValueError:
+            parts = None
+        ok = isinstance(parts, list) and len(parts) == 3 and all(isinstance(p, str) for p in parts)
+        fields["environment"], fields["service"], fields["key"] = parts if ok else ("", "", "")
+    return fields
 
 
 @require_POST
@@ -155,7 +175,7 @@ def cell_reveal(request: HtmxHttpRequest, name: str) -> HttpResponse:
         )
         response["Retry-After"] = str(limited.retry_after)
         return response
-    fields = {k: request.POST.get(k, "") for k in ("version_id", "environment", "service", "key")}
+    fields = _reveal_fields(request)
     if not all(fields.values()) or len(fields["version_id"]) > 64:
         return render(
             request,

@@ -33,8 +33,15 @@ def _form(recorded: Recorded) -> dict[str, str]:
 
 
 def _reveal_cells(recorded: Recorded) -> set[Cell]:
+    """The one cell a reveal asked for: three fields, or the grid button's ``cell`` JSON."""
     form = _form(recorded)
     secret = recorded.path.split("/secrets/", 1)[1].rsplit("/reveal/", 1)[0]
+    if "cell" in form:
+        try:
+            env, service, key = json.loads(form["cell"])
+        except ValueError:
+            return set()
+        return {(secret, env, service, key)}
     return {(secret, form.get("environment", ""), form.get("service", ""), form.get("key", ""))}
 
 

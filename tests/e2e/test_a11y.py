@@ -102,7 +102,7 @@ def test_keyboard_reaches_search_links_reveal_and_sign_out(browse: Any) -> None:
     assert reveal in stops
     assert stops.index("a||Secrets") < stops.index(reveal)  # document order: nav, then grid
     reveal_buttons = [s for s in stops if s.startswith("button||Reveal ")]
-    assert len(reveal_buttons) == b.page.locator("form.reveal button").count()
+    assert len(reveal_buttons) == b.page.locator("table.grid button.reveal").count()
 
     # Operate it with the keyboard alone: focus moves to the value, which stays reachable.
     b.page.get_by_role("button", name="Reveal dev stripe secret_key").focus()
