@@ -29,7 +29,7 @@ from locust import HttpUser, between, events, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REGION, Editor, save_one_key
+from bench.common import Editor, PortalClient, save_one_key
 
 PORTALS = os.environ.get("BENCH_PORTALS", "http://127.0.0.1:8042").split(",")
 SESSIONS: list[str] = json.loads(
@@ -132,18 +132,8 @@ class Engineer(HttpUser):
     def save(self) -> None:
         if not TEAM:
             return
-        if self.editor is None:
-            import boto3
-
-            self.editor = Editor(
-                boto3.session.Session().client(
-                    "secretsmanager",
-                    endpoint_url=os.environ["BENCH_AWS_ENDPOINT"],
-                    region_name=REGION,
-                    aws_access_key_id="bench",
-                    aws_secret_access_key="bench",  # noqa: S106 - moto accepts any credentials
-                )
-            )
+        if self.editor is None:  # the save adapter's own HTTP client, on this user's session
+            self.editor = Editor(None, PortalClient(self.base, self.cookies["sessionid"]))
         name = random.choice(TEAM)
         key = f"user{self.number:02d}_k{self.saves % 3}"
         value = f"v{self.number}-{self.saves}-{time.time():.6f}"
@@ -164,7 +154,7 @@ class Engineer(HttpUser):
         except Exception as exc:
             exception = exc
         events.request.fire(
-            request_type="CAS",
+            request_type="EDIT",
             name="save (adapter)",
             response_time=(time.perf_counter() - started) * 1000,
             response_length=0,
