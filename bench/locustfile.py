@@ -38,7 +38,12 @@ SESSIONS: list[str] = json.loads(
 TEAM = [n for n in os.environ.get("BENCH_TEAM_SECRETS", "").split(",") if n]
 APPS = int(os.environ.get("BENCH_APP_SECRETS", "0"))
 SEARCHES = ["app001", "app0123", "team", "bench 7", "app00999", "nothing-matches-this"]
-CELL = re.compile(r'name="cell" value="([^"]+)"')
+#: One reveal form's cell (templates/secrets_admin/_reveal_form.html): environment, service, key.
+CELL = re.compile(
+    r'name="environment" value="([^"]*)">\s*'
+    r'<input type="hidden" name="service" value="([^"]*)">\s*'
+    r'<input type="hidden" name="key" value="([^"]*)">'
+)
 VERSION = re.compile(r'name="version_id" value="([^"]+)"')
 _numbers = itertools.count()
 #: (secret, key) -> the value this user saved last: what the final document must hold.
@@ -55,7 +60,7 @@ class Engineer(HttpUser):
         self.base = PORTALS[self.number % len(PORTALS)]
         self.origin = "https://" + self.base.removeprefix("http://")
         self.cookies = {"sessionid": SESSIONS[self.number % len(SESSIONS)]}
-        self.seen: tuple[str, str, str] | None = None  # secret, version, cell reference
+        self.seen: tuple[str, str, dict[str, str]] | None = None  # secret, version, cell
         self.editor: Editor | None = None
         self.saves = 0
         self.grid()
@@ -113,7 +118,12 @@ class Engineer(HttpUser):
         response = self._send("GET", f"/secrets/{name}/", "grid")
         version, cells = VERSION.search(response.text or ""), CELL.findall(response.text or "")
         if version and cells:
-            self.seen = (name, version.group(1), unescape(random.choice(cells)))
+            env, service, key = (unescape(part) for part in random.choice(cells))
+            self.seen = (
+                name,
+                version.group(1),
+                {"environment": env, "service": service, "key": key},
+            )
 
     @task(2)
     def reveal(self) -> None:
@@ -124,7 +134,7 @@ class Engineer(HttpUser):
             "POST",
             f"/secrets/{name}/reveal/",
             "reveal",
-            data={"version_id": version, "cell": cell},
+            data={"version_id": version, **cell},
             headers={"HX-Request": "true"},
         )
 
