@@ -20,10 +20,10 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from html import unescape
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
@@ -38,8 +38,16 @@ PYTHON = sys.executable
 VENV_BIN = Path(PYTHON).parent
 REGION = "us-east-1"
 SUFFIX = "-secrets"
-#: The custom staging label of the CAS write (DESIGN.md "The write protocol"), one per change.
-LABEL_PREFIX = "PORTAL-PENDING-"
+
+
+#: The first of the loopback ports the bench prefers (``BENCH_PORT_BASE``, default 8040): fake AWS
+#: and portals at fixed offsets from it, so two checkouts can run side by side.
+PORT_BASE = int(os.environ.get("BENCH_PORT_BASE", "8040"))
+
+
+def bench_port(offset: int) -> int:
+    """A free loopback port, preferably ``PORT_BASE + offset``."""
+    return free_port(PORT_BASE + offset)
 
 
 def free_port(preferred: int) -> int:
@@ -343,11 +351,12 @@ class PortalClient:
     ``Secure`` and it redirects plain http; ``SECURE_PROXY_SSL_HEADER`` trusts that header).
     Cookies are kept here because an http client would not send ``Secure`` cookies back."""
 
-    def __init__(self, portal: Portal, session_id: str) -> None:
-        self.portal = portal
+    def __init__(self, portal: Portal | str, session_id: str) -> None:
+        """``portal``: an instance, or the base URL of one (``http://127.0.0.1:PORT``)."""
+        self.base = portal if isinstance(portal, str) else portal.base
         self.http = requests.Session()
         self.cookies: dict[str, str] = {"sessionid": session_id}
-        host = portal.base.removeprefix("http://")
+        host = self.base.removeprefix("http://")
         self.origin = f"https://{host}"
 
     def request(
@@ -371,7 +380,7 @@ class PortalClient:
             headers["X-CSRFToken"] = self.cookies["csrftoken"]
         response = self.http.request(
             method,
-            self.portal.base + path,
+            self.base + path,
             params=params,
             data=data,
             headers=headers,
@@ -471,8 +480,8 @@ def seed(
 
 @dataclass
 class Editor:
-    """One person editing: a boto3 client today; the signed-in portal client once the portal's
-    save endpoint exists (then ``portal`` is used instead of ``aws``)."""
+    """One person editing: the signed-in portal client (``portal``) saves through the editor's
+    HTTP protocol; ``aws`` is kept for callers that arrange or check with plain boto3."""
 
     aws: Any
     portal: PortalClient | None = None
@@ -484,6 +493,24 @@ class SaveOutcome:
     landed: bool
     attempts: int
     version_id: str = ""
+    #: Where the save step redirected (the secret's page; a change request's page when the
+    #: cell is in a protected environment and the save became a proposal).
+    location: str = ""
+
+
+class SaveRefused(RuntimeError):
+    """The portal answered a save step with something other than success or a conflict."""
+
+
+_BASE_VERSION = re.compile(r'name="base_version_id" value="([^"]*)"')
+_CHANGE_ID = re.compile(r'name="change_id" value="([^"]+)"')
+
+
+def _form_value(pattern: re.Pattern[str], html: str, what: str) -> str:
+    match = pattern.search(html)
+    if not match:
+        raise SaveRefused(f"no {what} in the editor's page")
+    return unescape(match.group(1))
 
 
 def save_one_key(
@@ -496,52 +523,46 @@ def save_one_key(
     value: str,
     max_attempts: int = 25,
 ) -> SaveOutcome:
-    """Change one cell the portal's way. **The save adapter of the benchmarks.**
+    """Change one cell through the portal's editor, as a browser does. **The save adapter of
+    the benchmarks** (``bench/run.py`` and ``bench/locustfile.py`` call only this).
 
-    TODO(lead, after merging the write path): replace this body with the portal's HTTP save
-    through ``editor.portal`` (GET ``secrets_admin:secret_detail`` for the version on screen,
-    then POST the one-cell changeset to the save endpoint that calls
-    ``changes.secret_save_changes``), so the figures include Django, the audit rows and the
-    view. Keep the signature: ``bench/run.py`` (save calls, save time, 20 concurrent editors)
-    and ``bench/locustfile.py`` call only this function.
+    Per attempt, three requests through ``editor.portal`` (``views/editor.py: secret_edit``):
 
-    Until then it performs DESIGN.md's compare-and-swap directly with boto3 (no Django):
-    ``GetSecretValue(AWSCURRENT)`` (the base), ``PutSecretValue`` with a custom staging label
-    only (AWSCURRENT stays), ``UpdateSecretVersionStage(AWSCURRENT, MoveToVersionId=new,
-    RemoveFromVersionId=base)``, then drop the custom label. When the swap is refused because
-    another editor moved AWSCURRENT, the label is dropped and the edit is re-applied onto the
-    new current version (different keys never conflict), up to ``max_attempts`` times.
+    1. GET ``/secrets/<name>/edit/``: the version on screen (``base_version_id``; the CSRF
+       cookie comes with the page);
+    2. POST ``step=review`` with ``base_version_id`` and ``set:["env","service","key"]``
+       (``forms.field_name``; a key not in the grid is added the same way): the review page,
+       carrying a fresh ``change_id``;
+    3. POST ``step=save`` with the same fields and the ``change_id``: a 302 is a landed save (or,
+       for a protected environment, a change request opened: see ``SaveOutcome.location``).
+
+    The portal rebases onto others' saves itself; a 409 (a real conflict on this cell, or
+    ``SaveContended`` after too many rebases) makes the adapter re-read and retry, counted in
+    ``editor.stats["conflicts"]``, up to ``max_attempts`` times. Anything else raises
+    :class:`SaveRefused`. ``version_id`` stays empty: the new version is only in the flash
+    message, which needs another request to read.
     """
-    sm = editor.aws
+    client = editor.portal
+    if client is None:
+        raise SaveRefused("the save adapter needs a signed-in portal client (Editor.portal)")
+    path = f"/secrets/{name}/edit/"
+    cell = "set:" + json.dumps([environment, service, key], ensure_ascii=False)
     for attempt in range(1, max_attempts + 1):
         editor.stats["attempts"] += 1
-        base = sm.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")
-        doc = json.loads(base["SecretString"])
-        doc.setdefault(environment, {}).setdefault(service, {})[key] = value
-        token = uuid.uuid4().hex
-        label = LABEL_PREFIX + token[:16]
-        sm.put_secret_value(
-            SecretId=name,
-            SecretString=json.dumps(doc),
-            VersionStages=[label],
-            ClientRequestToken=token,
-        )
-        try:
-            sm.update_secret_version_stage(
-                SecretId=name,
-                VersionStage="AWSCURRENT",
-                MoveToVersionId=token,
-                RemoveFromVersionId=base["VersionId"],
-            )
-            landed = True
-        except botocore.exceptions.ClientError as exc:
-            if exc.response["Error"]["Code"] != "InvalidParameterException":
-                raise
-            landed = False
-            editor.stats["conflicts"] += 1
-        sm.update_secret_version_stage(SecretId=name, VersionStage=label, RemoveFromVersionId=token)
-        if landed:
-            return SaveOutcome(True, attempt, token)
+        page = client.get(path)
+        if page.status_code != 200:
+            raise SaveRefused(f"GET {path}: HTTP {page.status_code}")
+        form = {cell: value, "base_version_id": _form_value(_BASE_VERSION, page.text, "version")}
+        review = client.post(path, data={**form, "step": "review"})
+        if review.status_code != 200:
+            raise SaveRefused(f"review of {name}: HTTP {review.status_code}")
+        change_id = _form_value(_CHANGE_ID, review.text, "change id")
+        saved = client.post(path, data={**form, "step": "save", "change_id": change_id})
+        if saved.status_code == 302:
+            return SaveOutcome(True, attempt, location=saved.headers.get("Location", ""))
+        if saved.status_code != 409:
+            raise SaveRefused(f"save of {name}: HTTP {saved.status_code}")
+        editor.stats["conflicts"] += 1
         time.sleep(0.005 * attempt)
     return SaveOutcome(False, max_attempts)
 

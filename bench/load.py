@@ -36,8 +36,8 @@ from bench.common import (
     Portal,
     PortalClient,
     Services,
+    bench_port,
     editing_document,
-    free_port,
     machine_description,
     markdown_table,
     mint_sessions,
@@ -122,7 +122,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="portal-load-"))
-    fake = FakeAws(free_port(8044), workdir / "fakeaws.log").start()
+    fake = FakeAws(bench_port(4), workdir / "fakeaws.log").start()
     portals: list[Portal] = []
     try:
         print(f"fake AWS on {fake.endpoint}; logs in {workdir}", flush=True)
@@ -136,8 +136,8 @@ def main() -> int:
         )
         team_doc = json.dumps(editing_document(10) | {"uat": {"app": {"key_00": "uat-0"}}})
         seed(fake.client, TEAMS, text_for=lambda i: team_doc)
-        for port in (8042, 8043):
-            portals.append(Portal(free_port(port), env, workdir, workers=2).start())
+        for offset in (2, 3):
+            portals.append(Portal(bench_port(offset), env, workdir, workers=2).start())
         sessions = mint_sessions(
             env, [f"load-engineer-{n:02d}" for n in range(args.users)], "engineer"
         )
@@ -226,16 +226,17 @@ cores, so these figures bound the harness as much as the portal.
 - **Errors:** {total.get("Failure Count", "?")} of {total.get("Request Count", "?")} requests.
 - **Saves:** {counters["landed"]} landed, {counters["gave_up"]} gave up. **Lost: {missing}**: each
   user writes its own keys, so the last value it saved for each of the {expected} (secret, key)
-  pairs must be in the final document, and {expected - missing} are. The swap was refused and
-  rebased {counters["conflicts"]} times. Saves go through the save adapter (direct CAS with
-  boto3) until the portal's save endpoint is merged; then they are portal requests.
+  pairs must be in the final document, and {expected - missing} are. {counters["conflicts"]}
+  saves answered 409 and were redone. Each save is three portal requests through the save
+  adapter (editor page, review, save: the "save (adapter)" row times the three together);
+  the portal rebases onto others' saves itself.
 - **Listing:** {calls.get("ListSecrets", 0)} `ListSecrets` calls in all: the listing went stale
   once during the run (`PORTAL_LIST_CACHE_SECONDS` = 60) and one instance refreshed it in the
   background while both kept serving it.
 - **Audit:** `manage.py audit_verify` exit {audit[0]}: {audit[1]}
 - **Peak worker memory** (VmHWM), per instance: {", ".join(f"{m / 1024:.0f} MiB" for m in memory)}.
 
-AWS calls made during the run (all instances and the save adapter together):
+AWS calls made during the run (both instances together):
 
 {aws}
 """

@@ -29,7 +29,7 @@ from locust import HttpUser, between, events, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REGION, Editor, save_one_key
+from bench.common import Editor, PortalClient, save_one_key
 
 PORTALS = os.environ.get("BENCH_PORTALS", "http://127.0.0.1:8042").split(",")
 SESSIONS: list[str] = json.loads(
@@ -38,7 +38,12 @@ SESSIONS: list[str] = json.loads(
 TEAM = [n for n in os.environ.get("BENCH_TEAM_SECRETS", "").split(",") if n]
 APPS = int(os.environ.get("BENCH_APP_SECRETS", "0"))
 SEARCHES = ["app001", "app0123", "team", "bench 7", "app00999", "nothing-matches-this"]
-CELL = re.compile(r'name="cell" value="([^"]+)"')
+#: One reveal form's cell (templates/secrets_admin/_reveal_form.html): environment, service, key.
+CELL = re.compile(
+    r'name="environment" value="([^"]*)">\s*'
+    r'<input type="hidden" name="service" value="([^"]*)">\s*'
+    r'<input type="hidden" name="key" value="([^"]*)">'
+)
 VERSION = re.compile(r'name="version_id" value="([^"]+)"')
 _numbers = itertools.count()
 #: (secret, key) -> the value this user saved last: what the final document must hold.
@@ -55,7 +60,7 @@ class Engineer(HttpUser):
         self.base = PORTALS[self.number % len(PORTALS)]
         self.origin = "https://" + self.base.removeprefix("http://")
         self.cookies = {"sessionid": SESSIONS[self.number % len(SESSIONS)]}
-        self.seen: tuple[str, str, str] | None = None  # secret, version, cell reference
+        self.seen: tuple[str, str, dict[str, str]] | None = None  # secret, version, cell
         self.editor: Editor | None = None
         self.saves = 0
         self.grid()
@@ -113,7 +118,12 @@ class Engineer(HttpUser):
         response = self._send("GET", f"/secrets/{name}/", "grid")
         version, cells = VERSION.search(response.text or ""), CELL.findall(response.text or "")
         if version and cells:
-            self.seen = (name, version.group(1), unescape(random.choice(cells)))
+            env, service, key = (unescape(part) for part in random.choice(cells))
+            self.seen = (
+                name,
+                version.group(1),
+                {"environment": env, "service": service, "key": key},
+            )
 
     @task(2)
     def reveal(self) -> None:
@@ -124,7 +134,7 @@ class Engineer(HttpUser):
             "POST",
             f"/secrets/{name}/reveal/",
             "reveal",
-            data={"version_id": version, "cell": cell},
+            data={"version_id": version, **cell},
             headers={"HX-Request": "true"},
         )
 
@@ -132,18 +142,8 @@ class Engineer(HttpUser):
     def save(self) -> None:
         if not TEAM:
             return
-        if self.editor is None:
-            import boto3
-
-            self.editor = Editor(
-                boto3.session.Session().client(
-                    "secretsmanager",
-                    endpoint_url=os.environ["BENCH_AWS_ENDPOINT"],
-                    region_name=REGION,
-                    aws_access_key_id="bench",
-                    aws_secret_access_key="bench",  # noqa: S106 - moto accepts any credentials
-                )
-            )
+        if self.editor is None:  # the save adapter's own HTTP client, on this user's session
+            self.editor = Editor(None, PortalClient(self.base, self.cookies["sessionid"]))
         name = random.choice(TEAM)
         key = f"user{self.number:02d}_k{self.saves % 3}"
         value = f"v{self.number}-{self.saves}-{time.time():.6f}"
@@ -164,7 +164,7 @@ class Engineer(HttpUser):
         except Exception as exc:
             exception = exc
         events.request.fire(
-            request_type="CAS",
+            request_type="EDIT",
             name="save (adapter)",
             response_time=(time.perf_counter() - started) * 1000,
             response_length=0,
