@@ -38,12 +38,9 @@ SESSIONS: list[str] = json.loads(
 TEAM = [n for n in os.environ.get("BENCH_TEAM_SECRETS", "").split(",") if n]
 APPS = int(os.environ.get("BENCH_APP_SECRETS", "0"))
 SEARCHES = ["app001", "app0123", "team", "bench 7", "app00999", "nothing-matches-this"]
-#: One reveal form's cell (templates/secrets_admin/_reveal_form.html): environment, service, key.
-CELL = re.compile(
-    r'name="environment" value="([^"]*)">\s*'
-    r'<input type="hidden" name="service" value="([^"]*)">\s*'
-    r'<input type="hidden" name="key" value="([^"]*)">'
-)
+#: One grid Reveal button's cell (templates/secrets_admin/secret_detail.html): JSON
+#: ``[environment, service, key]``, HTML-escaped in the ``value`` attribute.
+CELL = re.compile(r'name="cell" value="([^"]*)"')
 VERSION = re.compile(r'name="version_id" value="([^"]+)"')
 _numbers = itertools.count()
 #: (secret, key) -> the value this user saved last: what the final document must hold.
@@ -118,12 +115,7 @@ class Engineer(HttpUser):
         response = self._send("GET", f"/secrets/{name}/", "grid")
         version, cells = VERSION.search(response.text or ""), CELL.findall(response.text or "")
         if version and cells:
-            env, service, key = (unescape(part) for part in random.choice(cells))
-            self.seen = (
-                name,
-                version.group(1),
-                {"environment": env, "service": service, "key": key},
-            )
+            self.seen = (name, version.group(1), {"cell": unescape(random.choice(cells))})
 
     @task(2)
     def reveal(self) -> None:
