@@ -217,16 +217,20 @@ def test_every_new_screen_checks_the_role_on_the_server(
 # The editor
 
 
-def test_editor_masks_values_and_offers_no_input_for_protected_environments(
+def test_editor_masks_values_and_offers_protected_cells_marked_as_needing_approval(
     as_user: Any, engineer: Any, make_secret: Any
 ) -> None:
+    """Protected cells are edited like any other (issue 6: saving them opens a change request);
+    their column says so. Removing a protected environment is not offered."""
     make_secret(NAME, CANARY_DOC)
     html = as_user(engineer).get(edit_url()).content.decode()
     for canary in CANARIES:
         assert canary not in html
     assert 'name="set:[&quot;dev&quot;, &quot;stripe&quot;, &quot;secret_key&quot;]"' in html
-    assert "set:[&quot;main&quot;" not in html  # main is protected: approval needed
+    assert 'name="set:[&quot;main&quot;, &quot;stripe&quot;, &quot;secret_key&quot;]"' in html
     assert "needs approval" in html
+    assert 'name="remove_environment:[&quot;dev&quot;]"' in html
+    assert 'name="remove_environment:[&quot;main&quot;]"' not in html
     assert 'value=""' in html  # inputs start empty: existing values are never pre-filled
 
 

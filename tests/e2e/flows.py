@@ -389,9 +389,37 @@ def audit_log_export_and_verify(run: CanaryRun) -> None:
         b.shot("audit-verified")
 
 
-# Change requests and approvals: their flows go here (propose a change to a protected
-# environment, approve it from a second browser context, ...), before `every_page`, with an
-# entry in PERMITTED_ECHOES if a page carries the proposer's typed values back.
+@flow
+def propose_and_approve(run: CanaryRun) -> None:
+    """An edit of ``main`` (protected) with a typed canary opens a change request (the emails
+    to the approvers go out); the author's page offers no Approve; the approver opens it from
+    the list, reveals the proposed and the current value, and approves (the author's email goes
+    out); the grid's reveal then shows the typed value."""
+    cell = (APP, "main", "stripe", "secret")
+    author, approver = run.as_user("engineer"), run.as_user("approver")
+    author.goto(_grid() + "edit/")
+    typed = run.canaries.new(cell)
+    type_value(author.page, *cell[1:], typed)
+    assert submit(author.page, author.page.get_by_role("button", name="Review changes")) == 200
+    propose = author.page.get_by_role("button", name="Propose change request")
+    assert submit(author.page, propose) == 200
+    expect(author.page.get_by_text("Nothing is saved yet")).to_be_visible()
+    expect(author.page.get_by_role("button", name="Approve")).to_have_count(0)
+    author.shot("change-request-proposed")
+    approver.goto("/changes/?show=waiting")
+    row = approver.page.locator("table.grid tbody tr").filter(has_text=APP)
+    assert submit(approver.page, row.get_by_role("link").first) == 200
+    for side in ("proposed", "current"):
+        approver.page.get_by_role("button", name=f"Reveal {side} main stripe secret").click()
+    expect(approver.page.locator("code.revealed")).to_have_text([run.canaries.of(cell), typed])
+    approver.shot("change-request-revealed")
+    approver.page.get_by_label("Comment (optional)").fill("looks right")
+    submit(approver.page, approver.page.get_by_role("button", name="Approve"))
+    expect(approver.page.get_by_text(re.compile(r"is applied"))).to_be_visible()
+    approver.shot("change-request-applied")
+    approver.goto(_grid())
+    approver.page.get_by_role("button", name="Reveal main stripe secret").click()
+    expect(approver.page.locator("code.revealed")).to_have_text(typed)
 
 
 @flow

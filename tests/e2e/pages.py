@@ -9,6 +9,7 @@ a revealed cell, a posted form. The demo data of ``tests/e2e/conftest.py::site``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ GRID = "/secrets/customer-portal-secrets/"
 REVEAL = GRID + "reveal/"
 EDIT = GRID + "edit/"
 HISTORY = GRID + "history/"
+CHANGES = "/changes/"
 
 
 def post_form(page: Page, action: str, fields: dict[str, str], *, token: str | None = None) -> int:
@@ -199,6 +201,50 @@ def compare_other_environments(page: Page) -> int:
     return response.value.status
 
 
+def propose_main_edit(page: Page, value: str = "sk_live_TYPEDproposed") -> int:
+    """Editor -> review -> propose: an edit of ``main`` (protected) opens a change request; the
+    author lands on its page (open, no Approve button for them)."""
+    type_value(page, "main", "stripe", "secret_key", value)
+    assert submit(page, page.get_by_role("button", name="Review changes")) == 200
+    status = submit(page, page.get_by_role("button", name="Propose change request"))
+    expect(page.get_by_text("Nothing is saved yet")).to_be_visible()
+    return status
+
+
+def propose_another_main_edit(page: Page) -> int:
+    return propose_main_edit(page, "sk_live_TYPEDproposed2")
+
+
+def open_newest_request(page: Page) -> int:
+    """From the change-request list: the newest request's page."""
+    return submit(page, page.locator("table.grid tbody tr").first.get_by_role("link").first)
+
+
+def reveal_proposed(page: Page) -> int:
+    """htmx reveal of the proposed side of the newest request's first cell."""
+    assert open_newest_request(page) == 200
+    with page.expect_response(lambda r: r.url.endswith(REVEAL)) as response:
+        page.get_by_role("button", name=re.compile(r"^Reveal proposed ")).first.click()
+    expect(page.locator("code.revealed")).to_have_count(1)
+    return response.value.status
+
+
+def approve_newest_request(page: Page) -> int:
+    """Approve the newest open request: applied, its page says so."""
+    assert open_newest_request(page) == 200
+    status = submit(page, page.get_by_role("button", name="Approve"))
+    expect(page.get_by_text(re.compile(r"is applied"))).to_be_visible()
+    return status
+
+
+def reject_newest_request(page: Page) -> int:
+    assert open_newest_request(page) == 200
+    page.get_by_label("Why reject it (required)").fill("not during the freeze")
+    status = submit(page, page.get_by_role("button", name="Reject"))
+    expect(page.get_by_text(re.compile(r"is rejected"))).to_be_visible()
+    return status
+
+
 @dataclass(frozen=True)
 class PortalPage:
     """One page a person can see: who (demo user or ``None``), where, what status, and an
@@ -285,5 +331,31 @@ PAGES: list[PortalPage] = [
     PortalPage("audit-event", "auditor", "/audit/events/1/"),
     PortalPage("audit-secret-timeline", "auditor", "/audit/secrets/customer-portal-secrets/"),
     PortalPage("audit-user-timeline", "auditor", "/audit/users/engineer/"),
-    # Change requests and approvals (issue on approvals): add their pages here.
+    # Change requests and approvals: one proposed and approved, one proposed and rejected.
+    PortalPage("change-request-list-empty", "approver", CHANGES),
+    PortalPage("change-request-proposed", "engineer", EDIT, then=propose_main_edit, canary=False),
+    PortalPage("change-request-list", "approver", CHANGES),
+    PortalPage("change-request-open", "approver", CHANGES, then=open_newest_request, canary=False),
+    PortalPage(
+        "change-request-open-revealed", "approver", CHANGES, then=reveal_proposed, canary=False
+    ),
+    PortalPage(
+        "change-request-open-author", "engineer", CHANGES, then=open_newest_request, canary=False
+    ),
+    PortalPage(
+        "change-request-applied", "approver", CHANGES, then=approve_newest_request, canary=False
+    ),
+    PortalPage("change-request-list-all", "engineer", CHANGES + "?show=all"),
+    PortalPage(
+        "change-request-proposed-again",
+        "engineer",
+        EDIT,
+        then=propose_another_main_edit,
+        canary=False,
+    ),
+    PortalPage(
+        "change-request-rejected", "approver", CHANGES, then=reject_newest_request, canary=False
+    ),
+    PortalPage("change-request-list-mine", "engineer", CHANGES + "?show=mine"),
+    PortalPage("change-request-missing", "approver", CHANGES + "999999/", status=404),
 ]

@@ -71,7 +71,7 @@ def _tab_stops(page: Page, limit: int = 200) -> list[str]:
     """Press Tab from the top of the page; return each focused element's description."""
     page.locator("body").focus()
     page.evaluate("document.activeElement.blur()")
-    stops = []
+    stops: list[str] = []
     for _ in range(limit):
         page.keyboard.press("Tab")
         stop = page.evaluate(

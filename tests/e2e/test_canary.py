@@ -148,14 +148,16 @@ def test_canary_values_appear_nowhere_but_permitted_reveals(
         search.look("browser storage", where, storage_text(storage))
     for filename, text in run.downloads:
         search.look("audit export", filename, text)
-    for email in mail.outbox:
-        search.look("email", email.subject, repr(email.message().as_string()))
+    for email in mail.outbox:  # the body as sent and as written (the former may be encoded)
+        text = email.message().as_string() + email.subject + email.body + repr(email.to)
+        search.look("email", str(email.subject), text)
 
     report = {
         "flows": [f.__name__ for f in FLOWS],
         "canaries": len(canaries.values),
         "permitted_reveals": reveals,
         "permitted_echoes": echoes,
+        "emails": len(mail.outbox),
         "searched": search.searched,
         "hits": search.hits,
     }
@@ -164,6 +166,7 @@ def test_canary_values_appear_nowhere_but_permitted_reveals(
     assert reveals >= 3  # the flows did reveal: the search had something to miss
     assert echoes >= 4  # review, back to the editor, conflict, re-apply: typed canaries echoed
     assert len(run.downloads) >= 4
+    assert search.searched.get("email", 0) >= 2  # a request opened (approvers) and applied (author)
     assert search.searched["response"] > 50 and search.searched["database"] > 10
     assert not search.hits, "values found where they must not be:\n" + "\n".join(search.hits)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from playwright.sync_api import Locator, Page, expect
 
-from secrets_admin import aws
+from secrets_admin import aws, documents, reads
 from secrets_admin.models import AuditEvent
 
 from .browsing import REVEAL_SECONDS
@@ -357,3 +357,71 @@ def test_new_read_only_pages_work_without_javascript(browse: Any, settings: Any)
     expect(page.locator("h1")).to_have_text("Audit chain check")
     expect(page.locator("main")).to_contain_text("The chain is intact")
     b.shot("audit-verify")
+
+
+# --------------------------------------------------------------------------------------------
+# Change requests and approvals (merged after the writes)
+
+
+def test_an_edit_to_main_becomes_a_change_request_a_second_person_approves(browse: Any) -> None:
+    """The engineer's edit of a protected environment opens a change request (nothing saved);
+    the author cannot approve it; an approver, in a second browser context, opens it from the
+    list, reveals the proposed value and approves: the grid shows the new fingerprint and the
+    history names both people."""
+    author, approver = browse(name="engineer"), browse(name="approver")
+    author.sign_in("engineer")
+    author.goto(GRID)
+    before = grid_cell(author.page, "Reveal main stripe secret_key").locator("code.fp").inner_text()
+    author.goto(EDIT)
+    type_value(author.page, "main", "stripe", "secret_key", "sk_live_PROPOSED")
+    assert submit(author.page, author.page.get_by_role("button", name="Review changes")) == 200
+    expect(author.page.get_by_role("status")).to_contain_text("saving opens a change request")
+    author.page.get_by_label("Comment for the approvers").fill("rotate the live key")
+    author.shot("review-needs-approval")
+    propose = author.page.get_by_role("button", name="Propose change request")
+    assert submit(author.page, propose) == 200
+    expect(author.page.get_by_text("Nothing is saved yet")).to_be_visible()
+    expect(author.page.get_by_role("button", name="Approve")).to_have_count(0)
+    expect(author.page.get_by_text("someone else has to approve it")).to_be_visible()
+    author.shot("request-seen-by-its-author")
+    request_path = author.page.url.removeprefix(author.base_url)
+    doc = json.loads(aws.read_current("customer-portal-secrets").text or "")
+    assert doc["main"]["stripe"]["secret_key"] == "sk_live_FAKEcustprod"  # nothing current yet
+
+    approver.sign_in("approver")
+    approver.page.get_by_role("navigation").get_by_role("link", name="Change requests").click()
+    rows = approver.page.locator("table.grid tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows).to_contain_text("engineer")
+    approver.shot("change-request-list")
+    rows.get_by_role("link", name=re.compile(r"^#\d+$")).click()
+    assert approver.page.url.endswith(request_path)
+    cell = approver.page.locator("table.review tbody tr")
+    expect(cell).to_have_count(1)
+    proposed_fp = cell.locator("td").nth(5).locator("code.fp").inner_text()
+    assert proposed_fp == documents.short(reads.fingerprint("sk_live_PROPOSED")) != before
+    cell.get_by_role("button", name="Reveal proposed main stripe secret_key").click()
+    expect(cell.locator("code.revealed")).to_have_text("sk_live_PROPOSED")
+    approver.shot("proposed-value-revealed")
+    approver.page.get_by_label("Comment (optional)").fill("checked with the payments team")
+    assert submit(approver.page, approver.page.get_by_role("button", name="Approve")) == 200
+    expect(
+        approver.page.get_by_text(re.compile(r"is applied: version \S+ is current"))
+    ).to_be_visible()
+    approver.shot("approved-and-applied")
+
+    approver.goto(GRID)
+    after = grid_cell(approver.page, "Reveal main stripe secret_key").locator("code.fp")
+    expect(after).to_have_text(proposed_fp)
+    approver.shot("grid-after-approval")
+    approver.goto(HISTORY)
+    newest = approver.page.locator("table.history tbody tr").first
+    expect(newest).to_contain_text("AWSCURRENT")
+    expect(newest).to_contain_text(re.compile(r"by engineer, approved by approver"))
+    approver.shot("history-names-both")
+    author.goto(request_path)
+    expect(author.page.get_by_role("button", name="Approve")).to_have_count(0)
+    expect(author.page.locator("dl.facts")).to_contain_text("applied")
+    assert (
+        AuditEvent.objects.filter(action="change_request_apply", outcome="succeeded").count() == 1
+    )
