@@ -54,11 +54,11 @@ class AuditAction(enum.StrEnum):
     SIGN_OUT = "sign_out"
     REVEAL = "reveal"
     SAVE = "save"
-    SECRET_CREATE = "secret_create"  # noqa: S105 - an action name, not a password
-    SECRET_UNDELETE = "secret_undelete"  # noqa: S105 - RestoreSecret of a deletion-scheduled secret
+    SECRET_CREATE = "secret_create"  # noqa: S105 # nosec B105 - an action name, not a password
+    SECRET_UNDELETE = "secret_undelete"  # noqa: S105 # nosec B105 - action name
     ENVIRONMENT_RESTORE = "environment_restore"
-    SECRET_MIGRATE = "secret_migrate"  # noqa: S105 - legacy secrets / .env folded into a unified one
-    SECRET_DELETE_SCHEDULE = "secret_delete_schedule"  # noqa: S105 - DeleteSecret with recovery
+    SECRET_MIGRATE = "secret_migrate"  # noqa: S105 # nosec B105 - action name
+    SECRET_DELETE_SCHEDULE = "secret_delete_schedule"  # noqa: S105 # nosec B105 - action name
     CHANGE_REQUEST_PROPOSE = "change_request_propose"
     CHANGE_REQUEST_APPROVE = "change_request_approve"
     CHANGE_REQUEST_REJECT = "change_request_reject"
@@ -360,7 +360,8 @@ def record(
     not perform the action.
     """
     event = _append(action, outcome, context, fields, durable=False)
-    assert event is not None  # only unless_settled returns None
+    if event is None:  # narrowing for the type checker; cannot happen
+        raise RuntimeError("unexpected: event is None (only unless_settled returns None)")
     return event
 
 
@@ -426,7 +427,8 @@ def attempt(
     """
     _require_no_transaction()
     event = _append(action, Outcome.ATTEMPTED, context, fields, durable=True)
-    assert event is not None
+    if event is None:  # narrowing for the type checker; cannot happen
+        raise RuntimeError("unexpected: event is None (event is set here)")
     handle = Attempt(event)
     carried = {k: v for k, v in fields.items() if k != "detail"}
     try:

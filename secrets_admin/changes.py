@@ -666,7 +666,8 @@ def _save(
             raise SavedUnrecorded(outcome.new_version_id) from None
         raise
     if not isinstance(outcome, SaveResult):
-        assert outcome is not None
+        if outcome is None:  # narrowing for the type checker; cannot happen
+            raise RuntimeError("unexpected: outcome is None (outcome is set here)")
         raise outcome
     if not outcome.already_saved:
         _after_write(name, outcome.new_version_id, documents.serialise(run.new_doc))
@@ -1064,7 +1065,8 @@ def secret_create(
             handle.succeeded(new_version=created.version_id, detail=detail)
     if refusal is not None:
         raise refusal
-    assert created is not None
+    if created is None:  # narrowing for the type checker; cannot happen
+        raise RuntimeError("unexpected: created is None (created is set here)")
     _after_write(name, created.version_id, text)
     return created
 

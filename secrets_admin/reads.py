@@ -268,7 +268,8 @@ def environment_compare(name: str, a: str, b: str) -> ComparePage:
         )
     if a == b:
         return ComparePage(secret, a, b, problem="Choose two different environments to compare.")
-    assert secret.classified is not None  # conforming implies classified
+    if secret.classified is None:  # narrowing for the type checker; cannot happen
+        raise RuntimeError("unexpected: secret.classified is None (conforming implies classified)")
     rows = documents.compare_environments(secret.classified.document, a, b, fingerprint=fingerprint)
     return ComparePage(secret, a, b, rows=rows, counts=documents.count_comparisons(rows))
 
@@ -344,7 +345,10 @@ def secret_integration(name: str) -> IntegrationPage:
         kms_note=kms_note,
     )
     if secret.conforming:
-        assert secret.classified is not None
+        if secret.classified is None:  # narrowing for the type checker; cannot happen
+            raise RuntimeError(
+                "unexpected: secret.classified is None (secret.classified is set here)"
+            )
         page.variables = integration.env_vars(secret.classified.document)
         page.typescript = integration.typescript_snippet(name, page.variables)
         page.dotenv = integration.dotenv_names(page.variables)
