@@ -230,9 +230,11 @@ cores, so these figures bound the harness as much as the portal.
   saves answered 409 and were redone. Each save is three portal requests through the save
   adapter (editor page, review, save: the "save (adapter)" row times the three together);
   the portal rebases onto others' saves itself.
-- **Listing:** {calls.get("ListSecrets", 0)} `ListSecrets` calls in all: the listing went stale
-  once during the run (`PORTAL_LIST_CACHE_SECONDS` = 60) and one instance refreshed it in the
-  background while both kept serving it.
+- **Listing:** {calls.get("ListSecrets", 0)} `ListSecrets` calls in all, about
+  {calls.get("ListSecrets", 0) / -(-(APPS + APPS // 10 + len(TEAMS)) // 100):.0f} listings of
+  {-(-(APPS + APPS // 10 + len(TEAMS)) // 100)} pages: every portal save marks the listing stale,
+  and one instance at a time refreshes it in the background while both keep serving the stale
+  copy (no request waited for a listing).
 - **Audit:** `manage.py audit_verify` exit {audit[0]}: {audit[1]}
 - **Peak worker memory** (VmHWM), per instance: {", ".join(f"{m / 1024:.0f} MiB" for m in memory)}.
 
