@@ -331,3 +331,18 @@ def test_a_malformed_cell_is_refused_as_incomplete(
     )
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert b"CANARY" not in response.content
+
+
+def test_no_template_comment_leaks_into_a_page(
+    as_user: Any, engineer: Any, make_secret: Any
+) -> None:
+    """Django's ``{# #}`` comments are one line only: a multi-line one renders as text."""
+    make_secret("a-secrets", CANARY_DOC)
+    client = as_user(engineer)
+    for url in (
+        reverse("secrets_admin:secret_list"),
+        reverse("secrets_admin:secret_detail", args=["a-secrets"]),
+        reverse("secrets_admin:secret_edit", args=["a-secrets"]),
+    ):
+        html = client.get(url).content.decode()
+        assert "{#" not in html and "#}" not in html, url
