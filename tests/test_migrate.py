@@ -10,7 +10,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from secrets_admin import audit, aws, changes, forms, migration
+from secrets_admin import audit, aws, errors, forms, migration
+from secrets_admin.changes import environment_copy, protocol
 from secrets_admin.documents import JsonNumber
 from secrets_admin.models import AuditEvent, ChangeRequest
 
@@ -45,7 +46,7 @@ def test_promote_with_values_copies_exact_values_into_an_unprotected_environment
 ) -> None:
     make_secret("a-secrets", DOC)
     base = aws.read_current("a-secrets").version_id
-    result = changes.environment_promote(
+    result = environment_copy.environment_copy(
         name="a-secrets",
         base_version_id=base,
         source="dev",
@@ -53,7 +54,7 @@ def test_promote_with_values_copies_exact_values_into_an_unprotected_environment
         rows=[("stripe", "secret_key"), ("db", "")],
         with_values=True,
         context=_context(engineer),
-        change_id=changes.new_change_id(),
+        change_id=protocol.new_change_id(),
     )
     after = aws.read_current("a-secrets")
     assert after.version_id == result.new_version_id != base
@@ -71,7 +72,7 @@ def test_promote_structure_only_adds_empty_values_and_never_blanks_existing_ones
 ) -> None:
     make_secret("a-secrets", DOC)
     base = aws.read_current("a-secrets").version_id
-    changes.environment_promote(
+    environment_copy.environment_copy(
         name="a-secrets",
         base_version_id=base,
         source="dev",
@@ -79,7 +80,7 @@ def test_promote_structure_only_adds_empty_values_and_never_blanks_existing_ones
         rows=[("stripe", "")],
         with_values=False,
         context=_context(engineer),
-        change_id=changes.new_change_id(),
+        change_id=protocol.new_change_id(),
     )
     assert _current("a-secrets")["sandbox"]["stripe"] == {
         "public_key": "pk_CANARY-sand",
@@ -92,7 +93,7 @@ def test_promote_into_main_creates_a_change_request(make_secret: Any, engineer: 
     approver approves it (invariant 4)."""
     make_secret("a-secrets", DOC)
     base = aws.read_current("a-secrets").version_id
-    result = changes.environment_promote(
+    result = environment_copy.environment_copy(
         name="a-secrets",
         base_version_id=base,
         source="dev",
@@ -100,7 +101,7 @@ def test_promote_into_main_creates_a_change_request(make_secret: Any, engineer: 
         rows=[("stripe", "secret_key")],
         with_values=True,
         context=_context(engineer),
-        change_id=changes.new_change_id(),
+        change_id=protocol.new_change_id(),
     )
     assert isinstance(result, ChangeRequest)
     assert result.status == ChangeRequest.Status.OPEN
@@ -110,12 +111,14 @@ def test_promote_into_main_creates_a_change_request(make_secret: Any, engineer: 
 
 
 def test_promote_changeset_refuses_rows_not_in_the_source() -> None:
-    with pytest.raises(changes.InvalidChange, match="not in dev"):
-        changes.promote_changeset(
+    with pytest.raises(errors.InvalidChange, match="not in dev"):
+        environment_copy.environment_copy_changeset(
             DOC, source="dev", target="main", rows=[("nope", "x")], with_values=True
         )
-    with pytest.raises(changes.InvalidChange, match="at least one row"):
-        changes.promote_changeset(DOC, source="dev", target="main", rows=[], with_values=True)
+    with pytest.raises(errors.InvalidChange, match="at least one row"):
+        environment_copy.environment_copy_changeset(
+            DOC, source="dev", target="main", rows=[], with_values=True
+        )
 
 
 # ----------------------------------------------------------------------------------------
@@ -178,7 +181,7 @@ def test_promote_into_main_through_the_page_opens_a_change_request(
         "needs approval" in review.content.decode() or "change request" in review.content.decode()
     )
     base = aws.read_current("a-secrets").version_id
-    saved = _promote(client, "save", b="main", change_id=changes.new_change_id())
+    saved = _promote(client, "save", b="main", change_id=protocol.new_change_id())
     request_ = ChangeRequest.objects.get()
     assert saved["Location"] == reverse("secrets_admin:change_request_detail", args=[request_.pk])
     page = client.get(saved["Location"]).content.decode()

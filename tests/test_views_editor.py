@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
-from secrets_admin import audit, aws, changes, documents
+from secrets_admin import audit, aws, documents, reads
+from secrets_admin.changes import editor, protocol
 from secrets_admin.documents import Edit
 from secrets_admin.forms import field_name
 from secrets_admin.models import AuditEvent, ChangeRequest
@@ -88,14 +89,14 @@ def opened(as_user: Any, engineer: Any, make_secret: Any) -> tuple[Any, str]:
     return as_user(engineer), aws.read_current(NAME).version_id
 
 
-def save_as(user: Any, base: str, *edits: Edit) -> changes.SaveResult:
+def save_as(user: Any, base: str, *edits: Edit) -> protocol.SaveResult:
     """Someone saves directly through the use case (another person, in another browser)."""
-    return changes.secret_save_changes(
+    return editor.secret_save_changes(
         name=NAME,
         base_version_id=base,
         changeset=list(edits),
         context=audit.Context(user=user),
-        change_id=changes.new_change_id(),
+        change_id=protocol.new_change_id(),
     )
 
 
@@ -251,7 +252,7 @@ def test_full_edit_flow_review_then_save_once(opened: Any) -> None:
     html = reviewed.content.decode()
     assert reviewed.status_code == HTTPStatus.OK
     assert "1 added, 1 changed, 1 removed" in html
-    fp = changes.reads.fingerprint
+    fp = reads.fingerprint
     assert documents.short(fp(TYPED)) in html and documents.short(fp("sk_test_dev")) in html
     assert aws.read_current(NAME).version_id == base  # nothing saved by the review
     saved = post_form(client, html, "save")
@@ -491,16 +492,16 @@ def test_rotation_enabled_warns(
 def test_many_versions_in_a_day_warn_about_the_version_quota(
     as_user: Any, engineer: Any, make_secret: Any, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(changes, "VERSION_WARNING_24H", 3)
+    monkeypatch.setattr(reads, "VERSION_WARNING_24H", 3)
     make_secret(NAME, STANDARD_DOC)
     ctx = audit.Context(user=engineer)
     for i in range(2):
-        changes.secret_save_changes(
+        editor.secret_save_changes(
             name=NAME,
             base_version_id=aws.read_current(NAME).version_id,
             changeset=[Edit("set", "dev", "stripe", "public_key", f"v{i}")],
             context=ctx,
-            change_id=changes.new_change_id(),
+            change_id=protocol.new_change_id(),
         )
     html = as_user(engineer).get(edit_url()).content.decode()
     assert "3 versions of this secret were created in the last 24 hours" in html
@@ -524,7 +525,7 @@ def test_conflict_shows_base_theirs_yours_and_reapplies_on_current(
     conflict = post_form(mine, html, "save")
     page = conflict.content.decode()
     assert conflict.status_code == HTTPStatus.CONFLICT
-    fp = changes.reads.fingerprint
+    fp = reads.fingerprint
     for value in ("sk_test_dev", "THEIRS-value", TYPED):
         assert documents.short(fp(value)) in page
     assert "THEIRS-value" not in page and "sk_test_dev" not in page
@@ -580,7 +581,7 @@ def test_diff_between_two_versions_by_fingerprint(
 ) -> None:
     make_secret(NAME, CANARY_DOC)
     v1 = aws.read_current(NAME).version_id
-    v2 = changes.secret_save_changes(
+    v2 = editor.secret_save_changes(
         name=NAME,
         base_version_id=v1,
         changeset=[
@@ -590,7 +591,7 @@ def test_diff_between_two_versions_by_fingerprint(
             Edit("set", "sandbox", "stripe", "added", "x"),
         ],
         context=audit.Context(user=engineer),
-        change_id=changes.new_change_id(),
+        change_id=protocol.new_change_id(),
     ).new_version_id
     response = as_user(engineer).get(
         reverse("secrets_admin:secret_version_diff", args=[NAME]), {"a": v1, "b": v2}
@@ -610,7 +611,7 @@ def test_restore_one_environment_from_history(
     make_secret(NAME, STANDARD_DOC)
     v1 = aws.read_current(NAME).version_id
     ctx = audit.Context(user=engineer)
-    v2 = changes.secret_save_changes(
+    v2 = editor.secret_save_changes(
         name=NAME,
         base_version_id=v1,
         changeset=[
@@ -618,7 +619,7 @@ def test_restore_one_environment_from_history(
             Edit("set", "sandbox", "stripe", "public_key", "sb2"),
         ],
         context=ctx,
-        change_id=changes.new_change_id(),
+        change_id=protocol.new_change_id(),
     ).new_version_id
     client = as_user(engineer)
     review_page = client.post(

@@ -1,7 +1,7 @@
 """Change requests: the list (mine, waiting for me, by secret), one request with its per-cell
 diff between CURRENT and PROPOSED (masked; reveal for engineers and up through ``cell_reveal``
 on the current or the staged version), and the decisions (approve, reject, cancel, break-glass
-bypass, acknowledge a bypass), all POST. Rules live in ``changes.py``; these views translate.
+bypass, acknowledge a bypass), all POST. Rules live in ``secrets_admin.changes.change_requests``; these views translate.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import audit, aws, changes, permissions
+from .. import audit, aws, errors, permissions, reads
+from ..changes import change_requests
 from ..models import ChangeRequest
 from ..permissions import Action, require
 
@@ -26,8 +27,8 @@ FILTERS = ("open", "mine", "waiting", "all")
 
 def _load(request_id: int) -> ChangeRequest:
     try:
-        return changes.change_request_get(request_id)
-    except changes.ChangeRequestNotFound:
+        return change_requests.change_request_get(request_id)
+    except errors.ChangeRequestNotFound:
         raise Http404("No such change request") from None
 
 
@@ -37,12 +38,12 @@ def _load(request_id: int) -> ChangeRequest:
 def change_request_list(request: HttpRequest) -> HttpResponse:
     """Requests, newest first. ``show``: open (default), mine, waiting (for me), all;
     ``secret``: one secret's. Expired requests are closed first (lazily)."""
-    changes.change_requests_expire()
+    change_requests.change_requests_expire()
     show = request.GET.get("show", "open")
     if show not in FILTERS:
         show = "open"
     secret = request.GET.get("secret", "")[:512]
-    requests = changes.change_requests_for(
+    requests = reads.change_requests_for(
         request.user,
         mine=show == "mine",
         waiting=show == "waiting",
@@ -59,7 +60,7 @@ def change_request_list(request: HttpRequest) -> HttpResponse:
             "show": show,
             "secret": secret,
             "filters": FILTERS,
-            "bypasses": changes.bypasses_to_review() if can_approve else [],
+            "bypasses": reads.bypasses_to_review() if can_approve else [],
         },
     )
 
@@ -80,8 +81,8 @@ def _detail(
     error = ""
     if cr.status in (ChangeRequest.Status.OPEN, ChangeRequest.Status.APPROVED):
         try:
-            review = changes.change_request_review(cr)
-        except changes.ChangeRefused as exc:
+            review = reads.change_request_review(cr)
+        except errors.ChangeRefused as exc:
             error = exc.message
         except aws.AwsError as exc:
             error = exc.message
@@ -98,7 +99,9 @@ def _detail(
             "is_author": is_author,
             "can_reveal": permissions.can(user, Action.REVEAL),
             "can_vote": permissions.can(user, Action.APPROVE) and not is_author and cr.is_open,
-            "can_break_glass": is_author and cr.is_open and changes.break_glass_allowed(user),
+            "can_break_glass": is_author
+            and cr.is_open
+            and change_requests.break_glass_allowed(user),
             "can_acknowledge": bool(
                 cr.bypass_reason
                 and cr.bypass_acknowledged_at is None
@@ -121,12 +124,12 @@ def _decide(
     _load(request_id)
     try:
         cr = run(audit.Context.from_request(request))
-    except changes.SelfApproval as exc:
+    except errors.SelfApproval as exc:
         return _detail(request, _load(request_id), refusal=exc.message, status=HTTPStatus.FORBIDDEN)
-    except changes.ChangeRefused as exc:
+    except errors.ChangeRefused as exc:
         status = HTTPStatus.CONFLICT if "no longer open" in exc.message else HTTPStatus.BAD_REQUEST
         return _detail(request, _load(request_id), refusal=exc.message, status=status)
-    except (audit.AuditUnavailable, changes.SavedUnrecorded) as exc:
+    except (audit.AuditUnavailable, errors.SavedUnrecorded) as exc:
         return _detail(
             request, _load(request_id), refusal=exc.message, status=HTTPStatus.SERVICE_UNAVAILABLE
         )
@@ -167,12 +170,12 @@ def change_request_approve(request: HttpRequest, request_id: int) -> HttpRespons
         return _decide(
             request,
             request_id,
-            lambda ctx: changes.change_request_apply(request_id=request_id, context=ctx),
+            lambda ctx: change_requests.change_request_apply(request_id=request_id, context=ctx),
         )
     return _decide(
         request,
         request_id,
-        lambda ctx: changes.change_request_approve(
+        lambda ctx: change_requests.change_request_approve(
             request_id=request_id, context=ctx, comment=comment
         ),
     )
@@ -187,7 +190,7 @@ def change_request_reject(request: HttpRequest, request_id: int) -> HttpResponse
     return _decide(
         request,
         request_id,
-        lambda ctx: changes.change_request_reject(
+        lambda ctx: change_requests.change_request_reject(
             request_id=request_id, context=ctx, comment=comment
         ),
     )
@@ -201,7 +204,7 @@ def change_request_cancel(request: HttpRequest, request_id: int) -> HttpResponse
     return _decide(
         request,
         request_id,
-        lambda ctx: changes.change_request_cancel(request_id=request_id, context=ctx),
+        lambda ctx: change_requests.change_request_cancel(request_id=request_id, context=ctx),
     )
 
 
@@ -215,7 +218,7 @@ def change_request_bypass(request: HttpRequest, request_id: int) -> HttpResponse
     return _decide(
         request,
         request_id,
-        lambda ctx: changes.change_request_bypass(
+        lambda ctx: change_requests.change_request_bypass(
             request_id=request_id, context=ctx, reason=reason
         ),
     )
@@ -229,5 +232,5 @@ def change_request_acknowledge(request: HttpRequest, request_id: int) -> HttpRes
     return _decide(
         request,
         request_id,
-        lambda ctx: changes.change_request_acknowledge(request_id=request_id, context=ctx),
+        lambda ctx: change_requests.change_request_acknowledge(request_id=request_id, context=ctx),
     )

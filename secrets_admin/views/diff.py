@@ -13,7 +13,9 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import aws, changes, forms, permissions, reads
+from .. import aws, errors, forms, permissions, reads
+from ..changes import environment_copy
+from ..changes import preview as previews
 from ..permissions import Action, require
 from . import HtmxHttpRequest
 from .editor import _review_page, _run_save
@@ -109,7 +111,7 @@ def environment_promote(request: HttpRequest, name: str) -> HttpResponse:
         return _run_save(
             request,
             name,
-            lambda context, change_id: changes.environment_promote(
+            lambda context, change_id: environment_copy.environment_copy(
                 name=name,
                 base_version_id=base_version_id,
                 source=source,
@@ -125,7 +127,7 @@ def environment_promote(request: HttpRequest, name: str) -> HttpResponse:
             done=back,
         )
     try:
-        state, preview = changes.secret_preview_promote(
+        state, preview = previews.secret_preview_environment_copy(
             name=name,
             base_version_id=base_version_id,
             source=source,
@@ -133,7 +135,7 @@ def environment_promote(request: HttpRequest, name: str) -> HttpResponse:
             rows=rows,
             with_values=with_values,
         )
-    except changes.ChangeRefused as exc:
+    except errors.ChangeRefused as exc:
         messages.error(request, exc.message)
         return redirect(back)
     except aws.AwsError as exc:

@@ -25,7 +25,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import audit, aws, changes, documents, forms
+from .. import audit, aws, documents, errors, forms, reads
+from ..changes import editor, lifecycle, protocol, restore
+from ..changes import preview as previews
 from ..models import ChangeRequest
 from ..permissions import Action, require
 from . import HtmxHttpRequest
@@ -45,19 +47,19 @@ def _editor(
     request: HttpRequest,
     name: str,
     *,
-    intent: changes.EditIntent | None = None,
+    intent: editor.EditIntent | None = None,
     base_version_id: str | None = None,
     error: str = "",
     notice: str = "",
     status: int = HTTPStatus.OK,
 ) -> HttpResponse:
     try:
-        state = changes.secret_edit_state(name=name, version_id=base_version_id)
+        state = reads.secret_edit_state(name=name, version_id=base_version_id)
     except aws.AwsError as exc:
         return _aws_error_page(request, exc, name=name)
     blank = _blank_rows(request) if request.method == "GET" else 1
     grid = (
-        forms.editor_grid(state.page, intent or changes.EditIntent(), blank_rows=blank)
+        forms.editor_grid(state.page, intent or editor.EditIntent(), blank_rows=blank)
         if not state.blocker
         else None
     )
@@ -73,7 +75,7 @@ def _editor(
             "notice": notice,
             "max_bytes": documents.MAX_SECRET_BYTES,
             "more_rows": min(MAX_BLANK_ROWS, blank + 3),
-            "all_environments": changes.ALL_ENVIRONMENTS,
+            "all_environments": editor.ALL_ENVIRONMENTS,
         },
         status=status,
     )
@@ -102,7 +104,7 @@ def secret_edit(request: HttpRequest, name: str) -> HttpResponse:
             name,
             intent=intent,
             base_version_id=base_version_id,
-            notice=str(changes.NoChanges()),
+            notice=str(errors.NoChanges()),
         )
     if step == "save":
         return _save(request, name, intent, base_version_id)
@@ -110,13 +112,13 @@ def secret_edit(request: HttpRequest, name: str) -> HttpResponse:
 
 
 def _review(
-    request: HttpRequest, name: str, intent: changes.EditIntent, base_version_id: str
+    request: HttpRequest, name: str, intent: editor.EditIntent, base_version_id: str
 ) -> HttpResponse:
     try:
-        state, preview = changes.secret_preview_changes(
+        state, preview = previews.secret_preview_changes(
             name=name, base_version_id=base_version_id, intent=intent
         )
-    except changes.ChangeRefused as exc:
+    except errors.ChangeRefused as exc:
         return _editor(
             request,
             name,
@@ -133,7 +135,7 @@ def _review(
             name,
             intent=intent,
             base_version_id=base_version_id,
-            notice=changes.NoChanges().message,
+            notice=errors.NoChanges().message,
         )
     return _review_page(
         request,
@@ -151,8 +153,8 @@ def _review_page(
     request: HttpRequest,
     *,
     name: str,
-    preview: changes.Preview,
-    state: changes.EditState,
+    preview: protocol.Preview,
+    state: reads.EditState,
     action: str,
     fields: list[tuple[str, str]],
     title: str,
@@ -171,14 +173,14 @@ def _review_page(
             "fields": fields,
             "back_fields": back_fields,
             "back_url": back_url,
-            "change_id": changes.new_change_id(),
+            "change_id": protocol.new_change_id(),
             "max_bytes": documents.MAX_SECRET_BYTES,
         },
     )
 
 
 def _save(
-    request: HttpRequest, name: str, intent: changes.EditIntent, base_version_id: str
+    request: HttpRequest, name: str, intent: editor.EditIntent, base_version_id: str
 ) -> HttpResponse:
     def again(message: str, status: int) -> HttpResponse:
         return _editor(
@@ -193,7 +195,7 @@ def _save(
     return _run_save(
         request,
         name,
-        lambda context, change_id: changes.secret_submit_changes(
+        lambda context, change_id: editor.secret_save_changes(
             name=name,
             base_version_id=base_version_id,
             changeset=intent,
@@ -211,7 +213,7 @@ def _save(
 def _run_save(
     request: HttpRequest,
     name: str,
-    run: Callable[[audit.Context, str], changes.SaveResult | ChangeRequest],
+    run: Callable[[audit.Context, str], protocol.SaveResult | ChangeRequest],
     *,
     again: Callable[[str, int], HttpResponse],
     reapply_action: str,
@@ -222,7 +224,7 @@ def _run_save(
     change_id = request.POST.get("change_id", "")
     try:
         result = run(audit.Context.from_request(request), change_id)
-    except changes.Conflict as conflict:
+    except errors.Conflict as conflict:
         return render(
             request,
             "secrets_admin/secret_edit_conflict.html",
@@ -234,18 +236,16 @@ def _run_save(
             },
             status=HTTPStatus.CONFLICT,
         )
-    except changes.NoChanges as exc:
+    except errors.NoChanges as exc:
         return again(exc.message, HTTPStatus.OK)
-    except changes.ChangeRefused as exc:
+    except errors.ChangeRefused as exc:
         status = (
-            HTTPStatus.CONFLICT
-            if isinstance(exc, changes.SaveContended)
-            else HTTPStatus.BAD_REQUEST
+            HTTPStatus.CONFLICT if isinstance(exc, errors.SaveContended) else HTTPStatus.BAD_REQUEST
         )
         return again(exc.message, status)
     except aws.SecretTooLarge as exc:
         return again(exc.message, HTTPStatus.BAD_REQUEST)
-    except (audit.AuditUnavailable, changes.SavedUnrecorded) as exc:
+    except (audit.AuditUnavailable, errors.SavedUnrecorded) as exc:
         return render(
             request,
             "secrets_admin/aws_error.html",
@@ -265,7 +265,7 @@ def _run_save(
     if result.already_saved:
         messages.info(request, f"This change was already saved (version {result.new_version_id}).")
     else:
-        counts = changes.Preview(name, "", result.cells, result.structure, 0, 0).counts
+        counts = protocol.Preview(name, "", result.cells, result.structure, 0, 0).counts
         messages.success(
             request,
             f"Saved as version {result.new_version_id}: {counts['added']} added, "
@@ -300,7 +300,7 @@ def secret_edit_row(request: HtmxHttpRequest, name: str) -> HttpResponse:
             "row": forms.blank_key_row(grid.columns),
             "grid": grid,
             "item": ("", ""),
-            "all_environments": changes.ALL_ENVIRONMENTS,
+            "all_environments": editor.ALL_ENVIRONMENTS,
         },
     )
 
@@ -334,7 +334,7 @@ def secret_restore_environment(request: HttpRequest, name: str) -> HttpResponse:
         return _run_save(
             request,
             name,
-            lambda context, change_id: changes.secret_restore_environment(
+            lambda context, change_id: restore.secret_restore_environment(
                 name=name,
                 environment=environment,
                 version_id=version_id,
@@ -348,10 +348,10 @@ def secret_restore_environment(request: HttpRequest, name: str) -> HttpResponse:
             done=history,
         )
     try:
-        state, preview = changes.secret_preview_restore(
+        state, preview = previews.secret_preview_restore(
             name=name, environment=environment, version_id=version_id
         )
-    except changes.ChangeRefused as exc:
+    except errors.ChangeRefused as exc:
         messages.error(request, exc.message)
         return redirect(history)
     except aws.AwsError as exc:
@@ -386,12 +386,12 @@ def secret_create(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {"form": form, "suffix": settings.PORTAL_SECRET_SUFFIX}
     if request.method == "POST" and form.is_valid():
         try:
-            created = changes.secret_create(
+            created = lifecycle.secret_create(
                 context=audit.Context.from_request(request), **form.use_case_arguments()
             )
-        except changes.SecretPendingDeletion as exc:
+        except errors.SecretPendingDeletion as exc:
             context.update(error=exc.message, pending=exc.name)
-        except changes.ChangeRefused as exc:
+        except errors.ChangeRefused as exc:
             context["error"] = exc.message
         except audit.AuditUnavailable as exc:
             context["error"] = exc.message
@@ -411,7 +411,7 @@ def secret_undelete(request: HttpRequest, name: str) -> HttpResponse:
     """Cancel a scheduled deletion (``RestoreSecret``; admins)."""
     _check_name(name)
     try:
-        changes.secret_undelete(name=name, context=audit.Context.from_request(request))
+        lifecycle.secret_undelete(name=name, context=audit.Context.from_request(request))
     except audit.AuditUnavailable as exc:
         messages.error(request, exc.message)
     except aws.AwsError as exc:

@@ -7,7 +7,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from .. import aws, changes, history, reads
+from .. import aws, errors, history, reads
 from ..permissions import Action, require
 from .secrets import _aws_error_page, _check_name
 
@@ -37,7 +37,7 @@ def secret_history(request: HttpRequest, name: str) -> HttpResponse:
             "secret": page,
             "rows": list(zip(rows, before, strict=True)),
             "restorable": [(env, page.protected.get(env, False)) for env in page.environments],
-            "blocker": changes.edit_blocker(page),
+            "blocker": reads.edit_blocker(page),
         },
     )
 
@@ -55,7 +55,7 @@ def secret_version_diff(request: HttpRequest, name: str) -> HttpResponse:
         context["versions"] = history.secret_history(name)
         if before and after:
             context["diff"] = history.secret_version_diff(name, before, after)
-    except changes.NotEditable as exc:
+    except errors.NotEditable as exc:
         context["error"] = exc.message
     except aws.AwsError as exc:
         return _aws_error_page(request, exc, name=name)

@@ -24,7 +24,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from .. import audit, aws, changes, forms
+from .. import audit, aws, errors, forms
+from ..changes import lifecycle, protocol
+from ..changes import migration as wizard
 from ..permissions import Action, require
 
 TEMPLATE = "secrets_admin/secret_migrate.html"
@@ -38,7 +40,7 @@ def _choose(
     status: int = HTTPStatus.OK,
 ) -> HttpResponse:
     try:
-        candidates = changes.migration_candidates()
+        candidates = wizard.migration_candidates()
     except aws.AwsError as exc:
         candidates, error = [], exc.message
     chosen = {s.name: s for s in migration.sources} if migration else {}
@@ -87,13 +89,13 @@ def secret_migrate(request: HttpRequest) -> HttpResponse:
     if step == "apply":
         return _apply(request, migration)
     try:
-        plan = changes.migration_plan(
+        plan = wizard.migration_plan(
             repo=migration.repo,
             sources=migration.sources,
             env_text=migration.env_text,
             overwrite=migration.overwrite,
         )
-    except changes.ChangeRefused as exc:
+    except errors.ChangeRefused as exc:
         return _choose(request, migration, error=exc.message, status=HTTPStatus.BAD_REQUEST)
     except aws.AwsError as exc:
         return _choose(request, migration, error=exc.message, status=HTTPStatus.BAD_GATEWAY)
@@ -104,14 +106,14 @@ def secret_migrate(request: HttpRequest) -> HttpResponse:
             "step": "preview",
             "plan": plan,
             "fields": migration.fields(),
-            "change_id": changes.new_change_id(),
+            "change_id": protocol.new_change_id(),
         },
     )
 
 
 def _apply(request: HttpRequest, migration: forms.MigrationRequest) -> HttpResponse:
     try:
-        result = changes.secret_migrate(
+        result = wizard.secret_migrate(
             repo=migration.repo,
             sources=migration.sources,
             env_text=migration.env_text,
@@ -120,11 +122,11 @@ def _apply(request: HttpRequest, migration: forms.MigrationRequest) -> HttpRespo
             context=audit.Context.from_request(request),
             change_id=request.POST.get("change_id", ""),
         )
-    except changes.Conflict as exc:
+    except errors.Conflict as exc:
         error = exc.message
-    except changes.ChangeRefused as exc:
+    except errors.ChangeRefused as exc:
         error = exc.message
-    except (audit.AuditUnavailable, changes.SavedUnrecorded) as exc:
+    except (audit.AuditUnavailable, errors.SavedUnrecorded) as exc:
         error = exc.message
     except aws.AwsError as exc:
         error = exc.message
@@ -158,10 +160,10 @@ def legacy_secret_schedule_deletion(request: HttpRequest) -> HttpResponse:
     except ValueError:
         days = 0
     try:
-        when = changes.legacy_secret_schedule_deletion(
+        when = lifecycle.legacy_secret_schedule_deletion(
             name=name, recovery_days=days, context=audit.Context.from_request(request)
         )
-    except changes.ChangeRefused as exc:
+    except errors.ChangeRefused as exc:
         messages.error(request, exc.message)
     except audit.AuditUnavailable as exc:
         messages.error(request, exc.message)
