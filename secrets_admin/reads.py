@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import QuerySet
 
-from . import audit, aws, documents, integration, listing, permissions
+from . import audit, aws, documents, errors, integration, listing, permissions
 from .changes import change_requests, protocol
 from .models import ChangeRequest
 
@@ -55,7 +55,8 @@ class SecretPage:
     name: str
     description: aws.SecretDescription
     version_id: str = ""
-    classified: documents.Classified | None = None
+    # The parsed version (values): kept out of reprs, so a page never prints a value.
+    classified: documents.Classified | None = field(default=None, repr=False)
     environments: list[str] = field(default_factory=list)
     protected: dict[str, bool] = field(default_factory=dict)
     rows: list[RowView] = field(default_factory=list)
@@ -136,8 +137,8 @@ def secret_open(name: str, *, version_id: str | None = None) -> SecretPage:
     return page
 
 
-class CellNotFound(Exception):
-    """The asked cell is not in the version on screen."""
+class CellNotFound(errors.StateConflict):
+    """The asked cell is not in the version on screen (409)."""
 
     message = "That cell is not in the version shown. Reload the page to see the current version."
 
@@ -443,7 +444,7 @@ class EditState:
     blocker: str
     warnings: list[str]
     activity: VersionActivity | None
-    base: protocol.Version | None
+    base: protocol.Version | None = field(repr=False)  # holds values
 
     @property
     def is_current(self) -> bool:

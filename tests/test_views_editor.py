@@ -50,8 +50,8 @@ class Forms(HTMLParser):
             return
         form = self.forms[-1]
         kind = a.get("type", "text")
-        if tag == "button" and a.get("name"):
-            form["buttons"].append((a["name"], a.get("value", "")))
+        if tag == "button":
+            form["buttons"].append(a.get("formaction") or form["action"])
         elif tag == "input" and a.get("name") and kind not in ("checkbox", "submit"):
             form["fields"].append((a["name"], a.get("value", "")))
         elif tag == "input" and kind == "checkbox" and "checked" in a:
@@ -69,13 +69,14 @@ class Forms(HTMLParser):
             self.select = None
 
     def with_button(self, step: str) -> dict[str, Any]:
-        return next(f for f in self.forms if ("step", step) in f["buttons"])
+        """The form whose button posts to the step's own URL (``.../<step>/``)."""
+        return next(f for f in self.forms if any(url.endswith(f"/{step}/") for url in f["buttons"]))
 
 
 def post_form(client: Any, html: str, step: str, **extra: Any) -> Any:
     form = Forms(html).with_button(step)
     data: dict[str, list[str]] = {}
-    for name, value in [*form["fields"], ("step", step)]:
+    for name, value in form["fields"]:
         data.setdefault(name, []).append(value)
     for name, value in extra.items():
         data[name] = [value]
@@ -105,7 +106,10 @@ def edit_url(name: str = NAME) -> str:
 
 
 def review(client: Any, base: str, fields: dict[str, str]) -> Any:
-    return client.post(edit_url(), {"base_version_id": base, "step": "review", **fields})
+    return client.post(
+        reverse("secrets_admin:secret_edit_review", args=[NAME]),
+        {"base_version_id": base, **fields},
+    )
 
 
 def current_doc(name: str = NAME) -> Any:
@@ -144,10 +148,9 @@ def test_auditor_may_not_save(as_user: Any, auditor: Any, make_secret: Any) -> N
     make_secret(NAME, STANDARD_DOC)
     base = aws.read_current(NAME).version_id
     response = as_user(auditor).post(
-        edit_url(),
+        reverse("secrets_admin:secret_edit_save", args=[NAME]),
         {
             "base_version_id": base,
-            "step": "save",
             "change_id": "f" * 32,
             field_name("set", "dev", "stripe", "public_key"): "x",
         },
@@ -186,7 +189,8 @@ def test_creating_secrets_is_for_admins(
 SCREENS = [
     ("get", "secret_edit", "engineer"),
     ("get", "secret_edit_row", "engineer"),
-    ("post", "secret_restore_environment", "engineer"),
+    ("post", "secret_restore_review", "engineer"),
+    ("post", "secret_restore_save", "engineer"),
     ("post", "secret_undelete", "admin"),
     ("get", "secret_history", "auditor"),
     ("get", "secret_version_diff", "auditor"),
@@ -623,8 +627,8 @@ def test_restore_one_environment_from_history(
     ).new_version_id
     client = as_user(engineer)
     review_page = client.post(
-        reverse("secrets_admin:secret_restore_environment", args=[NAME]),
-        {"environment": "dev", "version_id": v1, "step": "review"},
+        reverse("secrets_admin:secret_restore_review", args=[NAME]),
+        {"environment": "dev", "version_id": v1},
     )
     html = review_page.content.decode()
     assert review_page.status_code == HTTPStatus.OK and "Restore dev" in html and v2 in html
@@ -647,16 +651,15 @@ def test_restore_of_a_protected_environment_becomes_a_change_request_on_screen(
     v1 = aws.read_current(NAME).version_id
     v2 = _change_main_outside_the_editor(v1)
     client = as_user(engineer)
-    url = reverse("secrets_admin:secret_restore_environment", args=[NAME])
-    review = client.post(url, {"environment": "main", "version_id": v1, "step": "review"})
+    url = reverse("secrets_admin:secret_restore_review", args=[NAME])
+    review = client.post(url, {"environment": "main", "version_id": v1})
     assert review.status_code == HTTPStatus.OK
     change_id = review.context["change_id"]
     saved = client.post(
-        url,
+        reverse("secrets_admin:secret_restore_save", args=[NAME]),
         {
             "environment": "main",
             "version_id": v1,
-            "step": "save",
             "base_version_id": v2,
             "change_id": change_id,
         },
@@ -775,8 +778,8 @@ def test_canary_values_appear_nowhere_in_the_editor_flow(
     )
     other_pages.append(
         client.post(
-            reverse("secrets_admin:secret_restore_environment", args=[NAME]),
-            {"environment": "dev", "version_id": base, "step": "review"},
+            reverse("secrets_admin:secret_restore_review", args=[NAME]),
+            {"environment": "dev", "version_id": base},
         ).content
     )
     # A conflict: someone else saves, then this person submits an edit made on the old base.
@@ -816,7 +819,7 @@ def test_a_large_secret_round_trips_through_the_editor_form(
     form = Forms(client.get(edit_url()).content.decode()).with_button("review")
     assert len(form["fields"]) > 1000  # more than Django's default DATA_UPLOAD_MAX_NUMBER_FIELDS
     data: dict[str, list[str]] = {}
-    for name, value in [*form["fields"], ("step", "review")]:
+    for name, value in form["fields"]:
         data.setdefault(name, []).append(value)
     data[field_name("set", "dev", "svc", "key0042")] = ["changed"]
     html = client.post(form["action"], data).content.decode()

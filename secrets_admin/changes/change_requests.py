@@ -25,21 +25,20 @@ from ..errors import (
     ChangeRequestNotOpen,
     ChangeRequestRefused,
     Conflict,
-    InvalidChange,
     LabelLimit,
     NoChanges,
     SelfApproval,
 )
 from ..models import Approval, ChangeRequest
 from .protocol import (
-    CHANGE_ID,
     MAX_REBASES,
     CellRef,
     Version,
+    apply_for_write,
+    check_change_id,
     compare,
     read_version,
     request_token,
-    same_document,
     save_changeset,
     single_environment,
     source_identity,
@@ -118,19 +117,11 @@ def propose_on(
     user = context.user
     if user is None or not permissions.can(user, permissions.Action.PROPOSE):
         raise ChangeRequestRefused("Only engineers and above may propose change requests.")
-    if not CHANGE_ID.fullmatch(change_id):
-        raise InvalidChange("The change id is missing or malformed. Open the editor again.")
+    check_change_id(change_id)
     earlier = ChangeRequest.objects.filter(secret=name, change_id=change_id).first()
     if earlier is not None:  # a double submit: the request exists already
         return earlier
-    try:
-        new_doc = documents.apply(base.document, changeset)
-    except documents.ChangesetError as exc:
-        raise InvalidChange(f"This change can't be applied: {exc}.") from None
-    if same_document(new_doc, base.document):
-        raise NoChanges()
-    new_text = documents.serialise(new_doc)
-    aws.check_size(new_text, secret=name)
+    new_doc, new_text = apply_for_write(name, base, changeset)
     _label_room(name, aws.describe(name))
     landed = compare(name, base, new_doc, size_bytes=documents.size_bytes(new_text))
     try:

@@ -301,6 +301,33 @@ def single_environment(changeset: Sequence[Edit]) -> str:
     return envs.pop() if len(envs) == 1 else ""
 
 
+def check_change_id(change_id: str) -> None:
+    """Raise :class:`~secrets_admin.errors.InvalidChange` unless ``change_id`` looks like one
+    (16-64 letters, digits, dashes: it becomes part of a ``ClientRequestToken``)."""
+    if not CHANGE_ID.fullmatch(change_id):
+        raise InvalidChange("The change id is missing or malformed. Open the editor again.")
+
+
+def apply_for_write(
+    name: str, base: Version, changeset: Sequence[Edit]
+) -> tuple[dict[str, Any], str]:
+    """The document ``changeset`` makes of ``base`` and its text, serialised once and checked
+    against AWS's size limit before any write (moto does not enforce it).
+
+    Raises :class:`~secrets_admin.errors.InvalidChange` (an edit that can't apply),
+    :class:`~secrets_admin.errors.NoChanges`, :class:`~secrets_admin.aws.SecretTooLarge`.
+    """
+    try:
+        new_doc = documents.apply(base.document, changeset)
+    except documents.ChangesetError as exc:
+        raise InvalidChange(f"This change can't be applied: {exc}.") from None
+    if same_document(new_doc, base.document):
+        raise NoChanges()
+    new_text = documents.serialise(new_doc)
+    aws.check_size(new_text, secret=name)
+    return new_doc, new_text
+
+
 def save_changeset(
     *,
     name: str,
@@ -327,16 +354,8 @@ def save_changeset(
     it landed but its outcome could not be audited. A repeat of ``change_id`` that landed
     returns its result with ``already_saved``.
     """
-    if not CHANGE_ID.fullmatch(change_id):
-        raise InvalidChange("The change id is missing or malformed. Open the editor again.")
-    try:
-        new_doc = documents.apply(base.document, changeset)
-    except documents.ChangesetError as exc:
-        raise InvalidChange(f"This change can't be applied: {exc}.") from None
-    if same_document(new_doc, base.document):
-        raise NoChanges()
-    new_text = documents.serialise(new_doc)
-    aws.check_size(new_text, secret=name)  # before any write (moto does not enforce it)
+    check_change_id(change_id)
+    new_doc, new_text = apply_for_write(name, base, changeset)
     earlier = _earlier_success(name, change_id)
     if earlier is not None:
         return SaveResult(

@@ -28,8 +28,8 @@ FILTERS = ("open", "mine", "waiting", "all")
 def _load(request_id: int) -> ChangeRequest:
     try:
         return change_requests.change_request_get(request_id)
-    except errors.ChangeRequestNotFound:
-        raise Http404("No such change request") from None
+    except errors.ChangeRequestNotFound as exc:
+        raise Http404(exc.message) from None
 
 
 @require_GET
@@ -37,8 +37,9 @@ def _load(request_id: int) -> ChangeRequest:
 @require(Action.VIEW)
 def change_request_list(request: HttpRequest) -> HttpResponse:
     """Requests, newest first. ``show``: open (default), mine, waiting (for me), all;
-    ``secret``: one secret's. Expired requests are closed first (lazily)."""
-    change_requests.change_requests_expire()
+    ``secret``: one secret's. Reads only: expiring requests is ``manage.py
+    change_requests_expire``'s job (a GET never writes), and an expired request can't be
+    decided (the decision refuses it)."""
     show = request.GET.get("show", "open")
     if show not in FILTERS:
         show = "open"
@@ -82,9 +83,7 @@ def _detail(
     if cr.status in (ChangeRequest.Status.OPEN, ChangeRequest.Status.APPROVED):
         try:
             review = reads.change_request_review(cr)
-        except errors.ChangeRefused as exc:
-            error = exc.message
-        except aws.AwsError as exc:
+        except errors.PortalError as exc:
             error = exc.message
     user = request.user
     is_author = cr.author_username == user.get_username()
@@ -118,24 +117,19 @@ def _detail(
 def _decide(
     request: HttpRequest, request_id: int, run: Callable[[audit.Context], ChangeRequest]
 ) -> HttpResponse:
-    """Run one decision; a refusal shows the request again with the reason (403 for the
-    author's own vote, 409 for a request no longer open, 400 otherwise); an outcome redirects
-    to the request with a sentence saying what happened (invariant 6)."""
+    """Run one decision; a refusal shows the request again with the reason at the refusal's own
+    status (:class:`~secrets_admin.errors.PortalError`: 403 for the author's own vote, 409 for a
+    request no longer open, 400 for bad input, 503 when the audit log is down); an AWS failure
+    leaves the request approved (apply again later); an outcome redirects to the request with a
+    sentence saying what happened (invariant 6)."""
     _load(request_id)
     try:
         cr = run(audit.Context.from_request(request))
-    except errors.SelfApproval as exc:
-        return _detail(request, _load(request_id), refusal=exc.message, status=HTTPStatus.FORBIDDEN)
-    except errors.ChangeRefused as exc:
-        status = HTTPStatus.CONFLICT if "no longer open" in exc.message else HTTPStatus.BAD_REQUEST
-        return _detail(request, _load(request_id), refusal=exc.message, status=status)
-    except (audit.AuditUnavailable, errors.SavedUnrecorded) as exc:
-        return _detail(
-            request, _load(request_id), refusal=exc.message, status=HTTPStatus.SERVICE_UNAVAILABLE
-        )
     except aws.AwsError as exc:
         messages.error(request, f"{exc.message} The request stays approved; apply it again later.")
         return redirect("secrets_admin:change_request_detail", request_id=request_id)
+    except errors.PortalError as exc:
+        return _detail(request, _load(request_id), refusal=exc.message, status=exc.status)
     messages.success(request, _outcome_sentence(cr))
     return redirect("secrets_admin:change_request_detail", request_id=request_id)
 
@@ -163,15 +157,8 @@ def _outcome_sentence(cr: ChangeRequest) -> str:
 @never_cache
 @require(Action.APPROVE)
 def change_request_approve(request: HttpRequest, request_id: int) -> HttpResponse:
-    """Approve (POST ``comment`` optional); applies when approvals are complete. On a request
-    left approved by a failed apply, applies it again."""
+    """Approve (POST ``comment`` optional); applies when approvals are complete."""
     comment = request.POST.get("comment", "")
-    if _load(request_id).status == ChangeRequest.Status.APPROVED:
-        return _decide(
-            request,
-            request_id,
-            lambda ctx: change_requests.change_request_apply(request_id=request_id, context=ctx),
-        )
     return _decide(
         request,
         request_id,
@@ -210,7 +197,7 @@ def change_request_cancel(request: HttpRequest, request_id: int) -> HttpResponse
 
 @require_POST
 @never_cache
-@require(Action.CREATE_SECRET)
+@require(Action.ADMINISTER_SECRETS)
 def change_request_bypass(request: HttpRequest, request_id: int) -> HttpResponse:
     """Break-glass (admins in ``PORTAL_BREAK_GLASS_USERS``): apply one's own request without
     approval, POST ``reason`` required."""
@@ -233,4 +220,16 @@ def change_request_acknowledge(request: HttpRequest, request_id: int) -> HttpRes
         request,
         request_id,
         lambda ctx: change_requests.change_request_acknowledge(request_id=request_id, context=ctx),
+    )
+
+
+@require_POST
+@never_cache
+@require(Action.APPROVE)
+def change_request_apply(request: HttpRequest, request_id: int) -> HttpResponse:
+    """Apply an approved request again after its first try failed on an AWS error."""
+    return _decide(
+        request,
+        request_id,
+        lambda ctx: change_requests.change_request_apply(request_id=request_id, context=ctx),
     )
