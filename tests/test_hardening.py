@@ -3,13 +3,162 @@ V13.4; the load balancer's view of the portal: health checks, HEAD, forwarded cl
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.test import Client
+from django.urls import reverse
+
+from secrets_admin import aws
+from secrets_admin.models import AuditEvent
+
+from .conftest import STANDARD_DOC
 
 pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parent.parent
+STRONG_KEY = "q8Vx2LmZ7rTn4KpW9sYb3HdF6jGc1NaE5uRk0Ot"
+
+
+# --------------------------------------------------------------------------------------------
+# Production refuses weak configuration
+
+
+def _start_in_production(**keys: str) -> subprocess.CompletedProcess[str]:
+    """Load the settings the way a production process does (no PORTAL_DEMO, no PORTAL_TESTING)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PORTAL_", "DJANGO_")) and k not in ("DEBUG", "SECRET_KEY")
+    }
+    env.update(
+        {
+            "SECRET_KEY": STRONG_KEY,
+            "PORTAL_FINGERPRINT_KEY": STRONG_KEY[::-1],
+            "ALLOWED_HOSTS": "portal.example.test",
+            **keys,
+        }
+    )
+    return subprocess.run(
+        [sys.executable, "-c", "import portal.settings"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("variable", ["SECRET_KEY", "PORTAL_FINGERPRINT_KEY"])
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("Short-but-random-9f3Kq", "bytes long"),
+        ("x" * 64, "distinct characters"),
+        ("abc123" * 10, "distinct characters"),
+    ],
+    ids=["short", "one-character", "few-characters"],
+)
+def test_production_refuses_to_start_with_a_weak_key(
+    variable: str, value: str, reason: str
+) -> None:
+    done = _start_in_production(**{variable: value})
+    assert done.returncode != 0
+    assert f"{variable} is too weak" in done.stderr and reason in done.stderr
+    assert value not in done.stderr  # the key itself is never printed
+
+
+def test_production_starts_with_strong_keys() -> None:
+    done = _start_in_production()
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.fixture
+def production(settings: Any) -> Any:
+    """Production mode for the system checks (the process itself runs with PORTAL_TESTING)."""
+    settings.PORTAL_DEMO = False
+    settings.TESTING = False
+    return settings
+
+
+def test_several_workers_without_a_shared_cache_fail_the_system_check(production: Any) -> None:
+    production.PORTAL_WORKERS = 3
+    production.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    with pytest.raises(SystemCheckError, match=r"portal\.E002"):
+        call_command("check")
+
+
+def test_several_workers_with_a_shared_cache_or_one_worker_pass_the_system_check(
+    production: Any,
+) -> None:
+    production.PORTAL_WORKERS = 1
+    call_command("check")
+    production.PORTAL_WORKERS = 4
+    production.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:6379/15",
+        }
+    }
+    call_command("check")
+
+
+# --------------------------------------------------------------------------------------------
+# Client addresses behind a load balancer
+
+
+def _revealed_from(client: Any, **meta: str) -> str:
+    version = aws.read_current("a-secrets").version_id
+    response = client.post(
+        reverse("secrets_admin:cell_reveal", args=["a-secrets"]),
+        {"version_id": version, "environment": "dev", "service": "stripe", "key": "secret_key"},
+        **meta,
+    )
+    assert response.status_code == HTTPStatus.OK
+    return str(AuditEvent.objects.filter(action="reveal").latest("seq").client_ip)
+
+
+@pytest.mark.parametrize(
+    ("count", "proxies", "remote", "forwarded", "expected"),
+    [
+        # No trusted proxy: the header is the client's own word and is ignored.
+        (0, [], "10.0.0.5", "8.8.8.8", "10.0.0.5"),
+        # One load balancer: its entry (the rightmost) is the client; a made-up left part is not.
+        (1, [], "10.0.0.5", "6.6.6.6, 8.8.4.4", "8.8.4.4"),
+        # A CDN and a load balancer: two hops from the right.
+        (2, [], "10.0.0.5", "6.6.6.6, 8.8.4.4, 10.0.1.9", "8.8.4.4"),
+        # Fewer hops than proxies (the request bypassed one): REMOTE_ADDR.
+        (2, [], "10.0.0.5", "8.8.4.4", "10.0.0.5"),
+        # From the load balancer's subnet: trusted.
+        (1, ["10.0.0.0/16"], "10.0.0.5", "6.6.6.6, 8.8.4.4", "8.8.4.4"),
+        # Straight to the pod, from outside the load balancer's subnet: header ignored.
+        (1, ["10.0.0.0/16"], "172.16.5.5", "8.8.4.4", "172.16.5.5"),
+    ],
+    ids=["untrusted", "one-hop", "two-hops", "too-few-hops", "trusted-cidr", "untrusted-cidr"],
+)
+def test_audit_records_the_client_address_the_trusted_proxies_vouch_for(
+    settings: Any,
+    as_user: Any,
+    engineer: Any,
+    make_secret: Any,
+    count: int,
+    proxies: list[str],
+    remote: str,
+    forwarded: str,
+    expected: str,
+) -> None:
+    settings.PORTAL_TRUSTED_PROXY_COUNT = count
+    settings.PORTAL_TRUSTED_PROXIES = proxies
+    make_secret("a-secrets", STANDARD_DOC)
+    web = as_user(engineer)
+    assert _revealed_from(web, REMOTE_ADDR=remote, HTTP_X_FORWARDED_FOR=forwarded) == expected
 
 
 # --------------------------------------------------------------------------------------------
