@@ -131,6 +131,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Load balancer probes: answered before the host check (secrets_admin/health.py).
+    "secrets_admin.health.HealthCheckMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -143,6 +145,9 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "secrets_admin.middleware.PortalMiddleware",
     "secrets_admin.middleware.NoStoreMiddleware",
+    # HEAD is answered wherever GET is (load balancers' checks use it): innermost, so the views
+    # see a GET and every middleware above sees the HEAD.
+    "secrets_admin.middleware.HeadAsGetMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -247,6 +252,8 @@ SESSION_COOKIE_SECURE = _secure
 CSRF_COOKIE_SECURE = _secure
 SECURE_SSL_REDIRECT = _secure and env_bool("PORTAL_SSL_REDIRECT", True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Load balancers probe /healthz over plain HTTP on the pod address (secrets_admin/health.py).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_HSTS_SECONDS = 31_536_000 if _secure else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _secure
 SECURE_HSTS_PRELOAD = _secure

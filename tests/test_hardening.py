@@ -20,6 +20,7 @@ from secrets_admin import aws
 from secrets_admin.models import AuditEvent
 
 from .conftest import STANDARD_DOC
+from .test_access_matrix import HOST, MATRIX, providers, world  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
 
@@ -174,3 +175,59 @@ def test_unknown_host_header_gets_a_400_page(engineer: Any) -> None:
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert b"The request was malformed" in response.content
     assert b"erin-engineer" not in response.content
+
+
+# --------------------------------------------------------------------------------------------
+# HEAD wherever GET; /healthz for load balancers
+
+GET_ROWS = [r for r in MATRIX if r.method == "GET"]
+
+
+@pytest.mark.usefixtures("providers")
+@pytest.mark.parametrize("entry", GET_ROWS, ids=[r.id for r in GET_ROWS])
+def test_head_answers_like_get_on_every_get_url(
+    entry: Any, client: Any, admin: Any, request: Any
+) -> None:
+    """Every GET line of the access matrix, as an admin (who may open them all)."""
+    client.defaults["HTTP_HOST"] = HOST
+    client.force_login(admin)
+    places = request.getfixturevalue("world") if entry.uses_world else {}
+    url = reverse(entry.name, args=[a.format(**places) for a in entry.args])
+    data = {k: v.format(**places) for k, v in entry.data.items()}
+    headers = {"HX-Request": "true"} if entry.htmx else {}
+    get = client.get(url, data, headers=headers)
+    head = client.head(url, data, headers=headers)
+    assert head.status_code == get.status_code == entry.expect["admin"], entry.id
+    assert head.content == b""
+    assert head["Content-Type"] == get["Content-Type"]
+
+
+def test_healthz_answers_a_probe_on_the_pod_address_over_plain_http(settings: Any) -> None:
+    settings.SECURE_SSL_REDIRECT = True
+    probe = Client()
+    response = probe.get("/healthz", HTTP_HOST="10.1.2.3:8000")
+    assert response.status_code == HTTPStatus.OK
+    assert response.json() == {"status": "ok", "database": "ok", "cache": "ok"}
+    assert "no-store" in response["Cache-Control"]
+    head = probe.head("/healthz", HTTP_HOST="10.1.2.3:8000")
+    assert (head.status_code, head.content) == (HTTPStatus.OK, b"")
+    # Every other page still redirects to HTTPS and checks the host.
+    assert probe.get("/", HTTP_HOST="10.1.2.3:8000").status_code == HTTPStatus.BAD_REQUEST
+
+
+def test_healthz_does_not_call_aws(monkeypatch: Any) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    aws.reset_clients()
+    assert Client().get(reverse("healthz")).status_code == HTTPStatus.OK
+
+
+def test_healthz_is_503_when_the_cache_is_unreachable(settings: Any) -> None:
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",
+        }
+    }
+    response = Client().get(reverse("healthz"))
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert response.json() == {"status": "unavailable", "database": "ok", "cache": "unavailable"}
