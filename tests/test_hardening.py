@@ -3,6 +3,7 @@ V13.4; the load balancer's view of the portal: health checks, HEAD, forwarded cl
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,10 +18,13 @@ from django.test import Client
 from django.urls import reverse
 
 from secrets_admin import aws
+from secrets_admin.documents import Edit
+from secrets_admin.forms import field_name
 from secrets_admin.models import AuditEvent
 
 from .conftest import STANDARD_DOC
 from .test_access_matrix import HOST, MATRIX, providers, world  # noqa: F401 (fixtures)
+from .test_views_editor import post_form, review, save_as
 
 pytestmark = pytest.mark.django_db
 
@@ -231,3 +235,30 @@ def test_healthz_is_503_when_the_cache_is_unreachable(settings: Any) -> None:
     response = Client().get(reverse("healthz"))
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert response.json() == {"status": "unavailable", "database": "ok", "cache": "unavailable"}
+
+
+# --------------------------------------------------------------------------------------------
+# A state AWS never produces: AWSCURRENT on two versions
+
+
+def test_a_second_awscurrent_refuses_the_save_with_a_409_and_writes_nothing(
+    as_user: Any, engineer: Any, make_secret: Any, sm: Any
+) -> None:
+    make_secret("a-secrets", STANDARD_DOC)
+    first = aws.read_current("a-secrets").version_id
+    save_as(engineer, first, Edit("set", "dev", "stripe", "public_key", "pk_portal"))
+    # Out of band, a plain PutSecretValue: moto leaves AWSCURRENT on the portal's version too.
+    sm.put_secret_value(SecretId="a-secrets", SecretString=json.dumps(STANDARD_DOC))
+    stages = aws.describe("a-secrets").versions_to_stages
+    assert sum("AWSCURRENT" in labels for labels in stages.values()) == 2
+    client = as_user(engineer)
+    base = aws.read_current("a-secrets").version_id
+    reviewed = review(client, base, {field_name("set", "dev", "stripe", "public_key"): "pk_new"})
+    saved = post_form(client, reviewed.content.decode(), "save")
+
+    assert saved.status_code == HTTPStatus.CONFLICT
+    assert "AWSCURRENT on 2 versions" in saved.content.decode()
+    assert "Nothing was saved" in saved.content.decode()
+    assert aws.describe("a-secrets").versions_to_stages == stages  # no version, no label moved
+    failed = AuditEvent.objects.get(action="save", outcome="failed")
+    assert failed.error_code == "AmbiguousCurrent"

@@ -34,6 +34,8 @@ def _aws_error_page(request: HttpRequest, exc: aws.AwsError, **ctx: Any) -> Http
         status = HTTPStatus.NOT_FOUND
     elif isinstance(exc, aws.BadParameter):
         status = HTTPStatus.BAD_REQUEST
+    elif isinstance(exc, aws.AmbiguousCurrent):  # the secret's state, not AWS, is at fault
+        status = HTTPStatus.CONFLICT
     else:
         status = HTTPStatus.BAD_GATEWAY
     return render(request, "secrets_admin/aws_error.html", {"error": exc, **ctx}, status=status)
