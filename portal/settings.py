@@ -145,6 +145,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "secrets_admin.middleware.PortalMiddleware",
     "secrets_admin.middleware.NoStoreMiddleware",
+    # Per-person budget of write steps (PORTAL_WRITE_RATE), after the CSRF check.
+    "secrets_admin.throttle.WriteThrottleMiddleware",
     # HEAD is answered wherever GET is (load balancers' checks use it): innermost, so the views
     # see a GET and every middleware above sees the HEAD.
     "secrets_admin.middleware.HeadAsGetMiddleware",
@@ -361,7 +363,7 @@ PORTAL_TRUSTED_PROXY_COUNT = env_int("PORTAL_TRUSTED_PROXY_COUNT", 0)
 PORTAL_TRUSTED_PROXIES = env_list("PORTAL_TRUSTED_PROXIES")
 #: Write steps (review, save, propose, restore, copy, migrate) per person per window, as
 #: PORTAL_REVEAL_RATE: one person cannot tie up the workers with a run of large posts.
-PORTAL_WRITE_RATE = env_str("PORTAL_WRITE_RATE", "60/m")
+PORTAL_WRITE_RATE = env_str("PORTAL_WRITE_RATE", "30/m")
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Take SQLite's writer lock at BEGIN, so audit appends queue instead of failing mid-transaction.

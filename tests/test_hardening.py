@@ -21,10 +21,12 @@ from secrets_admin import aws
 from secrets_admin.documents import Edit
 from secrets_admin.forms import field_name
 from secrets_admin.models import AuditEvent
+from secrets_admin.throttle import WRITE_VIEWS
 
 from .conftest import STANDARD_DOC
 from .test_access_matrix import HOST, MATRIX, providers, world  # noqa: F401 (fixtures)
 from .test_views_editor import post_form, review, save_as
+from .urltable import POST_VIEWS
 
 pytestmark = pytest.mark.django_db
 
@@ -262,3 +264,58 @@ def test_a_second_awscurrent_refuses_the_save_with_a_409_and_writes_nothing(
     assert aws.describe("a-secrets").versions_to_stages == stages  # no version, no label moved
     failed = AuditEvent.objects.get(action="save", outcome="failed")
     assert failed.error_code == "AmbiguousCurrent"
+
+
+# --------------------------------------------------------------------------------------------
+# A per-person budget of write steps
+
+#: POST views that are not write steps, with the reason.
+NOT_WRITE_STEPS = {
+    "secrets_admin:cell_reveal": "its own budget, PORTAL_REVEAL_RATE",
+    "secrets_admin:secret_list_refresh": "reads the listing again; coalesced by the listing",
+    "secrets_admin:compliance_refresh": "reads again; coalesced by the compliance cache",
+    "secrets_admin:audit_export": "reads the audit log",
+    "secrets_admin:audit_verify": "reads the audit log",
+    "secrets_admin:secret_undelete": "admins only, one small call",
+    "secrets_admin:legacy_secret_schedule_deletion": "admins only, one small call",
+    "secrets_admin:change_request_approve": "decisions on an existing request: small posts",
+    "secrets_admin:change_request_reject": "as above",
+    "secrets_admin:change_request_cancel": "as above",
+    "secrets_admin:change_request_bypass": "as above",
+    "secrets_admin:change_request_acknowledge": "as above",
+}
+
+
+def test_every_post_view_is_throttled_or_exempt() -> None:
+    assert set(POST_VIEWS) == WRITE_VIEWS | set(NOT_WRITE_STEPS)
+    assert not WRITE_VIEWS & set(NOT_WRITE_STEPS)
+
+
+def test_write_steps_over_the_rate_get_a_429_with_retry_after_per_person(
+    settings: Any, client: Any, engineer: Any, approver: Any, make_secret: Any
+) -> None:
+    settings.PORTAL_WRITE_RATE = "2/m"
+    make_secret("a-secrets", STANDARD_DOC)
+    base = aws.read_current("a-secrets").version_id
+    fields = {field_name("set", "dev", "stripe", "public_key"): "pk_new"}
+    client.force_login(engineer)
+    first, second = (review(client, base, fields) for _ in range(2))
+    assert first.status_code == second.status_code == HTTPStatus.OK
+    third = review(client, base, fields)
+    assert third.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert 1 <= int(third["Retry-After"]) <= 60
+    assert "Too many changes: the limit is 2 per minute" in third.content.decode()
+    htmx = client.post(
+        reverse("secrets_admin:secret_edit", args=["a-secrets"]),
+        {"base_version_id": base, "step": "review", **fields},
+        headers={"HX-Request": "true"},
+    )
+    assert htmx.status_code == HTTPStatus.TOO_MANY_REQUESTS and b"<html" not in htmx.content
+    # Reading is not a write step; another person has a budget of their own.
+    assert (
+        client.get(reverse("secrets_admin:secret_edit", args=["a-secrets"])).status_code
+        == HTTPStatus.OK
+    )
+    client.force_login(approver)
+    assert review(client, base, fields).status_code == HTTPStatus.OK
+    assert aws.read_current("a-secrets").version_id == base
