@@ -670,8 +670,9 @@ def stage_version(
     ``ClientRequestToken`` and so the ``VersionId``: the same token with the same text is a no-op
     that returns the existing version (a double submit creates one version); the same token with
     other text raises :class:`TokenReused`. The size is checked before the call
-    (:class:`SecretTooLarge`). Other failures raise :class:`AwsError` (``LimitExceeded`` when the
-    secret has too many versions).
+    (:class:`SecretTooLarge`), and one ``DescribeSecret`` refuses a secret with ``AWSCURRENT`` on
+    more than one version (:class:`AmbiguousCurrent`). Other failures raise :class:`AwsError`
+    (``LimitExceeded`` when the secret has too many versions).
     """
     check_size(text, secret=name)
     if not TOKEN_MIN <= len(token) <= TOKEN_MAX:
