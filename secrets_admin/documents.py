@@ -58,12 +58,16 @@ class ChangesetError(ValueError):
 
 @dataclass(frozen=True)
 class Cell:
-    """One ``(environment, service, key)`` position with its value (any JSON type)."""
+    """One ``(environment, service, key)`` position with its value (any JSON type).
+
+    The value is left out of ``repr()`` and ``str()``: a secret value never reaches logs,
+    tracebacks or exception text.
+    """
 
     environment: str
     service: str
     key: str
-    value: Any
+    value: Any = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ class Classified:
 
     kind: Kind
     reasons: tuple[str, ...] = ()
-    document: Any = None
+    document: Any = field(default=None, repr=False)  # holds every value: structure only in reprs
     size_bytes: int = 0
 
     @property
@@ -328,11 +332,20 @@ def cells(document: Mapping[str, Any]) -> Iterator[Cell]:
 
 @dataclass
 class GridRow:
-    """One ``(service, key)`` row: its value per environment (absent environments missing)."""
+    """One ``(service, key)`` row: its value per environment (absent environments missing).
+
+    ``repr()`` and ``str()`` name the environments that hold the key, never the values.
+    """
 
     service: str
     key: str
     values: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (
+            f"GridRow(service={self.service!r}, key={self.key!r}, "
+            f"environments={list(self.values)!r})"
+        )
 
 
 @dataclass
@@ -703,14 +716,17 @@ def secret_name_problem(name: str, suffix: str) -> str | None:
 
 @dataclass(frozen=True)
 class CellChange:
-    """One cell's difference between two documents. ``status`` is added/removed/changed/type_changed."""
+    """One cell's difference between two documents. ``status`` is added/removed/changed/type_changed.
+
+    ``before`` and ``after`` are values: they are left out of ``repr()`` and ``str()``.
+    """
 
     environment: str
     service: str
     key: str
     status: Literal["added", "removed", "changed", "type_changed"]
-    before: Any = None
-    after: Any = None
+    before: Any = field(default=None, repr=False)
+    after: Any = field(default=None, repr=False)
 
 
 def diff(
