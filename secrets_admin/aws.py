@@ -15,7 +15,8 @@ import logging
 import re
 import threading
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -183,6 +184,37 @@ def translate(
     raise exc
 
 
+#: Per-call exceptions to :func:`translate`: AWS error code -> the :class:`AwsError` to raise
+#: (called with the code).
+CodeErrors = Mapping[str, Callable[[str], AwsError]]
+
+
+@contextmanager
+def aws_call(
+    operation: str,
+    *,
+    secret: str = "",
+    service: str = "secretsmanager",
+    codes: CodeErrors | None = None,
+) -> Iterator[None]:
+    """Run the AWS call in the ``with`` block; a botocore error leaves it as an :class:`AwsError`.
+
+    A ``ClientError`` whose code is in ``codes`` raises what ``codes[code](code)`` returns; any
+    other ``ClientError`` or ``BotoCoreError`` raises :func:`translate` ``(exc, operation=...,
+    secret=..., service=...)``. The botocore exception is never chained (``from None``): its text
+    can quote request parameters. Other exceptions pass through unchanged.
+    """
+    try:
+        yield
+    except botocore.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if codes and code in codes:
+            raise codes[code](code) from None
+        raise translate(exc, operation=operation, secret=secret, service=service) from None
+    except botocore.exceptions.BotoCoreError as exc:
+        raise translate(exc, operation=operation, secret=secret, service=service) from None
+
+
 # --------------------------------------------------------------------------------------------
 # Client
 
@@ -289,25 +321,23 @@ def write_client(source_identity: str) -> SecretsManagerClient:
     cached = cache.get((role_arn, identity))
     if cached is not None and cached.expires - _REFRESH_MARGIN > _utcnow():
         return cached.client
-    try:
+
+    def trust_refused(code: str) -> AwsError:
+        return AccessDenied(
+            f"The portal could not assume its write role {role_arn} for {identity}: the "
+            "role's trust policy must allow the portal's role sts:AssumeRole and "
+            "sts:SetSourceIdentity.",
+            code=code,
+        )
+
+    codes = dict.fromkeys(("AccessDenied", "AccessDeniedException"), trust_refused)
+    with aws_call("AssumeRole", codes=codes):
         response = sts_client().assume_role(
             RoleArn=role_arn,
             RoleSessionName=identity,
             SourceIdentity=identity,
             DurationSeconds=settings.PORTAL_WRITE_ROLE_SECONDS,
         )
-    except botocore.exceptions.ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in ("AccessDenied", "AccessDeniedException"):
-            raise AccessDenied(
-                f"The portal could not assume its write role {role_arn} for {identity}: the "
-                "role's trust policy must allow the portal's role sts:AssumeRole and "
-                "sts:SetSourceIdentity.",
-                code=code,
-            ) from None
-        raise translate(exc, operation="AssumeRole") from None
-    except botocore.exceptions.BotoCoreError as exc:
-        raise translate(exc, operation="AssumeRole") from None
     credentials = response["Credentials"]
     session = boto3.session.Session(
         aws_access_key_id=credentials["AccessKeyId"],
@@ -382,10 +412,8 @@ def list_secrets_page(token: str | None = None) -> tuple[list[SecretMeta], str |
     kwargs: dict[str, Any] = {"MaxResults": LIST_PAGE_SIZE, "IncludePlannedDeletion": True}
     if token:
         kwargs["NextToken"] = token
-    try:
+    with aws_call("ListSecrets"):
         page = client().list_secrets(**kwargs)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise translate(exc, operation="ListSecrets") from None
     return [_meta(entry) for entry in page.get("SecretList", [])], page.get("NextToken") or None
 
 
@@ -436,10 +464,8 @@ def caller_identity() -> CallerIdentity:
     The call needs no IAM permission (AWS STS API reference). Raises :class:`AwsError` when STS
     cannot be reached or the portal has no credentials.
     """
-    try:
+    with aws_call("GetCallerIdentity", service="sts"):
         r = sts_client().get_caller_identity()
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise translate(exc, operation="GetCallerIdentity", service="sts") from None
     return CallerIdentity(account=str(r.get("Account", "")), arn=str(r.get("Arn", "")))
 
 
@@ -476,10 +502,8 @@ class SecretDescription:
 
 def describe(name: str) -> SecretDescription:
     """``DescribeSecret``. Raises :class:`SecretNotFound` and other :class:`AwsError`."""
-    try:
+    with aws_call("DescribeSecret", secret=name):
         d = client().describe_secret(SecretId=name)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise translate(exc, operation="DescribeSecret", secret=name) from None
     return SecretDescription(
         meta=_meta(d),
         versions_to_stages={k: list(v) for k, v in (d.get("VersionIdsToStages") or {}).items()},
@@ -490,10 +514,8 @@ def describe(name: str) -> SecretDescription:
 
 
 def _get_value(name: str, **kwargs: Any) -> SecretValue:
-    try:
+    with aws_call("GetSecretValue", secret=name):
         r = client().get_secret_value(SecretId=name, **kwargs)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise translate(exc, operation="GetSecretValue", secret=name) from None
     return SecretValue(
         name=name,
         version_id=r["VersionId"],
@@ -540,7 +562,7 @@ def list_versions(name: str) -> list[dict[str, Any]]:
     ``CreatedDate``. Loops on ``NextToken`` (botocore has no paginator for this call)."""
     out: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"SecretId": name, "IncludeDeprecated": True, "MaxResults": 100}
-    try:
+    with aws_call("ListSecretVersionIds", secret=name):
         while True:
             page = client().list_secret_version_ids(**kwargs)
             out.extend(dict(v) for v in page.get("Versions", []))
@@ -548,8 +570,6 @@ def list_versions(name: str) -> list[dict[str, Any]]:
             if not token:
                 return out
             kwargs["NextToken"] = token
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise translate(exc, operation="ListSecretVersionIds", secret=name) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -651,28 +671,23 @@ def stage_version(
     check_size(text, secret=name)
     if not TOKEN_MIN <= len(token) <= TOKEN_MAX:
         raise ValueError("ClientRequestToken must be 32 to 64 characters")
-    try:
+    codes: CodeErrors = {
+        "ResourceExistsException": lambda code: TokenReused(code=code, secret=name),
+        "LimitExceededException": lambda code: LimitExceeded(
+            "Secrets Manager refused a new version of this secret: it keeps about 100 "
+            "versions and deletes unlabelled ones only after 24 hours. Wait for older versions "
+            "to age out, and batch edits into fewer saves. Nothing was saved.",
+            code=code,
+            secret=name,
+        ),
+    }
+    with aws_call("PutSecretValue", secret=name, codes=codes):
         r = _write_client(source_identity).put_secret_value(
             SecretId=name,
             ClientRequestToken=token,
             SecretString=text,
             VersionStages=[label or STAGING_LABEL],
         )
-    except botocore.exceptions.ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code == "ResourceExistsException":
-            raise TokenReused(code=code, secret=name) from None
-        if code == "LimitExceededException":
-            raise LimitExceeded(
-                "Secrets Manager refused a new version of this secret: it keeps about 100 "
-                "versions and deletes unlabelled ones only after 24 hours. Wait for older versions "
-                "to age out, and batch edits into fewer saves. Nothing was saved.",
-                code=code,
-                secret=name,
-            ) from None
-        raise translate(exc, operation="PutSecretValue", secret=name) from None
-    except botocore.exceptions.BotoCoreError as exc:
-        raise translate(exc, operation="PutSecretValue", secret=name) from None
     return str(r["VersionId"])
 
 
@@ -712,16 +727,18 @@ def promote(name: str, *, version_id: str, base_version_id: str, source_identity
 
     Returns ``False`` on plain success.
     """
+    writer = _write_client(source_identity)  # its own failures (AssumeRole) are not ambiguous
     try:
-        _write_client(source_identity).update_secret_version_stage(
-            SecretId=name,
-            VersionStage=CURRENT,
-            MoveToVersionId=version_id,
-            RemoveFromVersionId=base_version_id,
-        )
+        with aws_call("UpdateSecretVersionStage", secret=name):
+            writer.update_secret_version_stage(
+                SecretId=name,
+                VersionStage=CURRENT,
+                MoveToVersionId=version_id,
+                RemoveFromVersionId=base_version_id,
+            )
         return False
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        error = translate(exc, operation="UpdateSecretVersionStage", secret=name)
+    except AwsError as exc:
+        error = exc
     try:
         current = _current_of(describe(name))
     except AwsError:
@@ -787,19 +804,15 @@ def create(
         kwargs["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
     if kms_key_id:
         kwargs["KmsKeyId"] = kms_key_id
-    try:
+    codes: CodeErrors = {
+        "ResourceExistsException": lambda code: AwsError(
+            f"A secret named {name} already exists. Open it instead, or pick another name.",
+            code=code,
+            secret=name,
+        )
+    }
+    with aws_call("CreateSecret", secret=name, codes=codes):
         r = _write_client(source_identity).create_secret(**kwargs)
-    except botocore.exceptions.ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code == "ResourceExistsException":
-            raise AwsError(
-                f"A secret named {name} already exists. Open it instead, or pick another name.",
-                code=code,
-                secret=name,
-            ) from None
-        raise translate(exc, operation="CreateSecret", secret=name) from None
-    except botocore.exceptions.BotoCoreError as exc:
-        raise translate(exc, operation="CreateSecret", secret=name) from None
     return CreatedSecret(arn=str(r["ARN"]), version_id=str(r.get("VersionId", "")))
 
 
@@ -812,10 +825,8 @@ def create_secret(
 
 def restore_deleted(name: str, *, source_identity: str = "") -> None:
     """``RestoreSecret``: cancel a scheduled deletion. Raises :class:`AwsError`."""
-    try:
+    with aws_call("RestoreSecret", secret=name):
         _write_client(source_identity).restore_secret(SecretId=name)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise translate(exc, operation="RestoreSecret", secret=name) from None
 
 
 #: The recovery window ``DeleteSecret`` accepts (``RecoveryWindowInDays``, API reference).
@@ -831,10 +842,8 @@ def schedule_deletion(name: str, *, recovery_days: int, source_identity: str = "
     low, high = RECOVERY_WINDOW_DAYS
     if not low <= recovery_days <= high:
         raise ValueError(f"the recovery window must be {low} to {high} days")
-    try:
+    with aws_call("DeleteSecret", secret=name):
         r = _write_client(source_identity).delete_secret(
             SecretId=name, RecoveryWindowInDays=recovery_days
         )
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise translate(exc, operation="DeleteSecret", secret=name) from None
     return r["DeletionDate"]
