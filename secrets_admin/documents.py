@@ -448,7 +448,7 @@ def apply(document: Mapping[str, Any], changeset: Changeset) -> dict[str, Any]:
     edit when it cannot apply (a name that :func:`name_problem` refuses, a missing cell to
     delete, a level that is not an object).
     """
-    new = _copy_tree(document)
+    new: dict[str, Any] = _copy_tree(document)
     for edit in changeset:
         _apply_one(new, edit)
     return new
