@@ -228,7 +228,8 @@ CSRF_FAILURE_VIEW = "secrets_admin.views.errors.csrf_failure"
 # --- Bad input (issue 8): oversized or malformed posts get a 400 page with a sentence, never a 500.
 # The largest legitimate post is a whole document (65,536 bytes, AWS's limit) plus form fields.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("PORTAL_MAX_POST_BYTES", 1024 * 1024)
-DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("PORTAL_MAX_POST_FIELDS", 2000)
+# The grid editor posts one field per cell; a 64 KiB secret can hold a few thousand cells.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("PORTAL_MAX_POST_FIELDS", 20_000)
 
 # --- Content-Security-Policy (django-csp 4): no inline script or style anywhere.
 CONTENT_SECURITY_POLICY = {
@@ -308,8 +309,6 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "secrets-portal@localhost")
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL").rstrip("/")
-# The grid editor posts one field per cell; a 64 KiB secret can hold a few thousand cells.
-DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("PORTAL_MAX_FORM_FIELDS", 20_000)
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Take SQLite's writer lock at BEGIN, so audit appends queue instead of failing mid-transaction.
