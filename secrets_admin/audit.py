@@ -194,7 +194,7 @@ class Context:
         return cls(
             user=request.user if request.user.is_authenticated else None,
             client_ip=client_ip(request),
-            user_agent=request.META.get("HTTP_USER_AGENT", "")[:500],
+            user_agent=request.headers.get("user-agent", "")[:500],
             request_id=getattr(request, "request_id", ""),
         )
 
