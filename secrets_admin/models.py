@@ -241,3 +241,8 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.approver_username} {self.decision}s #{self.request_id}"
+
+    @property
+    def decided(self) -> str:
+        """The vote in the past tense for pages and e-mails: ``approved`` or ``rejected``."""
+        return "rejected" if self.decision == self.Decision.REJECT else "approved"

@@ -172,6 +172,17 @@ def test_rejection_leaves_current_untouched_and_no_label(
     assert "rejected" in mail.outbox[-1].subject and mail.outbox[-1].to == ["erin@example.test"]
 
 
+def test_request_page_lists_votes_in_the_past_tense(
+    secret: str, engineer: Any, approver: Any, as_user: Any
+) -> None:
+    cr = propose(engineer, MAIN_EDIT)
+    changes.change_request_reject(request_id=cr.pk, context=ctx(approver), comment="no")
+    page = as_user(engineer).get(reverse("secrets_admin:change_request_detail", args=[cr.pk]))
+    assert page.status_code == HTTPStatus.OK
+    assert b"alex-approver rejected, <time" in page.content
+    assert b"rejectd" not in page.content
+
+
 def test_sandbox_edit_between_proposal_and_approval_is_kept_by_a_rebase(
     secret: str, engineer: Any, approver: Any, sm: Any
 ) -> None:
