@@ -21,21 +21,17 @@ def secret_history(request: HttpRequest, name: str) -> HttpResponse:
     _check_name(name)
     try:
         page = reads.secret_open(name)
-        rows = history.secret_history(name)
+        versions = history.secret_history_page(name, request.GET.get("page"))
     except aws.AwsError as exc:
         return _aws_error_page(request, exc, name=name)
-    # "The one before": the next older version that was current at some point (not a staged one).
-    before = [
-        next((r.version_id for r in rows[i + 1 :] if not r.staged_only), "")
-        for i in range(len(rows))
-    ]
     return render(
         request,
         "secrets_admin/secret_history.html",
         {
             "name": name,
             "secret": page,
-            "rows": list(zip(rows, before, strict=True)),
+            "rows": versions.rows,
+            "page": versions.page,
             "restorable": [(env, page.protected.get(env, False)) for env in page.environments],
             "blocker": changes.edit_blocker(page),
         },
