@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,9 @@ from . import documents
 
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 _JS_IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+
+#: Longest comment line of the generated snippet (characters), so it reads without scrolling.
+SNIPPET_WIDTH = 100
 
 #: The key Secrets Manager uses when a secret names no KMS key (nothing extra to grant).
 DEFAULT_KMS_ALIAS = "alias/aws/secretsmanager"
@@ -129,7 +133,14 @@ def typescript_snippet(secret_name: str, variables: list[EnvVar]) -> str:
             lines.append(f"    process.env.{var.name} = {var.access};")
         lacking = [f"{v.name} ({v.cell})" for v in variables if environment in v.missing]
         if lacking:
-            lines.append(f"    // {environment} lacks: {', '.join(lacking)}")
+            lines += textwrap.wrap(
+                f"{environment} lacks: {', '.join(lacking)}",
+                width=SNIPPET_WIDTH,
+                initial_indent="    // ",
+                subsequent_indent="    //   ",
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
         lines.append("    break;")
     lines += [
         "  default:",
