@@ -1,8 +1,8 @@
 """The gateway to AWS Secrets Manager: the only module that imports boto3 or botocore.
 
 Every AWS error leaves this module as an :class:`AwsError` subclass whose ``message`` is one
-sentence naming the cause and the fix (DESIGN.md invariant 6; the standard's "Troubleshooting"
-section is the model). Messages never contain a secret value.
+sentence naming the cause and the fix (the standard's "Troubleshooting" section is the model).
+Messages never contain a secret value.
 
 Configuration comes from boto3's own settings: ``AWS_REGION``/``AWS_DEFAULT_REGION``, the default
 credential chain, and ``AWS_ENDPOINT_URL`` (moto or LocalStack in the demo and tests).
@@ -258,7 +258,7 @@ def reset_clients() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Writing as the signed-in person (CloudTrail shows them: issue 4, part 7)
+# Writing as the signed-in person (CloudTrail shows them as the session's ``sourceIdentity``)
 
 #: STS ``SourceIdentity`` and ``RoleSessionName``: 2-64 of these characters (STS API reference).
 _STS_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{2,64}")
@@ -573,7 +573,7 @@ def list_versions(name: str) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------------------------
-# Writes: the compare-and-swap protocol of DESIGN.md, and creation
+# Writes: the compare-and-swap protocol (stage, swap ``AWSCURRENT``, drop the label), and creation
 #
 # Every write takes its client from :func:`_write_client`, so the client that acts as the
 # signed-in person (STS ``AssumeRole`` with ``SourceIdentity``) plugs in at one place.
@@ -581,11 +581,12 @@ def list_versions(name: str) -> list[dict[str, Any]]:
 # One save costs ``PutSecretValue`` + ``UpdateSecretVersionStage`` x 2 (stage, swap, drop the
 # temporary label); ``DescribeSecret`` is added only when the swap fails (ambiguous failure).
 # Never a plain ``PutSecretValue`` (without ``VersionStages``): AWSCURRENT moves only by the swap,
-# and moto breaks when the two are mixed (facts file §0.2).
+# and moto (the tests' Secrets Manager) mislabels versions when the two are mixed.
 
-#: The temporary label of a staged version (facts file §0.1). One shared label, not one per change:
+#: The temporary label of a staged version. One shared label, not one per change:
 #: a later staging moves it (AWS removes a label from its previous version), so a crash between
-#: staging and clean-up can never pile up labels against the quota of 20 per secret; the next save
+#: staging and clean-up can never pile up labels against the quota of 20 per secret (Secrets
+#: Manager quotas, "staging labels attached across all versions of a secret"); the next save
 #: moves and then drops it.
 STAGING_LABEL = "PORTAL_STAGED"
 #: ``ClientRequestToken`` length bounds (API model ``ClientRequestTokenType``).
@@ -638,7 +639,8 @@ class SaveOutcomeUnknown(AwsError):
 
 def _write_client(source_identity: str = "") -> SecretsManagerClient:
     """The client every write uses: :func:`write_client` for the person acting (their username),
-    so that with ``PORTAL_WRITE_ROLE_ARN`` set CloudTrail names them (facts file §0.6); the
+    so that with ``PORTAL_WRITE_ROLE_ARN`` set CloudTrail names them (IAM User Guide, "Monitor and
+    control actions taken with assumed roles"); the
     process's own client when no person is named (management commands, the demo seed)."""
     return write_client(source_identity) if source_identity else client()
 
@@ -718,7 +720,7 @@ def promote(name: str, *, version_id: str, base_version_id: str, source_identity
     ``UpdateSecretVersionStage(AWSCURRENT, MoveToVersionId=version_id,
     RemoveFromVersionId=base_version_id)`` (AWS moves ``AWSPREVIOUS`` itself). Any failure of
     that call is ambiguous (a retried call that already landed, a conflict, an unknown wrong-id
-    error code; facts file §1.2), so one ``DescribeSecret`` decides:
+    error code), so one ``DescribeSecret`` decides:
 
     * ``AWSCURRENT`` on ``version_id``: success (returns ``True``: confirmed after a failure);
     * on another version than the base: raises :class:`CurrentMoved` (a conflict);

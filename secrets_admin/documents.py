@@ -1,13 +1,12 @@
 """Pure document logic for unified secrets.
 
-A *unified secret* (see ``shared/seed/unified-secrets-standard.md``, "Required JSON Structure")
-holds a JSON object ``environment -> service -> key -> value``. This module parses such a
+A *unified secret* (the unified-secrets standard, "Required JSON Structure") holds a JSON object ``environment -> service -> key -> value``. This module parses such a
 SecretString, classifies it, lists its cells, fingerprints values, applies changesets and diffs
 documents. It imports neither Django nor boto3 and does no I/O.
 
-Rules that keep the invariants of ``DESIGN.md``:
+Rules:
 
-* Never rewrite what was not touched (invariant 5): numbers keep their exact text
+* Never rewrite what was not touched: numbers keep their exact text
   (``1.10`` stays ``1.10``), key order is kept, leaves of any JSON type survive.
 * A document that breaks the standard is classified with *every* reason and is never "fixed".
 """
@@ -519,8 +518,8 @@ def _apply_one(doc: dict[str, Any], edit: Edit) -> None:
 def touched_cells(document: Mapping[str, Any], changeset: Changeset) -> set[tuple[str, str, str]]:
     """Cells a changeset can change, expanded for whole services and environments.
 
-    Used by the write protocol's rebase test (DESIGN.md, step 5): a changeset may be rebased onto
-    a newer version only if none of these cells differ between base and current.
+    Used by the write protocol's rebase test: a changeset may be rebased onto a newer version
+    only if none of these cells differ between base and current.
     """
     out: set[tuple[str, str, str]] = set()
     for edit in changeset:
@@ -599,7 +598,7 @@ def conflicting_cells(
 ) -> list[tuple[str, str, str]]:
     """The cells where a changeset made on ``base`` collides with what changed in ``current``.
 
-    DESIGN.md write protocol step 5: a cell collides when someone else changed it between base
+    The write protocol's rebase test: a cell collides when someone else changed it between base
     and current (value, type or presence) and it is among the cells the changeset touches
     (:func:`touched_cells` on both documents), unless they already made it what the changeset
     makes it. The service and environment a ``set`` writes into collide when someone else removed
@@ -765,7 +764,7 @@ def restore_changeset(
 ) -> list[Edit]:
     """The changeset that makes ``environment`` of ``current`` equal to its content in ``old``.
 
-    Other environments are not touched (DESIGN.md: "roll back" is per environment). When the
+    Other environments are not touched ("roll back" is per environment). When the
     environment did not exist in ``old`` the changeset removes it.
     """
     if environment not in old:
@@ -851,7 +850,7 @@ def compare_environments(
     * ``same`` / ``different``: same type, equal / unequal fingerprints.
 
     An environment that is absent (or not an object) counts as empty. Never raises for a
-    conforming document; ``a == b`` gives every row ``same``. Issue 7, part 1.
+    conforming document; ``a == b`` gives every row ``same``.
     """
     a_services, b_services = _keys_of(document, a), _keys_of(document, b)
     rows: list[Comparison] = []

@@ -1,4 +1,4 @@
-"""Change requests (issue 6) against the moto server: propose, approve, reject, cancel, apply
+"""Change requests against the moto server: propose, approve, reject, cancel, apply
 (promote, rebase, conflict), concurrency, the label quota, expiry, break-glass, emails, views."""
 
 from __future__ import annotations

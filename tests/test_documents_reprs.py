@@ -1,6 +1,6 @@
 """Every public type of the document logic that can hold a value prints its structure only.
 
-DESIGN.md's first invariant: a secret value never leaves Secrets Manager except in the response
+The portal's first rule: a secret value never leaves Secrets Manager except in the response
 to a permitted reveal - not in logs, tracebacks or exception text, which is where ``repr()`` and
 ``str()`` end up. Each type is built from a document whose every value is a canary.
 """

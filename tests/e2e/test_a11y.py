@@ -1,4 +1,4 @@
-"""Accessibility (issue 8, part 5): axe-core finds no serious or critical violation on any page;
+"""Accessibility (WCAG 2.2 AA): axe-core finds no serious or critical violation on any page;
 the main controls are reached with the Tab key; masked values are announced as hidden.
 
 axe-core comes from npm (``tests/a11y/package.json``, installed by ``make node-deps``). It is run
