@@ -264,10 +264,11 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 CSRF_FAILURE_VIEW = "secrets_admin.views.errors.csrf_failure"
 
-# --- Bad input (issue 8): oversized or malformed posts get a 400 page with a sentence, never a 500.
+# --- Bad input (ASVS 5.0 V2.2 input validation): oversized or malformed posts get a 400 page with a sentence, never a 500.
 # The largest legitimate post is a whole document (65,536 bytes, AWS's limit) plus form fields.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("PORTAL_MAX_POST_BYTES", 1024 * 1024)
-DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("PORTAL_MAX_POST_FIELDS", 2000)
+# The grid editor posts one field per cell; a 64 KiB secret can hold a few thousand cells.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("PORTAL_MAX_POST_FIELDS", 20_000)
 
 # --- Content-Security-Policy (django-csp 4): no inline script or style anywhere.
 CONTENT_SECURITY_POLICY = {
@@ -316,18 +317,18 @@ PORTAL_REVEAL_SECONDS = env_int("PORTAL_REVEAL_SECONDS", 20)
 # Reveals per user per window, "<count>/<s|m|h|d>" (e.g. "30/m", "200/h"); see ratelimit.py.
 PORTAL_REVEAL_RATE = env_str("PORTAL_REVEAL_RATE", "30/m")
 PORTAL_ACCESS_CONTACT = env_str("PORTAL_ACCESS_CONTACT", "your platform team")
-# Compliance (issue 7): environments every unified secret must have; value rules as a JSON list
+# Compliance (the unified-secrets standard): environments every unified secret must have; value rules as a JSON list
 # (unset: compliance.DEFAULT_VALUE_RULES); how long findings (never values) stay cached.
 PORTAL_REQUIRED_ENVIRONMENTS = env_list("PORTAL_REQUIRED_ENVIRONMENTS", "sandbox,dev,main")
 PORTAL_VALUE_RULES = (
     json.loads(env_str("PORTAL_VALUE_RULES")) if env_str("PORTAL_VALUE_RULES") else None
 )
 PORTAL_COMPLIANCE_CACHE_SECONDS = env_int("PORTAL_COMPLIANCE_CACHE_SECONDS", 120)
-# Audit (issue 4): writes assume this role with SourceIdentity=<user> when set (CloudTrail).
+# Audit (CloudTrail): writes assume this role with SourceIdentity=<user> when set (CloudTrail).
 PORTAL_WRITE_ROLE_ARN = env_str("PORTAL_WRITE_ROLE_ARN")
 PORTAL_WRITE_ROLE_SECONDS = env_int("PORTAL_WRITE_ROLE_SECONDS", 3600)
 PORTAL_AUDIT_PAGE_SIZE = env_int("PORTAL_AUDIT_PAGE_SIZE", 50)
-# Change requests (issue 6): approvals needed, days before an open request expires, admins who
+# Change requests: approvals needed, days before an open request expires, admins who
 # may apply their own request with a reason (break-glass; comma-separated usernames, off if empty).
 PORTAL_REQUIRED_APPROVALS = max(1, env_int("PORTAL_REQUIRED_APPROVALS", 1))
 PORTAL_CHANGE_REQUEST_DAYS = env_int("PORTAL_CHANGE_REQUEST_DAYS", 7)
@@ -347,8 +348,6 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "secrets-portal@localhost")
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL").rstrip("/")
-# The grid editor posts one field per cell; a 64 KiB secret can hold a few thousand cells.
-DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("PORTAL_MAX_FORM_FIELDS", 20_000)
 
 # --- Behind a load balancer (README "Settings"): workers, forwarded client addresses, write rate.
 #: Processes sharing the reveal and write budgets: PORTAL_WORKERS, else gunicorn's own

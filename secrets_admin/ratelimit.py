@@ -1,6 +1,6 @@
 """Per-user rate limits counted in Django's cache (fixed windows).
 
-Used for reveals (issue 8, ASVS 5.0 2.4.1 "anti-automation"): a person who reveals more than
+Used for reveals (ASVS 5.0 2.4.1 "anti-automation"): a person who reveals more than
 ``PORTAL_REVEAL_RATE`` values per window is refused with a 429 and told when to try again.
 With several app instances the cache must be shared (``CACHE_URL``, Redis), as for sessions.
 """

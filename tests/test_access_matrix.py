@@ -1,4 +1,5 @@
-"""Every URL of the project x every persona -> the expected answer (invariant 7, ASVS 5.0 V8).
+"""Every URL of the project x every persona -> the expected answer (ASVS 5.0 V8, checked on
+the server).
 
 THE TABLE is :data:`MATRIX` below, one line per (URL name, arguments, method). Adding a URL to
 ``secrets_admin/urls.py`` without a line here fails ``test_every_url_name_has_a_row``; so does
