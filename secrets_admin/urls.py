@@ -2,6 +2,7 @@ from django.urls import path, register_converter
 
 from .views import (
     audit,
+    audit_proof,
     change_requests,
     compliance,
     diff,
@@ -102,6 +103,8 @@ urlpatterns = [
     path("audit/events/<int:seq>/", audit.audit_event_detail, name="audit_event_detail"),
     path("audit/export/", audit.audit_export, name="audit_export"),
     path("audit/verify/", audit.audit_verify, name="audit_verify"),
+    # Audit you can prove: one change request's evidence pack.
+    path("audit/evidence/<int:pk>/", audit_proof.audit_evidence, name="audit_evidence"),
     path("audit/secrets/<secret:name>/", audit.audit_secret_timeline, name="audit_secret_timeline"),
     path("audit/users/<str:username>/", audit.audit_user_timeline, name="audit_user_timeline"),
 ]
