@@ -349,7 +349,14 @@ def _append(
             event.save(force_insert=True)
             if outbox:
                 # Same transaction: the event and its delivery duty exist together or not at all.
-                AuditOutbox.objects.create(seq=event.seq, created=event.created)
+                # An upsert: a row left by events deleted from under the chain (tampering)
+                # must not make every later append fail.
+                AuditOutbox.objects.bulk_create(
+                    [AuditOutbox(seq=event.seq, created=event.created)],
+                    update_conflicts=True,
+                    unique_fields=["seq"],
+                    update_fields=["created"],
+                )
                 transaction.on_commit(_wake_shipper)
             head.seq = event.seq
             head.hash = event.hash

@@ -271,15 +271,12 @@ class AnchorSink(Protocol):
 def _aws(service: str) -> Any:
     """A boto3 client for ``service`` (``s3``, ``logs``) of this thread; ``AWS_ENDPOINT_URL``
     and the region come from the environment, as for Secrets Manager (aws.py)."""
-    local = _clients.__dict__
+    found: dict[tuple[str, str], Any] = _clients.__dict__.setdefault("by_service", {})
     key = (service, os.environ.get("AWS_ENDPOINT_URL", ""))
-    found = local.get(key)
-    if found is None:
-        found = boto3.session.Session().client(
-            service, region_name=settings.AWS_REGION, config=_config
-        )
-        local[key] = found
-    return found
+    if key not in found:
+        session: Any = boto3.session.Session()
+        found[key] = session.client(service, region_name=settings.AWS_REGION, config=_config)
+    return found[key]
 
 
 _clients = threading.local()
@@ -482,9 +479,18 @@ class CloudWatchStream:
             self._send(batch)
 
     def _send(self, batch: list[dict[str, Any]]) -> None:
-        _aws("logs").put_log_events(
-            logGroupName=self.group, logStreamName=self.stream, logEvents=batch
-        )
+        try:
+            _aws("logs").put_log_events(
+                logGroupName=self.group, logStreamName=self.stream, logEvents=batch
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+            self._ready = False  # the stream was deleted since: create it again, once
+            self._ensure_stream()
+            _aws("logs").put_log_events(
+                logGroupName=self.group, logStreamName=self.stream, logEvents=batch
+            )
 
     def messages(self, *, from_head: bool = True, limit: int | None = None) -> Iterator[str]:
         """The stream's messages (oldest first, or only the newest ``limit`` ones)."""
