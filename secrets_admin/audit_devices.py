@@ -263,8 +263,9 @@ class AnchorSink(Protocol):
         """Write ``anchor``; return where it went."""
         ...
 
-    def read_anchors(self) -> AnchorRead:
-        """Every anchor record, including ones written over or hidden (S3 versions)."""
+    def read_anchors(self, *, from_seq: int = 0) -> AnchorRead:
+        """Every anchor record (of events from ``from_seq`` on, at least), including ones
+        written over or hidden (S3 versions)."""
         ...
 
 
@@ -358,15 +359,16 @@ def _s3_location(spec: str) -> tuple[str, str]:
     return bucket, (prefix.rstrip("/") + "/") if prefix else ""
 
 
-def _put_once(**kwargs: Any) -> bool:
-    """``PutObject`` unless the key exists (``If-None-Match: *``); False when it existed."""
+def _put_once(**kwargs: Any) -> str | None:
+    """``PutObject`` unless the key exists (``If-None-Match: *``): the new object's version id
+    (``""`` on a bucket without versioning), ``None`` when the key existed."""
     try:
-        _aws("s3").put_object(IfNoneMatch="*", ChecksumAlgorithm="SHA256", **kwargs)
+        response = _aws("s3").put_object(IfNoneMatch="*", ChecksumAlgorithm="SHA256", **kwargs)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
-            return False
+            return None
         raise
-    return True
+    return str(response.get("VersionId") or "")
 
 
 class S3Device:
@@ -383,7 +385,7 @@ class S3Device:
     def deliver(self, lines: list[tuple[int, str]]) -> int:
         def put(item: tuple[int, str]) -> bool:
             seq, line = item
-            return _put_once(
+            return None is not _put_once(
                 Bucket=self.bucket,
                 Key=self.key(seq),
                 Body=line.encode(),
@@ -407,7 +409,7 @@ class S3AnchorSink:
     def put_anchor(self, anchor: Anchor) -> str:
         key = f"{self.prefix}{ANCHORS_FOLDER}{anchor.seq:020d}.json"
         days: int = settings.PORTAL_AUDIT_ANCHOR_RETENTION_DAYS
-        _put_once(
+        version = _put_once(
             Bucket=self.bucket,
             Key=key,
             Body=canonical_json(anchor.as_json()),
@@ -415,19 +417,21 @@ class S3AnchorSink:
             ObjectLockMode="COMPLIANCE",
             ObjectLockRetainUntilDate=timezone.now() + timedelta(days=days),
         )
-        return f"s3://{self.bucket}/{key}"
+        return f"s3://{self.bucket}/{key}" + (f"?versionId={version}" if version else "")
 
-    def read_anchors(self) -> AnchorRead:
+    def read_anchors(self, *, from_seq: int = 0) -> AnchorRead:
         s3 = _aws("s3")
         anchors: list[Anchor] = []
         malformed: list[str] = []
-        pages = s3.get_paginator("list_object_versions").paginate(
-            Bucket=self.bucket, Prefix=self.prefix + ANCHORS_FOLDER
-        )
+        folder = self.prefix + ANCHORS_FOLDER
+        pages = s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=folder)
         for page in pages:
             for version in page.get("Versions", []):
                 key, version_id = version["Key"], version["VersionId"]
                 where = f"s3://{self.bucket}/{key}?versionId={version_id}"
+                name = key.removeprefix(folder).removesuffix(".json")
+                if name.isdigit() and int(name) < from_seq:
+                    continue  # listing is cheap, reading each object is not
                 body = s3.get_object(Bucket=self.bucket, Key=key, VersionId=version_id)["Body"]
                 try:
                     anchors.append(Anchor.from_json(json.loads(body.read()), where=where))
@@ -546,7 +550,7 @@ class CloudWatchAnchorSink(CloudWatchStream):
         self.put([(int(timezone.now().timestamp() * 1000), json.dumps(anchor.as_json()))])
         return f"cloudwatch:{self.group}:{self.stream}"
 
-    def read_anchors(self) -> AnchorRead:
+    def read_anchors(self, *, from_seq: int = 0) -> AnchorRead:
         anchors: list[Anchor] = []
         malformed: list[str] = []
         for i, message in enumerate(self.messages()):
@@ -772,7 +776,8 @@ def latest_anchor_at_or_after(seq: int) -> Anchor | None:
     if sink is None:
         return None
     key = signing_key().public_key()
-    found = [a for a in sink.read_anchors().anchors if a.seq >= seq and a.valid_under(key)]
+    read = sink.read_anchors(from_seq=seq)
+    found = [a for a in read.anchors if a.seq >= seq and a.valid_under(key)]
     return min(found, key=lambda a: a.seq) if found else None
 
 
@@ -842,8 +847,8 @@ def background_enabled() -> bool:
 
 
 def _run_worker() -> None:
-    interval: float = settings.PORTAL_AUDIT_SHIP_INTERVAL
-    while True:
+    while background_enabled():  # ends when the configuration no longer asks for it
+        interval: float = settings.PORTAL_AUDIT_SHIP_INTERVAL
         _wake_up.wait(timeout=interval)
         _wake_up.clear()
         try:

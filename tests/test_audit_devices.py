@@ -293,7 +293,7 @@ def test_anchors_are_written_every_n_events_and_checked(devices: dict[str, Any])
     make_events(2)
     anchor = audit_devices.ship().anchor
     assert anchor is not None and anchor.seq == 6
-    assert anchor.where == f"s3://{ANCHORS_BUCKET}/portal/anchors/{6:020d}.json"
+    assert anchor.where.startswith(f"s3://{ANCHORS_BUCKET}/portal/anchors/{6:020d}.json?versionId=")
     stored = devices["s3"].head_object(Bucket=ANCHORS_BUCKET, Key=f"portal/anchors/{6:020d}.json")
     assert stored["ObjectLockMode"] == "COMPLIANCE"
 

@@ -182,3 +182,14 @@ def test_auditors_download_the_pack_from_the_change_request_page(
     assert report.request_id == applied.pk
     export = AuditEvent.objects.get(action="audit_export")
     assert export.actor == auditor
+
+
+def test_a_later_pack_reuses_the_first_anchor_after_the_requests_events(
+    anchors: None, applied: ChangeRequest, settings: Any
+) -> None:
+    first = json.loads(evidence.build(applied.pk))["anchor"]
+    audit.record(audit.AuditAction.SIGN_IN)  # more events, anchored later
+    audit_devices.anchor_now()
+    again = json.loads(evidence.build(applied.pk))
+    assert (again["anchor"]["seq"], again["anchor"]["where"]) == (first["seq"], first["where"])
+    assert again["chain"][-1]["seq"] == first["seq"]
