@@ -253,6 +253,11 @@ class Device(Protocol):
         (the outbox keeps them for the next round)."""
         ...
 
+    def held_after(self, seq: int) -> int | None:
+        """A ``seq`` greater than ``seq`` that the device holds (``None``: none, or it cannot
+        be read back): a witness of events deleted from the database's tail."""
+        ...
+
 
 class AnchorSink(Protocol):
     """Where anchors are written and read back from."""
@@ -310,6 +315,9 @@ class StdoutDevice:
         sys.stdout.flush()
         return len(lines)
 
+    def held_after(self, seq: int) -> int | None:
+        return None  # what went to stdout cannot be read back
+
 
 class FileDevice:
     """An append-only JSON Lines file. Skips events up to the last ``seq`` the file ends with,
@@ -335,6 +343,10 @@ class FileDevice:
             if seq is not None:
                 return seq, bool(tail) and not tail.endswith(b"\n")
         return 0, bool(tail) and not tail.endswith(b"\n")
+
+    def held_after(self, seq: int) -> int | None:
+        last, _ = self.last_seq()
+        return last if last > seq else None
 
     def deliver(self, lines: list[tuple[int, str]]) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -381,6 +393,17 @@ class S3Device:
 
     def key(self, seq: int) -> str:
         return f"{self.prefix}{EVENTS_FOLDER}{seq:020d}.json"
+
+    def held_after(self, seq: int) -> int | None:
+        folder = self.prefix + EVENTS_FOLDER
+        page = _aws("s3").list_objects_v2(
+            Bucket=self.bucket, Prefix=folder, StartAfter=self.key(seq), MaxKeys=1
+        )
+        for item in page.get("Contents", []):
+            name = str(item["Key"]).removeprefix(folder).removesuffix(".json")
+            if name.isdigit():
+                return int(name)
+        return None
 
     def deliver(self, lines: list[tuple[int, str]]) -> int:
         def put(item: tuple[int, str]) -> bool:
@@ -529,9 +552,15 @@ class CloudWatchDevice(CloudWatchStream):
     the ``seq`` the stream ends with; readers dedupe on ``seq`` as well, since a stream's
     newest events may take a moment to read back."""
 
+    def newest_seq(self) -> int:
+        return _seq_of(next(self.messages(from_head=False, limit=1), "")) or 0
+
+    def held_after(self, seq: int) -> int | None:
+        newest = self.newest_seq()
+        return newest if newest > seq else None
+
     def deliver(self, lines: list[tuple[int, str]]) -> int:
-        newest = next(self.messages(from_head=False, limit=1), "")
-        last = _seq_of(newest) or 0
+        last = self.newest_seq()
         new = [(seq, line) for seq, line in lines if seq > last]
         messages = []
         for _, line in new:
@@ -816,19 +845,41 @@ def verify_against(
 
 def verify_with_anchors() -> audit.VerifyResult:
     """:func:`audit.verify` against every anchor in the anchor sink (without a sink: the
-    plain chain walk). When the sink cannot be read, the walk's result says so in
-    ``anchor_problem``."""
+    plain chain walk), then against the devices: one holding an event beyond the database's
+    head is a witness of a truncated log, even one cut after the last anchor. When the sink
+    cannot be read, the walk's result says so in ``anchor_problem``."""
     sink = anchor_sink()
     if sink is None:
-        return audit.verify()
-    try:
-        read = sink.read_anchors()
-    except (ClientError, BotoCoreError) as exc:
-        return replace(
-            audit.verify(),
-            anchor_problem=f"the anchors could not be read from {sink.name}: {_error_text(exc)}",
-        )
-    return verify_against(read, signing_key().public_key())
+        result = audit.verify()
+    else:
+        try:
+            read = sink.read_anchors()
+        except (ClientError, BotoCoreError) as exc:
+            problem = f"the anchors could not be read from {sink.name}: {_error_text(exc)}"
+            result = replace(audit.verify(), anchor_problem=problem)
+        else:
+            result = verify_against(read, signing_key().public_key())
+    return _against_devices(result) if result.ok else result
+
+
+def _against_devices(result: audit.VerifyResult) -> audit.VerifyResult:
+    head = result.head_seq
+    for device in devices():
+        try:
+            held = device.held_after(head)
+        except (ClientError, BotoCoreError, OSError):
+            continue  # a device that cannot be read proves nothing either way
+        if held is not None:
+            return replace(
+                result,
+                ok=False,
+                first_bad_seq=head + 1,
+                problem=(
+                    f"the log ends at event #{head} but the audit device {device.name} holds "
+                    f"event #{held}: events after #{head} were deleted (truncated)"
+                ),
+            )
+    return result
 
 
 # --------------------------------------------------------------------------------------------

@@ -495,3 +495,23 @@ def test_a_bad_device_is_a_system_check_error(settings: Any) -> None:
     settings.PORTAL_AUDIT_DEVICES = ["ftp://somewhere"]
     with pytest.raises(Exception, match=r"portal\.E101"):
         run("check", stdout=StringIO(), stderr=StringIO())
+
+
+@pytest.mark.chain
+def test_truncation_after_the_last_anchor_is_caught_by_the_devices(
+    devices: dict[str, Any], settings: Any
+) -> None:
+    make_events(5)
+    assert audit_devices.ship().anchor is not None  # anchors event #5
+    make_events(2)
+    assert audit_devices.ship().anchor is None  # #6 and #7 shipped, not anchored yet
+    truncate_after(5)
+
+    result = audit_devices.verify_with_anchors()
+
+    assert not result.ok and result.first_bad_seq == 6
+    assert f"the audit device file:{devices['file']} holds event #7" in result.problem
+    for witness in (f"s3:{EVENTS_BUCKET}/portal", f"cloudwatch:{LOG_GROUP}:events"):
+        settings.PORTAL_AUDIT_DEVICES = [witness]
+        result = audit_devices.verify_with_anchors()
+        assert not result.ok and f"{witness} holds event #" in result.problem
