@@ -923,12 +923,23 @@ def wake() -> None:
 
 
 def describe_configuration() -> dict[str, Any]:
-    """For the auditor's page and ``audit_ship``: devices, anchor sink and the public key."""
+    """For the auditor's chain check: each device with the last ``seq`` it took and its last
+    error, the anchor sink, the public key and its fingerprint, the oldest unshipped event."""
     key = public_key_text()
     sink = anchor_sink()
+    names = [d.name[:200] for d in devices()]
+    found = {c.name: c for c in AuditDeviceCursor.objects.filter(name__in=names)}
     return {
-        "devices": [d.name for d in devices()],
+        "devices": [
+            {
+                "name": name,
+                "seq": found[name].seq if name in found else 0,
+                "error": found[name].error if name in found else "",
+            }
+            for name in names
+        ],
         "anchor_sink": sink.name if sink else "",
         "public_key": key,
         "fingerprint": key_fingerprint(key),
+        "oldest_unshipped": oldest_unshipped() if names else None,
     }

@@ -432,7 +432,7 @@ def test_an_unreadable_anchor_sink_is_reported_not_passed(settings: Any) -> None
         call_command("audit_verify", "--no-record", stdout=StringIO())
 
 
-def test_the_chain_check_page_shows_anchors_and_the_public_key(
+def test_the_chain_check_page_shows_anchors_the_public_key_and_the_devices(
     devices: Any, as_user: Any, auditor: Any
 ) -> None:
     make_events(3)
@@ -443,6 +443,7 @@ def test_the_chain_check_page_shows_anchors_and_the_public_key(
     assert "The chain is intact" in html
     assert "1 signed anchor read from" in html and "up to #3" in html
     assert audit_devices.public_key_text() in html
+    assert f"<code>file:{devices['file']}</code> (through event #0" in html  # not shipped yet
     truncate_after(2)
     html = as_user(auditor).post(reverse("secrets_admin:audit_verify")).content.decode()
     assert 'href="/audit/events/3/">event #3</a>' in html and "truncated" in html
