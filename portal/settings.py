@@ -312,12 +312,14 @@ PORTAL_BASE_URL = env_str("PORTAL_BASE_URL").rstrip("/")
 DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("PORTAL_MAX_FORM_FIELDS", 20_000)
 
 # --- Audit devices and signed anchors (README "Audit you can prove"; auditdev).
-# Devices, comma-separated: stdout, file:/path, cloudwatch:GROUP/STREAM, s3:BUCKET/PREFIX, or
-# "none". Anchors: s3:BUCKET/PREFIX (Object Lock on) or cloudwatch:GROUP/STREAM, signed with
+# Devices, comma-separated: stdout, file:/path, cloudwatch:GROUP:STREAM, s3:BUCKET/PREFIX, or
+# "none". Anchors: s3:BUCKET/PREFIX (Object Lock on) or cloudwatch:GROUP:STREAM, signed with
 # PORTAL_AUDIT_SIGNING_KEY (Ed25519: PEM PKCS#8, or base64 of the raw 32-byte private key).
 PORTAL_AUDIT_DEVICES = env_list("PORTAL_AUDIT_DEVICES")
 PORTAL_AUDIT_ANCHORS = env_str("PORTAL_AUDIT_ANCHORS")
 PORTAL_AUDIT_SIGNING_KEY = env_str("PORTAL_AUDIT_SIGNING_KEY")
+# After a key rotation: the old public keys (base64 raw, comma-separated), so old anchors verify.
+PORTAL_AUDIT_PREVIOUS_PUBLIC_KEYS = env_list("PORTAL_AUDIT_PREVIOUS_PUBLIC_KEYS")
 PORTAL_AUDIT_ANCHOR_EVERY = env_int("PORTAL_AUDIT_ANCHOR_EVERY", 100)  # events
 PORTAL_AUDIT_ANCHOR_MINUTES = env_int("PORTAL_AUDIT_ANCHOR_MINUTES", 15)
 PORTAL_AUDIT_ANCHOR_RETENTION_DAYS = env_int("PORTAL_AUDIT_ANCHOR_RETENTION_DAYS", 2557)  # 7 y
@@ -335,7 +337,7 @@ if not (PORTAL_DEMO or TESTING):
     if not PORTAL_AUDIT_DEVICES:
         raise ImproperlyConfigured(
             "Set PORTAL_AUDIT_DEVICES to the audit devices events are shipped to (stdout, "
-            "file:/path, cloudwatch:GROUP/STREAM, s3:BUCKET/PREFIX), or to 'none' to run "
+            "file:/path, cloudwatch:GROUP:STREAM, s3:BUCKET/PREFIX), or to 'none' to run "
             "without any (production mode: PORTAL_DEMO is not set)."
         )
 

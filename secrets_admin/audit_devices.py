@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import functools
 import hashlib
 import json
@@ -132,6 +133,20 @@ def key_fingerprint(public_key: str) -> str:
     """``SHA256:<base64>`` of the raw public key (as OpenSSH prints key fingerprints)."""
     raw = base64.b64decode(public_key)
     return "SHA256:" + base64.b64encode(hashlib.sha256(raw).digest()).decode().rstrip("=")
+
+
+def trusted_public_keys() -> list[Ed25519PublicKey]:
+    """The portal's public key, then ``PORTAL_AUDIT_PREVIOUS_PUBLIC_KEYS`` (comma-separated,
+    base64 raw): anchors signed before a key rotation stay valid. ``ImproperlyConfigured``
+    for an entry that is not an Ed25519 public key."""
+    keys = [signing_key().public_key()]
+    previous: list[str] = settings.PORTAL_AUDIT_PREVIOUS_PUBLIC_KEYS
+    for text in previous:
+        try:
+            keys.append(load_public_key(text))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"PORTAL_AUDIT_PREVIOUS_PUBLIC_KEYS: {exc}") from None
+    return keys
 
 
 def load_public_key(text: str) -> Ed25519PublicKey:
@@ -350,17 +365,17 @@ class FileDevice:
 
     def deliver(self, lines: list[tuple[int, str]]) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        last, torn = self.last_seq()
-        new = [line for seq, line in lines if seq > last]
-        if not new:
-            return 0
-        data = ("\n" if torn else "") + "".join(new)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         try:
-            os.write(fd, data.encode())
-            os.fsync(fd)
+            # Shippers in several processes: one reads the tail and appends at a time.
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            last, torn = self.last_seq()
+            new = [line for seq, line in lines if seq > last]
+            if new:
+                os.write(fd, (("\n" if torn else "") + "".join(new)).encode())
+                os.fsync(fd)
         finally:
-            os.close(fd)
+            os.close(fd)  # releases the lock
         return len(new)
 
 
@@ -811,12 +826,15 @@ def latest_anchor_at_or_after(seq: int) -> Anchor | None:
 
 
 def verify_against(
-    read: AnchorRead, public_key: Ed25519PublicKey, *, verify: Callable[..., Any] | None = None
+    read: AnchorRead,
+    public_keys: list[Ed25519PublicKey],
+    *,
+    verify: Callable[..., Any] | None = None,
 ) -> audit.VerifyResult:
     """Check the anchors' signatures, then walk the chain against them (:func:`audit.verify`).
 
-    A record that is not an anchor, or an anchor not signed by ``public_key``, is a forged
-    anchor: reported before anything else, naming its ``seq``.
+    A record that is not an anchor, or an anchor signed by none of ``public_keys``, is a
+    forged anchor: reported before anything else, naming its ``seq``.
     """
     walk = verify or audit.verify
     if read.malformed:
@@ -828,7 +846,10 @@ def verify_against(
             "it was forged or damaged",
             anchors=len(read.anchors),
         )
-    forged = sorted((a for a in read.anchors if not a.valid_under(public_key)), key=lambda a: a.seq)
+    forged = sorted(
+        (a for a in read.anchors if not any(a.valid_under(k) for k in public_keys)),
+        key=lambda a: a.seq,
+    )
     if forged:
         bad = forged[0]
         return audit.VerifyResult(
@@ -858,7 +879,7 @@ def verify_with_anchors() -> audit.VerifyResult:
             problem = f"the anchors could not be read from {sink.name}: {_error_text(exc)}"
             result = replace(audit.verify(), anchor_problem=problem)
         else:
-            result = verify_against(read, signing_key().public_key())
+            result = verify_against(read, trusted_public_keys())
     return _against_devices(result) if result.ok else result
 
 

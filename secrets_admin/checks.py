@@ -43,7 +43,7 @@ def check_audit_devices(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
         except ValueError as exc:
             errors.append(Error(f"PORTAL_AUDIT_ANCHORS: {exc}", id="portal.E102"))
     try:
-        audit_devices.signing_key()
+        audit_devices.trusted_public_keys()  # the signing key and the previous public keys
     except ImproperlyConfigured as exc:
         errors.append(Error(str(exc), id="portal.E103"))
     return errors

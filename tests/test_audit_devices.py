@@ -516,3 +516,28 @@ def test_truncation_after_the_last_anchor_is_caught_by_the_devices(
         settings.PORTAL_AUDIT_DEVICES = [witness]
         result = audit_devices.verify_with_anchors()
         assert not result.ok and f"{witness} holds event #" in result.problem
+
+
+def test_anchors_signed_before_a_key_rotation_verify_with_the_previous_public_key(
+    devices: Any, settings: Any
+) -> None:
+    def raw_key() -> str:
+        from cryptography.hazmat.primitives import serialization
+
+        raw = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        return base64.b64encode(raw).decode()
+
+    settings.PORTAL_AUDIT_SIGNING_KEY = raw_key()
+    old_public = audit_devices.public_key_text()
+    make_events(3)
+    audit_devices.anchor_now()
+    settings.PORTAL_AUDIT_SIGNING_KEY = raw_key()  # rotated
+
+    result = audit_devices.verify_with_anchors()
+    assert not result.ok and "not signed by the portal's key" in result.problem
+    settings.PORTAL_AUDIT_PREVIOUS_PUBLIC_KEYS = [old_public]
+    assert audit_devices.verify_with_anchors().ok
