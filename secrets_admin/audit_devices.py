@@ -814,17 +814,6 @@ def anchor_if_due() -> Anchor | None:
     return None
 
 
-def latest_anchor_at_or_after(seq: int) -> Anchor | None:
-    """The first valid anchor at or after event ``seq`` in the sink (``None``: none yet)."""
-    sink = anchor_sink()
-    if sink is None:
-        return None
-    key = signing_key().public_key()
-    read = sink.read_anchors(from_seq=seq)
-    found = [a for a in read.anchors if a.seq >= seq and a.valid_under(key)]
-    return min(found, key=lambda a: a.seq) if found else None
-
-
 def verify_against(
     read: AnchorRead,
     public_keys: list[Ed25519PublicKey],

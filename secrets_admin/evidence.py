@@ -2,9 +2,9 @@
 is checked offline (README "Audit you can prove").
 
 A pack holds the request as proposed (cells by name with fingerprints, never values), its
-votes, its outcome and version ids, the audit events that name it, and the *chain proof*: every
-event from the request's first one up to the first signed anchor at or after its last one, so
-each hash can be recomputed and linked to the anchor. The anchor is signed with the portal's
+votes, its outcome and version ids, the audit events that name it, and the *chain proofs*: for
+each of its events, every event from it up to the first signed anchor at or after it, so each
+hash can be recomputed and linked to an anchor. The anchor is signed with the portal's
 Ed25519 key; the pack carries the public key and is itself signed with the same key.
 
 :func:`verify_pack` needs no database and no secret: it checks that the file is in canonical
@@ -81,14 +81,42 @@ def _chain(first: int, last: int) -> list[dict[str, Any]]:
     return [json.loads(line) for line in audit.export_jsonl(events)]
 
 
+def _proofs(seqs: list[int]) -> list[dict[str, Any]]:
+    """One proof per anchor: the events from the request's first event not yet covered up to
+    the first valid anchor at or after it, so a request that lived for days carries the
+    events around its own, not everything in between."""
+    key = audit_devices.signing_key().public_key()
+    sink = audit_devices.anchor_sink()
+    stored = sink.read_anchors(from_seq=seqs[0]).anchors if sink else []
+    anchors = sorted((a for a in stored if a.valid_under(key)), key=lambda a: a.seq)
+    proofs: list[dict[str, Any]] = []
+    i = 0
+    while i < len(seqs):
+        start = seqs[i]
+        anchor = next((a for a in anchors if a.seq >= start), None) or audit_devices.anchor_now()
+        if anchor is None:  # no anchor sink: the head, signed here and stored nowhere else
+            head = AuditChainHead.objects.get(pk=1)
+            anchor = audit_devices.sign_anchor(head.seq, head.hash)
+        proofs.append(
+            {
+                "anchor": {**anchor.as_json(), "where": anchor.where},
+                "chain": _chain(start, anchor.seq),
+            }
+        )
+        while i < len(seqs) and seqs[i] <= anchor.seq:
+            i += 1
+    return proofs
+
+
 def build(request_id: int) -> bytes:
     """The evidence pack of change request ``request_id`` as the exact bytes of its file.
 
-    The chain proof ends at the first signed anchor at or after the request's last event; when
-    none exists yet one is written now (with an anchor sink), else the head is signed in place
-    (``anchor.where`` is empty then: the statement was never stored outside the database).
-    Raises :class:`EvidenceError` when the request does not exist or no event names it, and
-    ``ClientError``/``BotoCoreError`` when the anchor sink cannot be read or written.
+    Each of the request's events is proven by a chain from it to the first signed anchor at
+    or after it (:func:`_proofs`); when no anchor covers the last ones yet, one is written now
+    (with an anchor sink), else the head is signed in place (``where`` is empty then: the
+    statement was never stored outside the database). Raises :class:`EvidenceError` when the
+    request does not exist or no event names it, and ``ClientError``/``BotoCoreError`` when
+    the anchor sink cannot be read or written.
     """
     cr = ChangeRequest.objects.filter(pk=request_id).prefetch_related("approvals").first()
     if cr is None:
@@ -96,10 +124,6 @@ def build(request_id: int) -> bytes:
     seqs = sorted(AuditEvent.objects.filter(change_request=cr.pk).values_list("seq", flat=True))
     if not seqs:
         raise EvidenceError(f"no audit event names change request #{request_id}")
-    anchor = audit_devices.latest_anchor_at_or_after(seqs[-1]) or audit_devices.anchor_now()
-    if anchor is None:
-        head = AuditChainHead.objects.get(pk=1)
-        anchor = audit_devices.sign_anchor(head.seq, head.hash)
     pack: dict[str, Any] = {
         "format": PACK_FORMAT,
         "generated": audit._iso(timezone.now()),
@@ -110,8 +134,7 @@ def build(request_id: int) -> bytes:
             "applied": cr.applied_version,
         },
         "events": seqs,
-        "chain": _chain(seqs[0], anchor.seq),
-        "anchor": {**anchor.as_json(), "where": anchor.where},
+        "proofs": _proofs(seqs),
         "public_key": audit_devices.public_key_text(),
     }
     pack["signature"] = audit_devices.sign(_signed_part(pack))
@@ -124,19 +147,17 @@ def _signed_part(pack: dict[str, Any]) -> bytes:
 
 @dataclass(frozen=True)
 class PackReport:
-    """A verified pack: the request, the events proven, the anchor and the key fingerprint."""
+    """A verified pack: the request, its events, the anchors that prove them (``seq`` and
+    where each is stored, ``""`` when signed at export) and the key's fingerprint."""
 
     request_id: int
     events: int
-    chain_from: int
-    anchor_seq: int
-    anchor_time: str
-    anchor_where: str
+    anchors: list[tuple[int, str]]
     fingerprint: str
 
 
 def _problems(data: bytes, trusted_key: str | None) -> Iterator[str]:
-    """Every reason the pack is not genuine, first the most basic (stops at the first)."""
+    """The first reason the pack is not genuine, the most basic first."""
     try:
         pack = json.loads(data)
     except ValueError:
@@ -159,52 +180,55 @@ def _problems(data: bytes, trusted_key: str | None) -> Iterator[str]:
     if not audit_devices.signature_valid(key, str(pack.get("signature", "")), _signed_part(pack)):
         yield "the pack's signature does not match its content (it was altered)"
         return
-    yield from _chain_problems(pack, key)
+    proven: dict[int, dict[str, Any]] = {}
+    for proof in pack.get("proofs") or [None]:
+        problem = _proof_problem(proof, key, proven)
+        if problem:
+            yield problem
+            return
+    yield from _request_problems(pack, proven)
 
 
-def _chain_problems(pack: dict[str, Any], key: Any) -> Iterator[str]:
+def _proof_problem(proof: Any, key: Any, proven: dict[int, dict[str, Any]]) -> str:
+    """What is wrong with one proof (``""``: nothing); its events go into ``proven``."""
     try:
-        anchor = audit_devices.Anchor.from_json(pack["anchor"])
-    except (KeyError, ValueError):
-        yield "the pack holds no signed anchor"
-        return
+        anchor = audit_devices.Anchor.from_json(proof["anchor"])
+    except (KeyError, TypeError, ValueError):
+        return "a proof holds no signed anchor"
     if not anchor.valid_under(key):
-        yield f"the anchor of event #{anchor.seq} is not signed by the pack's key (forged)"
-        return
-    chain = pack.get("chain")
-    if not isinstance(chain, list) or not chain:
-        yield "the pack holds no chain"
-        return
-    expected = chain[0].get("seq") if isinstance(chain[0], dict) else None
-    prev = None
+        return f"the anchor of event #{anchor.seq} is not signed by the pack's key (forged)"
+    chain = proof.get("chain")
+    if not isinstance(chain, list) or not chain or not isinstance(chain[0], dict):
+        return f"the proof up to the anchor of event #{anchor.seq} holds no chain"
+    expected, prev = chain[0].get("seq"), None
     for record in chain:
         try:
             seq, digest = record["seq"], record["hash"]
             recomputed = audit.compute_hash(record)
         except (KeyError, TypeError, AttributeError):
-            yield f"the chain record after #{expected} is not an audit event"
-            return
+            return f"the chain record after #{expected} is not an audit event"
         if seq != expected:
-            yield f"event #{expected} is missing from the chain proof"
-            return
+            return f"event #{expected} is missing from the chain proof"
         if prev is not None and record["prev_hash"] != prev:
-            yield f"event #{seq} does not follow event #{seq - 1}"
-            return
+            return f"event #{seq} does not follow event #{seq - 1}"
         if recomputed != digest:
-            yield f"event #{seq} does not match its hash (it was altered)"
-            return
+            return f"event #{seq} does not match its hash (it was altered)"
+        proven[seq] = record
         prev, expected = digest, expected + 1
-    last = chain[-1]
-    if last["seq"] != anchor.seq or last["hash"] != anchor.hash:
-        yield f"the chain proof ends at event #{last['seq']}, not at the anchored event"
-        return
-    by_seq = {r["seq"]: r for r in chain}
+    if chain[-1]["seq"] != anchor.seq or chain[-1]["hash"] != anchor.hash:
+        return f"a chain proof ends at event #{chain[-1]['seq']}, not at its anchored event"
+    return ""
+
+
+def _request_problems(pack: dict[str, Any], proven: dict[int, dict[str, Any]]) -> Iterator[str]:
     request = pack.get("change_request") or {}
+    events = []
     for seq in pack.get("events") or []:
-        if seq not in by_seq or by_seq[seq].get("change_request") != request.get("id"):
-            yield f"event #{seq} is not an event of change request #{request.get('id')}"
+        record = proven.get(seq)
+        if record is None or record.get("change_request") != request.get("id"):
+            yield f"event #{seq} is not a proven event of change request #{request.get('id')}"
             return
-    events = [by_seq[s] for s in pack.get("events") or []]
+        events.append(record)
     for vote in request.get("votes") or []:
         action = f"change_request_{vote.get('decision')}"
         if not any(
@@ -225,14 +249,12 @@ def verify_pack(data: bytes, *, trusted_key: str | None = None) -> PackReport:
     for problem in _problems(data, trusted_key):
         raise EvidenceError(problem)
     pack = json.loads(data)
-    anchor = pack["anchor"]
     return PackReport(
         request_id=int(pack["change_request"]["id"]),
         events=len(pack["events"]),
-        chain_from=int(pack["chain"][0]["seq"]),
-        anchor_seq=int(anchor["seq"]),
-        anchor_time=str(anchor["time"]),
-        anchor_where=str(anchor.get("where", "")),
+        anchors=[
+            (int(p["anchor"]["seq"]), str(p["anchor"].get("where", ""))) for p in pack["proofs"]
+        ],
         fingerprint=audit_devices.key_fingerprint(pack["public_key"]),
     )
 

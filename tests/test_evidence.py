@@ -80,10 +80,12 @@ def test_the_pack_holds_the_request_votes_versions_events_and_an_anchored_chain(
         ("alex-approver", "approve")
     ]
     assert pack["versions"]["applied"] == applied.applied_version != ""
-    actions = {e["action"] for e in pack["chain"] if e["seq"] in pack["events"]}
+    [proof] = pack["proofs"]  # no anchor between the request's events: one proof
+    actions = {e["action"] for e in proof["chain"] if e["seq"] in pack["events"]}
     assert {"change_request_propose", "change_request_approve", "change_request_apply"} <= actions
-    assert pack["chain"][-1]["seq"] == pack["anchor"]["seq"]
-    assert pack["anchor"]["where"].startswith(f"s3://{ANCHORS_BUCKET}/portal/anchors/")
+    assert proof["chain"][0]["seq"] == pack["events"][0]
+    assert proof["chain"][-1]["seq"] == proof["anchor"]["seq"] >= pack["events"][-1]
+    assert proof["anchor"]["where"].startswith(f"s3://{ANCHORS_BUCKET}/portal/anchors/")
     assert pack["public_key"] == audit_devices.public_key_text()
     assert CANARY not in json.dumps(pack)  # names and fingerprints, never a value
 
@@ -104,7 +106,7 @@ def test_the_pack_verifies_offline_without_a_database(
             stdout=out,
         )
     assert f"evidence pack of change request #{applied.pk} verifies" in out.getvalue()
-    assert "anchor stored at s3://" in out.getvalue()
+    assert "stored at s3://" in out.getvalue()
     export = AuditEvent.objects.filter(action="audit_export").get()
     assert export.detail == {"format": "evidence_pack", "change_request": applied.pk}
 
@@ -143,7 +145,7 @@ def test_an_edited_event_in_a_re_signed_pack_breaks_the_chain(
     anchors: None, applied: ChangeRequest
 ) -> None:
     pack = json.loads(evidence.build(applied.pk))
-    pack["chain"][0]["actor_username"] = "mallory"
+    pack["proofs"][0]["chain"][0]["actor_username"] = "mallory"
     del pack["signature"]
     pack["signature"] = audit_devices.sign(audit_devices.canonical_json(pack))
     with pytest.raises(evidence.EvidenceError, match="does not match its hash"):
@@ -152,7 +154,7 @@ def test_an_edited_event_in_a_re_signed_pack_breaks_the_chain(
 
 def test_without_an_anchor_sink_the_head_is_signed_in_place(applied: ChangeRequest) -> None:
     report = evidence.verify_pack(evidence.build(applied.pk))
-    assert report.request_id == applied.pk and report.anchor_where == ""
+    assert report.request_id == applied.pk and [where for _, where in report.anchors] == [""]
 
 
 def test_the_command_refuses_an_unknown_request_and_names_a_bad_pack(tmp_path: Path) -> None:
@@ -187,9 +189,36 @@ def test_auditors_download_the_pack_from_the_change_request_page(
 def test_a_later_pack_reuses_the_first_anchor_after_the_requests_events(
     anchors: None, applied: ChangeRequest, settings: Any
 ) -> None:
-    first = json.loads(evidence.build(applied.pk))["anchor"]
+    [first] = json.loads(evidence.build(applied.pk))["proofs"]
     audit.record(audit.AuditAction.SIGN_IN)  # more events, anchored later
     audit_devices.anchor_now()
-    again = json.loads(evidence.build(applied.pk))
-    assert (again["anchor"]["seq"], again["anchor"]["where"]) == (first["seq"], first["where"])
-    assert again["chain"][-1]["seq"] == first["seq"]
+    [again] = json.loads(evidence.build(applied.pk))["proofs"]
+    assert again == first
+
+
+def test_a_request_spanning_anchors_gets_one_short_proof_per_anchor(
+    anchors: None, make_secret: Any, engineer: Any, approver: Any, settings: Any
+) -> None:
+    make_secret(NAME, STANDARD_DOC)
+    cr = changes.change_request_propose(
+        name=NAME,
+        base_version_id=aws.read_current(NAME).version_id,
+        changeset=[Edit("set", "main", "stripe", "secret_key", CANARY)],
+        context=audit.Context(user=engineer),
+        change_id=changes.new_change_id(),
+    )
+    proposed = audit_devices.anchor_now()
+    for _ in range(30):  # a busy portal between proposal and approval
+        audit.record(audit.AuditAction.SIGN_IN)
+    audit_devices.anchor_now()
+    for _ in range(5):
+        audit.record(audit.AuditAction.SIGN_IN)
+    changes.change_request_approve(request_id=cr.pk, context=audit.Context(user=approver))
+
+    data = evidence.build(cr.pk)
+    pack = json.loads(data)
+
+    assert proposed is not None and len(pack["proofs"]) == 2
+    assert pack["proofs"][0]["anchor"]["seq"] == proposed.seq  # not the 30 sign-ins after it
+    assert pack["proofs"][1]["chain"][0]["seq"] > proposed.seq + 30
+    assert evidence.verify_pack(data).events == len(pack["events"])

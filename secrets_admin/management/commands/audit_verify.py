@@ -86,13 +86,16 @@ class Command(BaseCommand):
             report = evidence.verify_pack(data, trusted_key=public_key)
         except evidence.EvidenceError as exc:
             raise CommandError(f"evidence pack {path} does not verify: {exc}") from None
+        anchors = "; ".join(
+            f"#{seq} stored at {where or '(nowhere: signed at export)'}"
+            for seq, where in report.anchors
+        )
         self.stdout.write(
             self.style.SUCCESS(
                 f"evidence pack of change request #{report.request_id} verifies: "
-                f"{report.events} event(s), chain from event #{report.chain_from} to the "
-                f"anchor of event #{report.anchor_seq} ({report.anchor_time})"
+                f"{report.events} event(s), each chained to a signed anchor"
             )
-            + f"\nanchor stored at {report.anchor_where or '(not stored: signed at export)'}"
+            + f"\nanchors: {anchors}"
             + f"\nsigned by {report.fingerprint}"
             + ("" if public_key else " (compare with the portal's chain check page)")
         )
