@@ -44,12 +44,9 @@ def s3(moto_endpoint: str) -> Any:
     return boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
 
 
-@pytest.fixture
-def applied(make_secret: Any, engineer: Any, approver: Any) -> ChangeRequest:
-    """A production change request proposed by the engineer and applied by the approver."""
-    make_secret(NAME, STANDARD_DOC)
-    audit.record(audit.AuditAction.SIGN_IN, context=audit.Context(user=engineer))
-    cr = changes.change_request_propose(
+def propose(engineer: Any) -> ChangeRequest:
+    """The engineer proposes one production value on ``NAME``."""
+    return changes.change_request_propose(
         name=NAME,
         base_version_id=aws.read_current(NAME).version_id,
         changeset=[Edit("set", "main", "stripe", "secret_key", CANARY)],
@@ -57,6 +54,14 @@ def applied(make_secret: Any, engineer: Any, approver: Any) -> ChangeRequest:
         change_id=changes.new_change_id(),
         comment="rotate",
     )
+
+
+@pytest.fixture
+def applied(make_secret: Any, engineer: Any, approver: Any) -> ChangeRequest:
+    """A production change request proposed by the engineer and applied by the approver."""
+    make_secret(NAME, STANDARD_DOC)
+    audit.record(audit.AuditAction.SIGN_IN, context=audit.Context(user=engineer))
+    cr = propose(engineer)
     changes.change_request_approve(
         request_id=cr.pk, context=audit.Context(user=approver), comment="ok"
     )
@@ -200,13 +205,7 @@ def test_a_request_spanning_anchors_gets_one_short_proof_per_anchor(
     anchors: None, make_secret: Any, engineer: Any, approver: Any, settings: Any
 ) -> None:
     make_secret(NAME, STANDARD_DOC)
-    cr = changes.change_request_propose(
-        name=NAME,
-        base_version_id=aws.read_current(NAME).version_id,
-        changeset=[Edit("set", "main", "stripe", "secret_key", CANARY)],
-        context=audit.Context(user=engineer),
-        change_id=changes.new_change_id(),
-    )
+    cr = propose(engineer)
     proposed = audit_devices.anchor_now()
     for _ in range(30):  # a busy portal between proposal and approval
         audit.record(audit.AuditAction.SIGN_IN)
