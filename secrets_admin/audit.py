@@ -466,12 +466,12 @@ def attempt(
 
     Raises :class:`AuditUnavailable` before the body runs when the attempt cannot be committed
     (nothing must reach AWS then) or the audit devices lag more than ``PORTAL_AUDIT_MAX_LAG``
-    seconds behind (:class:`AuditDevicesBehind`), and ``RuntimeError`` when called inside a transaction (the
-    attempt would not be committed first). An exception escaping the body is recorded as
-    ``failed`` with its ``code`` (or class name) and re-raised. A body that reports no outcome
-    raises ``RuntimeError``, leaving the attempt for :func:`reconcile`. When the outcome itself
-    cannot be recorded, :class:`AuditOutcomeUnrecorded` is raised (a reveal then returns
-    nothing); if the body had raised, its exception is re-raised instead.
+    seconds behind (:class:`AuditDevicesBehind`), and ``RuntimeError`` when called inside a
+    transaction (the attempt would not be committed first). An exception escaping the body is
+    recorded as ``failed`` with its ``code`` (or class name) and re-raised. A body that reports
+    no outcome raises ``RuntimeError``, leaving the attempt for :func:`reconcile`. When the
+    outcome itself cannot be recorded, :class:`AuditOutcomeUnrecorded` is raised (a reveal then
+    returns nothing); if the body had raised, its exception is re-raised instead.
     """
     _require_no_transaction()
     _check_devices()
