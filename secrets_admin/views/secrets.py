@@ -17,9 +17,9 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
-from .. import audit, aws, listing, ratelimit, reads
+from .. import audit, aws, grid, listing, ratelimit, reads
 from ..models import ChangeRequest
-from ..permissions import Action, require
+from ..permissions import Action, can, require
 from . import HtmxHttpRequest
 
 
@@ -66,12 +66,7 @@ def secret_list(request: HtmxHttpRequest) -> HttpResponse:
         page = Paginator(matches, settings.PORTAL_LIST_PAGE_SIZE).get_page(page_number)
         summaries = listing.summaries_for([m.name for m in page.object_list])
         context["rows"] = [
-            {
-                "meta": meta,
-                "summary": summaries.get(meta.name),
-                "statuses": listing.statuses(meta, summaries.get(meta.name)),
-            }
-            for meta in page.object_list
+            listing.row_html(meta, summaries.get(meta.name)) for meta in page.object_list
         ]
         context |= {"page": page, "total": len(data.secrets), "matched": len(matches)}
     template = "secrets_admin/secret_list.html"
@@ -114,19 +109,43 @@ def secret_list_refresh(request: HttpRequest) -> HttpResponse:
 @require_GET
 @never_cache
 @require(Action.VIEW)
-def secret_detail(request: HttpRequest, name: str) -> HttpResponse:
-    """The environment x (service, key) grid of one secret, every value masked on the server."""
+def secret_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    """The environment x (service, key) grid of one secret, every value masked on the server.
+
+    One ``DescribeSecret``; a version seen before is served from the shared cache without
+    ``GetSecretValue`` (:mod:`secrets_admin.grid`). ``service`` and ``version`` (GET) expand a
+    collapsed service of a large grid: with htmx only that service's rows of that version come
+    back; without, the page opens with it shown.
+    """
     _check_name(name)
+    reveal_url = reverse("secrets_admin:cell_reveal", args=[name])
+    may_reveal = can(request.user, Action.REVEAL)
+    service = request.GET.get("service", "")[:512]
+    version = request.GET.get("version", "")[:64]
     try:
-        page = reads.secret_open(name)
+        if service and version and request.htmx:
+            html = grid.service_rows(
+                name, version, service, can_reveal=may_reveal, reveal_url=reveal_url
+            )
+            if html is None:
+                raise Http404("No such service in that version")
+            return HttpResponse(html)
+        page = grid.open_grid(name)
     except aws.AwsError as exc:
         return _aws_error_page(request, exc, name=name)
+    if service and page.model is not None and page.model.service(service) is not None:
+        rows_html = grid.expanded_rows_html(
+            page, service, can_reveal=may_reveal, reveal_url=reveal_url
+        )
+    else:
+        rows_html = grid.rows_html(page, can_reveal=may_reveal, reveal_url=reveal_url)
     return render(
         request,
         "secrets_admin/secret_detail.html",
         {
             "secret": page,
-            "reveal_url": reverse("secrets_admin:cell_reveal", args=[name]),
+            "rows_html": rows_html,
+            "reveal_url": reveal_url,
             "missing": page.missing_cells,
             "reveal_seconds": settings.PORTAL_REVEAL_SECONDS,
             "pending_requests": ChangeRequest.objects.filter(
