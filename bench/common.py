@@ -542,6 +542,8 @@ class SaveOutcome:
     #: Where the save step redirected (the secret's page; a change request's page when the
     #: cell is in a protected environment and the save became a proposal).
     location: str = ""
+    #: The ``X-Request-ID`` of the landed save step (its server time is in the access log).
+    request_id: str = ""
 
 
 class SaveRefused(RuntimeError):
@@ -605,7 +607,12 @@ def save_one_key(
         change_id = _form_value(_CHANGE_ID, review.text, "change id")
         saved = client.post(path, data={**form, "step": "save", "change_id": change_id})
         if saved.status_code == 302:
-            return SaveOutcome(True, attempt, location=saved.headers.get("Location", ""))
+            return SaveOutcome(
+                True,
+                attempt,
+                location=saved.headers.get("Location", ""),
+                request_id=saved.headers.get("X-Request-ID", ""),
+            )
         if saved.status_code != 409:
             raise SaveRefused(f"save of {name}: HTTP {saved.status_code}")
         editor.stats["conflicts"] += 1

@@ -7,7 +7,9 @@ AWS calls are counted at the boto3 client (a ``before-call`` event hook), never 
 from __future__ import annotations
 
 import json
+import re
 import time
+from html import unescape
 from http import HTTPStatus
 from typing import Any
 
@@ -15,7 +17,7 @@ import pytest
 from django.core.cache import cache
 from django.urls import reverse
 
-from secrets_admin import audit, aws, grid, listing
+from secrets_admin import audit, aws, documents, grid, listing, reads
 from secrets_admin.models import AuditEvent
 
 from .conftest import CallCounter
@@ -269,3 +271,26 @@ def test_a_created_secret_is_added_to_the_listing_with_one_describe_secret(
     names = [m.name for m in listing.get_listing().secrets]
     assert names == ["a-secrets", "b-secrets"]
     assert listing.search(listing.get_listing(), "made by")[0].name == "b-secrets"
+
+
+def test_grid_cells_show_the_values_hmac_and_post_their_cell_back(
+    as_user: Any, engineer: Any, make_secret: Any
+) -> None:
+    doc = {"dev": {'s"q': {"k<1>": "v1", "n": 5, "b": True}}, "main": {'s"q': {"k<1>": "v1"}}}
+    make_secret(NAME, doc)
+    client = as_user(engineer)
+    html = _grid(client).content.decode()
+    for value in ("v1", 5, True):
+        assert documents.short(reads.fingerprint(value)) in html
+    version = aws.read_current(NAME).version_id
+    cells = [{"cell": unescape(c)} for c in re.findall(r'name="cell" value="([^"]*)"', html)]
+    assert {c["cell"] for c in cells} == {
+        json.dumps([env, 's"q', key])
+        for env, key in (("dev", "k<1>"), ("dev", "n"), ("dev", "b"), ("main", "k<1>"))
+    }
+    response = client.post(
+        reverse("secrets_admin:cell_reveal", args=[NAME]),
+        {"version_id": version, **next(c for c in cells if '"n"' in c["cell"])},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == HTTPStatus.OK and ">5<" in response.content.decode()

@@ -130,21 +130,19 @@ def secret_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
             if html is None:
                 raise Http404("No such service in that version")
             return HttpResponse(html)
-        page = grid.open_grid(name)
+        page = grid.open_grid(name, can_reveal=may_reveal, reveal_url=reveal_url)
+        if service and page.version_id:
+            expanded = grid.expanded_rows_html(
+                name, page.version_id, service, can_reveal=may_reveal, reveal_url=reveal_url
+            )
+            page.rows_html = expanded if expanded is not None else page.rows_html
     except aws.AwsError as exc:
         return _aws_error_page(request, exc, name=name)
-    if service and page.model is not None and page.model.service(service) is not None:
-        rows_html = grid.expanded_rows_html(
-            page, service, can_reveal=may_reveal, reveal_url=reveal_url
-        )
-    else:
-        rows_html = grid.rows_html(page, can_reveal=may_reveal, reveal_url=reveal_url)
     return render(
         request,
         "secrets_admin/secret_detail.html",
         {
             "secret": page,
-            "rows_html": rows_html,
             "reveal_url": reveal_url,
             "missing": page.missing_cells,
             "reveal_seconds": settings.PORTAL_REVEAL_SECONDS,
