@@ -15,10 +15,8 @@ from secrets_admin import audit, aws, changes, documents
 from secrets_admin.documents import Edit
 from secrets_admin.models import AuditEvent, ChangeRequest, SecretSummary
 
-from .conftest import STANDARD_DOC
-from .test_aws import CallCounter, calls, inject_error
-
-__all__ = ["calls"]  # the AWS call counter fixture, shared with test_aws
+from .conftest import STANDARD_DOC, CallCounter
+from .test_aws import inject_error
 
 pytestmark = pytest.mark.django_db
 
