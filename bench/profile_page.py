@@ -29,11 +29,14 @@ from bench.common import (
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("page", choices=["grid", "list", "search"], default="grid", nargs="?")
+    parser.add_argument("page", choices=["grid", "list", "search", "status"], default="grid", nargs="?")
     parser.add_argument("--secrets", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--all", action="store_true", help="show library frames too")
     parser.add_argument("--latency", type=int, default=0, help="ms added to every AWS call")
+    parser.add_argument(
+        "--cprofile", type=int, default=0, help="instead: cProfile N renders, top functions"
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="portal-profile-"))
     fake = FakeAws(free_port(8048), workdir / "fakeaws.log").start()
@@ -64,6 +67,7 @@ def main() -> None:
             "grid": ("/secrets/big-secrets/", {}, {}),
             "list": ("/", {}, {}),
             "search": ("/", {"q": "app0123"}, {"HX-Request": "true"}),
+            "status": ("/status/", {}, {"HX-Request": "true"}),
         }[args.page]
         for _ in range(args.runs):
             client.get(path, params, headers=headers)
@@ -74,6 +78,15 @@ def main() -> None:
             t = time.perf_counter()
             client.get(path, params, headers=headers)
             print(f"{args.page}: {1000 * (time.perf_counter() - t):.1f} ms")
+        if args.cprofile:
+            import cProfile
+            import pstats
+
+            with cProfile.Profile() as prof:
+                for _ in range(args.cprofile):
+                    client.get(path, params, headers=headers)
+            pstats.Stats(prof).sort_stats("cumulative").print_stats(45)
+            return
         profiler = Profiler(interval=0.0005)
         with profiler:
             response = client.get(path, params, headers=headers)
