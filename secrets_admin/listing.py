@@ -319,8 +319,8 @@ def invalidate() -> None:
 
 #: Held while one write-through updates the shared listing (read, change one entry, store).
 WRITE_LOCK_KEY = "portal:listing:v2:write"
-#: How long a write-through waits for another one before falling back to :func:`invalidate`.
-WRITE_WAIT_SECONDS = 1.0
+#: How long a write-through waits for another one before giving up (see :func:`record_write`).
+WRITE_WAIT_SECONDS = 5.0
 
 
 def record_write(name: str, version_id: str = "", *, meta: aws.SecretMeta | None = None) -> None:
@@ -332,9 +332,9 @@ def record_write(name: str, version_id: str = "", *, meta: aws.SecretMeta | None
     otherwise a known entry gets ``version_id`` as its current version and now as its last
     change, and a secret not in the listing (or a write that names no version, such as a
     scheduled deletion) costs one ``DescribeSecret``. Nothing happens when no listing is cached
-    (the next list view lists AWS anyway). When another write-through holds the listing for
-    more than :data:`WRITE_WAIT_SECONDS`, the listing is marked stale instead
-    (:func:`invalidate`). A background listing that started before this write and ends after it
+    (the next list view lists AWS anyway). When other write-throughs hold the listing for more
+    than :data:`WRITE_WAIT_SECONDS`, a secret already listed keeps its old entry until the
+    timed listing (logged), and a new one marks the listing stale (:func:`invalidate`). A background listing that started before this write and ends after it
     may store an entry from before the write; the next timed listing corrects it.
 
     Raises :class:`~secrets_admin.aws.AwsError` only when the ``DescribeSecret`` fails (the
@@ -344,7 +344,11 @@ def record_write(name: str, version_id: str = "", *, meta: aws.SecretMeta | None
     deadline = time.monotonic() + WRITE_WAIT_SECONDS
     while not cache.add(WRITE_LOCK_KEY, token, LOCK_SECONDS):
         if time.monotonic() > deadline:
-            invalidate()
+            current, _ = _cached()
+            if current is None or name not in {m.name for m in current.secrets}:
+                invalidate()  # a new secret must not wait for the timer to be listed
+            else:
+                logger.warning("listing write-through of %s skipped: the listing is busy", name)
             return
         time.sleep(0.02)
     try:
