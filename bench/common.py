@@ -366,6 +366,29 @@ class Portal:
         return self._times.pop(request_id)
 
 
+def browser_headers(origin: str, cookies: dict[str, str], method: str) -> dict[str, str]:
+    """What a browser behind a TLS-terminating load balancer sends: the cookies, its origin,
+    ``X-Forwarded-Proto: https`` (which the balancer adds) and, on a POST, the CSRF token."""
+    headers = {
+        "X-Forwarded-Proto": "https",
+        "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items()),
+        "Origin": origin,
+        "Referer": origin + "/",
+    }
+    if method == "POST" and "csrftoken" in cookies:
+        headers["X-CSRFToken"] = cookies["csrftoken"]
+    return headers
+
+
+def keep_cookies(cookies: dict[str, str], response: Any) -> None:
+    """Store a response's ``Set-Cookie`` values in ``cookies`` (``Secure`` ones too, which an
+    http client would otherwise drop on loopback)."""
+    raw = getattr(response, "raw", None)
+    for header in raw.headers.getlist("Set-Cookie") if raw is not None else []:
+        for name, morsel in SimpleCookie(header).items():
+            cookies[name] = morsel.value
+
+
 class PortalClient:
     """A signed-in browser, as far as the server can tell: session and CSRF cookies, and the
     ``X-Forwarded-Proto: https`` a TLS-terminating load balancer adds (the portal's cookies are
@@ -389,16 +412,9 @@ class PortalClient:
         data: dict[str, str] | None = None,
         htmx: bool = False,
     ) -> requests.Response:
-        headers = {
-            "X-Forwarded-Proto": "https",
-            "Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()),
-            "Origin": self.origin,
-            "Referer": self.origin + "/",
-        }
+        headers = browser_headers(self.origin, self.cookies, method)
         if htmx:
             headers["HX-Request"] = "true"
-        if method == "POST" and "csrftoken" in self.cookies:
-            headers["X-CSRFToken"] = self.cookies["csrftoken"]
         response = self.http.request(
             method,
             self.base + path,
@@ -408,9 +424,7 @@ class PortalClient:
             allow_redirects=False,
             timeout=300,
         )
-        for header in response.raw.headers.getlist("Set-Cookie"):
-            for name, morsel in SimpleCookie(header).items():
-                self.cookies[name] = morsel.value
+        keep_cookies(self.cookies, response)
         return response
 
     def get(self, path: str, **kw: Any) -> requests.Response:

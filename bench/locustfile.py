@@ -19,7 +19,6 @@ import os
 import random
 import sys
 import time
-from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,15 @@ from locust import HttpUser, between, events, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import SEARCHES, Editor, PortalClient, grid_cells, save_one_key
+from bench.common import (
+    SEARCHES,
+    Editor,
+    PortalClient,
+    browser_headers,
+    grid_cells,
+    keep_cookies,
+    save_one_key,
+)
 
 PORTALS = os.environ.get("BENCH_PORTALS", "http://127.0.0.1:8042").split(",")
 SESSIONS: list[str] = json.loads(
@@ -58,15 +65,7 @@ class Engineer(HttpUser):
     # -- HTTP as a browser behind TLS termination ------------------------------------------
 
     def _send(self, method: str, path: str, name: str, **kw: Any) -> Any:
-        headers = {
-            "X-Forwarded-Proto": "https",
-            "Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()),
-            "Origin": self.origin,
-            "Referer": self.origin + "/",
-            **kw.pop("headers", {}),
-        }
-        if method == "POST":
-            headers["X-CSRFToken"] = self.cookies.get("csrftoken", "")
+        headers = {**browser_headers(self.origin, self.cookies, method), **kw.pop("headers", {})}
         with self.client.request(
             method,
             self.base + path,
@@ -78,9 +77,7 @@ class Engineer(HttpUser):
         ) as response:
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}")
-            for header in response.raw.headers.getlist("Set-Cookie") if response.raw else []:
-                for cookie, morsel in SimpleCookie(header).items():
-                    self.cookies[cookie] = morsel.value
+            keep_cookies(self.cookies, response)
             return response
 
     # -- tasks -----------------------------------------------------------------------------

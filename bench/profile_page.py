@@ -29,7 +29,9 @@ from bench.common import (
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("page", choices=["grid", "list", "search", "status"], default="grid", nargs="?")
+    parser.add_argument(
+        "page", choices=["grid", "list", "search", "status"], default="grid", nargs="?"
+    )
     parser.add_argument("--secrets", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--all", action="store_true", help="show library frames too")

@@ -83,6 +83,8 @@ SEARCH_TERM = "app0123"
 EDITORS = 20
 #: BENCHMARKS.md's section written by bench/load.py, kept when this script rewrites the file.
 LOAD_SECTION = "## Load test"
+#: The before/after table of the goals, kept when this script rewrites the file.
+GOALS_SECTION = "## Goals"
 #: A modelled round trip to AWS in the same region (added to every call by the fake AWS).
 LATENCY_MS = 20
 
@@ -631,19 +633,26 @@ def grid_breakdown() -> dict[str, float]:
 
 
 def grid_budget(bench: Bench, breakdown: dict[str, float]) -> str:
-    """One sentence: what a ratio of 1.3 leaves the large grid beyond its AWS calls, and what
-    Django's fixed cost and the grid's own steps take of it."""
+    """One sentence: what the first-view target leaves the large grid beyond its AWS calls (the
+    20 ms rows), and what Django's fixed cost and the first view's own steps take of it."""
     fixed = next((r.server_s for r in bench.rows if r.operation.startswith("list status")), None)
-    first = next((r for r in bench.rows if r.operation.endswith("first view of its version")), None)
+    first = next(
+        (
+            r
+            for r in bench.rows
+            if "slower" in r.operation and r.operation.endswith("first view of its version")
+        ),
+        None,
+    )
     if fixed is None or first is None or not first.floor_s:
         return ""
-    steps = list(breakdown.values())
-    budget = (RATIO_TARGET - 1) * first.floor_s
+    steps = [t for step, t in breakdown.items() if step.endswith("first view)")]
+    budget = (FIRST_VIEW_TARGET - 1) * first.floor_s
     return (
-        f"At a ratio of {RATIO_TARGET} the large grid may spend {_ms(budget)} beyond its AWS "
-        f"calls (0.3 x the {_ms(first.floor_s)} floor). Django's fixed cost per request alone "
-        f"takes {_ms(fixed)}; each view adds {_ms(sum(steps))} of the steps above (parse, "
-        "fingerprints, HTML), besides writing the page to the socket."
+        f"At a ratio of {FIRST_VIEW_TARGET} the first view of a version (AWS calls "
+        f"{LATENCY_MS} ms slower) may spend {_ms(budget)} beyond its AWS calls. Django's fixed "
+        f"cost per request takes {_ms(fixed)} of it; the first view's own steps above "
+        f"{_ms(sum(steps))}."
     )
 
 
@@ -721,7 +730,9 @@ the CLI's plain put and the portal's compare-and-swap must not meet on one secre
 {NOTES}
 """
     old = path.read_text() if path.exists() else ""
-    kept = old[old.index(LOAD_SECTION) :] if LOAD_SECTION in old else ""  # make load's tables
+    # Kept from the old file: the goals table (written by hand from both runs) and make load's.
+    starts = [old.index(h) for h in (GOALS_SECTION, LOAD_SECTION) if h in old]
+    kept = old[min(starts) :] if starts else ""
     path.write_text(text + ("\n" + kept if kept else ""))
     return text
 
@@ -741,26 +752,30 @@ NOTES = """- **Ratios near a target move with the machine's load** (the load ave
 - **Status line** is the smallest signed-in page: its time is Django's fixed cost per
   request (session from Redis, user and role from PostgreSQL, CSRF, CSP, middleware). Every
   page pays it, and against moto on loopback it is of the same order as a whole AWS call.
-- **Grid of the large secret:** the floor's two calls, then the steps in the breakdown table:
-  parsing, 3,200 HMAC fingerprints and cells, and 3,200 cells of HTML through the template
-  engine (`secret_detail.html`). That work, plus the fixed cost, is the excess over a floor of
-  two calls to a moto server on the same machine. The grid is read afresh on every view (no
-  per-version cache on main): what would remove most of the rest is caching the rendered rows
-  per version and role (Django's `{% cache %}` fragment), and rendering only the services a
-  user expands. The rows with AWS calls made 20 ms slower (a modelled in-region round trip)
-  show how the ratio behaves once the floor is real network calls rather than loopback ones.
-- **Reveal** makes its one `GetSecretValue`; the rest is the audit: the "attempted" row is
-  committed in PostgreSQL before the value is read and the outcome after (invariant 3,
-  fail closed), each appended under a row lock on the chain head.
+- **Grid of the large secret:** a version seen before costs one `DescribeSecret` (which names
+  the current version) and one Redis read of the version's cached head and rendered rows
+  (`secrets_admin/grid.py`, keyed by secret, version and whether the viewer may reveal); its
+  floor is that one call. The first view of a version adds the `GetSecretValue` and the steps
+  in the breakdown table (parse, 3,200 fingerprints, the rows first shown), then caches them.
+  A large grid shows its first services (about 400 cells) and each other service as one row
+  whose link fetches its keys for the version on screen (htmx), so the page stays near
+  200 KiB. The rows with AWS calls made 20 ms slower (a modelled in-region round trip) show
+  the ratio once the floor is real network calls rather than loopback ones; on loopback the
+  excess is mostly Django's fixed cost per request (the status line row).
+- **Chromium** loads the grid page (a version seen before) five times in Debian's headless
+  Chromium through Playwright; DOM-ready is the navigation's `domContentLoadedEventEnd`.
+- **Reveal** makes its one `GetSecretValue`, finds the cell in the parsed version, and commits
+  its one audit row (the outcome, with the cell's fingerprint) in PostgreSQL under the chain
+  head's row lock before the value is sent (fail closed; an AWS error is recorded as a failed
+  reveal).
 - **Save** is measured through `bench/common.py: save_one_key`, the adapter that uses the
   editor as a browser does: GET the editor page, POST the review, POST the save (three
-  requests, each with Django's fixed cost and the session; the review re-reads the base, the
-  save records its attempt and outcome in the audit log). Its time is what the client
-  waits for the three; the floor is the compare-and-swap alone with boto3 (read the base, put
-  with a custom label, two `UpdateSecretVersionStage`). The calls are those of all three
-  requests: the editor page and the review each cost `DescribeSecret`, `GetSecretValue` (the
-  version on screen) and `ListSecretVersionIds` (the version-quota warning); the save step
-  itself makes exactly the floor (read the base, put, two `UpdateSecretVersionStage`).
+  requests, each with Django's fixed cost and the session). The first save row is what the
+  client waits for the three, with the calls of all three (the editor page and the review each
+  cost `DescribeSecret`, `GetSecretValue` and `ListSecretVersionIds`). The save step row is the
+  server time of the save POST alone against the compare-and-swap made with boto3 alone (read
+  the base, put with a custom label, two `UpdateSecretVersionStage`); beyond those calls the
+  step records its attempt and outcome in the audit log and the new version's summary.
 - **Approve** is the approver's POST on a change request opened by an engineer's editor save
   of `main`; approving applies it: `DescribeSecret` (the base is still current), then
   `UpdateSecretVersionStage` twice (move AWSCURRENT onto the staged version, drop its `CR-<id>`
