@@ -9,6 +9,7 @@ call tree of the last render. Use it when ``make bench`` shows a ratio above its
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -19,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
     FakeAws,
     Services,
+    editing_document,
     free_port,
     large_document,
     portal_env,
@@ -30,7 +32,10 @@ from bench.common import (
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
-        "page", choices=["grid", "list", "search", "status"], default="grid", nargs="?"
+        "page",
+        choices=["grid", "grid-small", "list", "search", "status"],
+        default="grid",
+        nargs="?",
     )
     parser.add_argument("--secrets", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=5)
@@ -59,6 +64,9 @@ def main() -> None:
         from secrets_admin.permissions import Role, set_role
 
         fake.client().create_secret(Name="big-secrets", SecretString=large_document())
+        fake.client().create_secret(
+            Name="small-secrets", SecretString=json.dumps(editing_document(10))
+        )
         if args.page != "grid":
             seed(fake.client, [f"app{i:05d}-secrets" for i in range(args.secrets)])
         user, _ = get_user_model().objects.get_or_create(username="profile-engineer")
@@ -67,6 +75,7 @@ def main() -> None:
         client.force_login(user)
         path, params, headers = {
             "grid": ("/secrets/big-secrets/", {}, {}),
+            "grid-small": ("/secrets/small-secrets/", {}, {}),
             "list": ("/", {}, {}),
             "search": ("/", {"q": "app0123"}, {"HX-Request": "true"}),
             "status": ("/status/", {}, {"HX-Request": "true"}),

@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -182,7 +182,8 @@ class _Fetch:
         now = time.time()
         self.secrets.sort(key=lambda m: m.name)
         listing = Listing(self.secrets, now, now - self.started_at, self.listed)
-        _store(listing)
+        with _write_lock():  # (stored even without it: a whole listing is never out of date)
+            _store(listing)
         return listing
 
     def progress(self) -> Progress:
@@ -323,6 +324,23 @@ WRITE_LOCK_KEY = "portal:listing:v2:write"
 WRITE_WAIT_SECONDS = 5.0
 
 
+@contextlib.contextmanager
+def _write_lock() -> Iterator[bool]:
+    """Hold :data:`WRITE_LOCK_KEY` (True) while a write-through or a finished listing is
+    stored, so neither overwrites the other; False after :data:`WRITE_WAIT_SECONDS`."""
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + WRITE_WAIT_SECONDS
+    held = cache.add(WRITE_LOCK_KEY, token, LOCK_SECONDS)
+    while not held and time.monotonic() < deadline:
+        time.sleep(0.02)
+        held = cache.add(WRITE_LOCK_KEY, token, LOCK_SECONDS)
+    try:
+        yield held
+    finally:
+        if held and cache.get(WRITE_LOCK_KEY) == token:
+            cache.delete(WRITE_LOCK_KEY)
+
+
 def record_write(name: str, version_id: str = "", *, meta: aws.SecretMeta | None = None) -> None:
     """Write-through after the portal itself created or changed ``name``: update its one entry
     of the shared listing instead of listing the account again (re-listing happens only on the
@@ -334,53 +352,52 @@ def record_write(name: str, version_id: str = "", *, meta: aws.SecretMeta | None
     scheduled deletion) costs one ``DescribeSecret``. Nothing happens when no listing is cached
     (the next list view lists AWS anyway). When other write-throughs hold the listing for more
     than :data:`WRITE_WAIT_SECONDS`, a secret already listed keeps its old entry until the
-    timed listing (logged), and a new one marks the listing stale (:func:`invalidate`). A background listing that started before this write and ends after it
-    may store an entry from before the write; the next timed listing corrects it.
+    timed listing (logged), and a new one marks the listing stale (:func:`invalidate`). A
+    listing of AWS that started before this write and ends after it may store an entry from
+    before the write (never an older whole listing over a newer one: both store under one
+    lock); the next timed listing corrects it.
 
     Raises :class:`~secrets_admin.aws.AwsError` only when the ``DescribeSecret`` fails (the
     write itself has landed: callers log it and go on).
     """
-    token = uuid.uuid4().hex
-    deadline = time.monotonic() + WRITE_WAIT_SECONDS
-    while not cache.add(WRITE_LOCK_KEY, token, LOCK_SECONDS):
-        if time.monotonic() > deadline:
-            current, _ = _cached()
-            if current is None or name not in {m.name for m in current.secrets}:
-                invalidate()  # a new secret must not wait for the timer to be listed
-            else:
-                logger.warning("listing write-through of %s skipped: the listing is busy", name)
+    with _write_lock() as held:
+        if held:
+            _write_through(name, version_id, meta)
             return
-        time.sleep(0.02)
-    try:
-        current, stamp = _cached()
-        if current is None or stamp is None:
-            return
-        secrets = list(current.secrets)
-        names = [m.name for m in secrets]
-        index = bisect.bisect_left(names, name)
-        known = index < len(names) and names[index] == name
-        if meta is None:
-            if known and version_id:
-                meta = replace(
-                    secrets[index], current_version=version_id, last_changed=datetime.now(UTC)
-                )
-            else:
-                meta = aws.describe(name).meta
-        if known:
-            secrets[index] = meta
-        elif name.endswith(settings.PORTAL_SECRET_SUFFIX):
-            secrets.insert(index, meta)
-        updated = Listing(
-            secrets,
-            current.fetched_at,
-            current.fetch_seconds,
-            current.listed + (0 if known else 1),
-            revision=current.revision + 1,
-        )
-        _store(updated, fresh_until=stamp.fresh_until)
-    finally:
-        if cache.get(WRITE_LOCK_KEY) == token:
-            cache.delete(WRITE_LOCK_KEY)
+    current, _ = _cached()
+    if current is None or name not in {m.name for m in current.secrets}:
+        invalidate()  # a new secret must not wait for the timer to be listed
+    else:
+        logger.warning("listing write-through of %s skipped: the listing is busy", name)
+
+
+def _write_through(name: str, version_id: str, meta: aws.SecretMeta | None) -> None:
+    current, stamp = _cached()
+    if current is None or stamp is None:
+        return
+    secrets = list(current.secrets)
+    names = [m.name for m in secrets]
+    index = bisect.bisect_left(names, name)
+    known = index < len(names) and names[index] == name
+    if meta is None:
+        if known and version_id:
+            meta = replace(
+                secrets[index], current_version=version_id, last_changed=datetime.now(UTC)
+            )
+        else:
+            meta = aws.describe(name).meta
+    if known:
+        secrets[index] = meta
+    elif name.endswith(settings.PORTAL_SECRET_SUFFIX):
+        secrets.insert(index, meta)
+    updated = Listing(
+        secrets,
+        current.fetched_at,
+        current.fetch_seconds,
+        current.listed + (0 if known else 1),
+        revision=current.revision + 1,
+    )
+    _store(updated, fresh_until=stamp.fresh_until)
 
 
 def search(listing: Listing, query: str) -> list[aws.SecretMeta]:
