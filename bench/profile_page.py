@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -44,6 +45,7 @@ def main() -> None:
     parser.add_argument(
         "--cprofile", type=int, default=0, help="instead: cProfile N renders, top functions"
     )
+    parser.add_argument("--sort", default="cumulative", help="pstats order for --cprofile")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="portal-profile-"))
     fake = FakeAws(free_port(8048), workdir / "fakeaws.log").start()
@@ -83,7 +85,6 @@ def main() -> None:
         for _ in range(args.runs):
             client.get(path, params, headers=headers)
         fake.set_latency(args.latency)
-        import time
 
         for _ in range(3):
             t = time.perf_counter()
@@ -93,10 +94,10 @@ def main() -> None:
             import cProfile
             import pstats
 
-            with cProfile.Profile() as prof:
+            with cProfile.Profile(time.process_time) as prof:  # CPU time, not waits
                 for _ in range(args.cprofile):
                     client.get(path, params, headers=headers)
-            pstats.Stats(prof).sort_stats("cumulative").print_stats(45)
+            pstats.Stats(prof).sort_stats(args.sort).print_stats(45)
             return
         profiler = Profiler(interval=0.0005)
         with profiler:
