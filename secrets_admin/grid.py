@@ -249,10 +249,10 @@ class _Fingerprinter:
         return documents.short(mac.hexdigest())
 
 
-def model_for(name: str, version_id: str) -> GridModel:
+def model_for(name: str, version_id: str, *, current: bool = False) -> GridModel:
     """The full view model of version ``version_id`` of ``name``: from the cache, or read with
-    one ``GetSecretValue`` (then cached with its head, and the secret's summary recorded for
-    the list).
+    one ``GetSecretValue`` (then cached with its head; when ``current`` says it is the version
+    ``DescribeSecret`` named current, the secret's summary is recorded for the list).
 
     Raises :class:`~secrets_admin.aws.AwsError`."""
     key = _key("model", name, version_id)
@@ -262,7 +262,8 @@ def model_for(name: str, version_id: str) -> GridModel:
     value = aws.read_version(name, version_id)
     classified = listing.classify_value(value)
     model = build_model(value.version_id, classified)
-    listing.remember(name, value.version_id, classified)
+    if current:
+        listing.remember(name, value.version_id, classified)
     cache.set_many({key: model, _key("head", name, version_id): model.head()}, CACHE_SECONDS)
     return model
 
@@ -307,7 +308,7 @@ def open_grid(name: str, *, can_reveal: bool, reveal_url: str) -> GridPage:
     found = cache.get_many([head_key, rows_key])
     head, html = found.get(head_key), found.get(rows_key)
     if not isinstance(head, GridModel) or not isinstance(html, str):
-        model = model_for(name, version_id)
+        model = model_for(name, version_id, current=True)
         head = model.head()
         html = render_rows(name, model, model.services, can_reveal, reveal_url)
         cache.set(rows_key, html, CACHE_SECONDS)

@@ -18,7 +18,7 @@ from django.core.cache import cache
 from django.urls import reverse
 
 from secrets_admin import audit, aws, documents, grid, listing, reads
-from secrets_admin.models import AuditEvent
+from secrets_admin.models import AuditEvent, SecretSummary
 
 from .conftest import CallCounter
 from .test_aws import inject_error
@@ -277,3 +277,30 @@ def test_grid_cells_show_the_values_hmac_and_post_their_cell_back(
         headers={"HX-Request": "true"},
     )
     assert response.status_code == HTTPStatus.OK and ">5<" in response.content.decode()
+
+
+def test_expanding_a_service_of_an_older_version_leaves_the_lists_summary_current(
+    as_user: Any, engineer: Any, make_secret: Any, sm: Any
+) -> None:
+    make_secret(NAME, _large_doc())
+    client = as_user(engineer)
+    old = aws.read_current(NAME).version_id
+    new = "d" * 32
+    sm.put_secret_value(
+        SecretId=NAME,
+        SecretString=json.dumps(_large_doc(services=41)),
+        ClientRequestToken=new,
+        VersionStages=["PORTAL-PENDING-TEST"],
+    )
+    sm.update_secret_version_stage(
+        SecretId=NAME, VersionStage="AWSCURRENT", MoveToVersionId=new, RemoveFromVersionId=old
+    )
+    _grid(client)
+    cache.clear()  # the older version is not cached: expanding it reads it
+    response = client.get(
+        reverse("secrets_admin:secret_detail", args=[NAME]),
+        {"service": "svc39", "version": old},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == HTTPStatus.OK
+    assert SecretSummary.objects.get(name=NAME).version_id == new
