@@ -3,8 +3,8 @@ V13.4; the load balancer's view of the portal: health checks, HEAD, forwarded cl
 
 from __future__ import annotations
 
-import json
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -287,6 +287,7 @@ NOT_WRITE_STEPS = {
     "secrets_admin:change_request_bypass": "as above",
     "secrets_admin:change_request_acknowledge": "as above",
     "secrets_admin:change_request_apply": "as above",
+    "secrets_admin:audit_evidence": "reads the audit log (a download)",
 }
 
 
