@@ -45,6 +45,8 @@ system-deps:
 node-deps:
 	@[ -d tests/idp/node_modules ] || npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
 	@[ -f tests/a11y/node_modules/axe-core/axe.min.js ] || npm ci --prefix tests/a11y --no-audit --no-fund --loglevel=error
+	@# deploy: the standard's own reader (@aws-sdk/client-secrets-manager) for tests/test_node_client.py
+	@[ -d tests/node_client/node_modules/@aws-sdk/client-secrets-manager ] || npm ci --prefix tests/node_client --no-audit --no-fund --loglevel=error
 
 ## Everything on SQLite, then the audit chain tests again on PostgreSQL (which .ci/run starts);
 ## pytest-django creates and drops test_portal_ci_<pid> there.
@@ -95,4 +97,4 @@ load: install-bench
 	$(PY) bench/load.py
 
 clean:
-	rm -rf $(VENV) staticfiles db.sqlite3 .pytest_cache .mypy_cache .ruff_cache tests/idp/node_modules tests/a11y/node_modules test-artifacts
+	rm -rf $(VENV) staticfiles db.sqlite3 .pytest_cache .mypy_cache .ruff_cache tests/idp/node_modules tests/a11y/node_modules tests/node_client/node_modules test-artifacts

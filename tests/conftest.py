@@ -23,12 +23,13 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from secrets_admin import aws
+from secrets_admin import aws, moto_fix
 from secrets_admin.permissions import Role, set_role
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
+    moto_fix.apply()  # stage-less reads return AWSCURRENT, as on AWS (secrets_admin/moto_fix.py)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

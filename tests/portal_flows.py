@@ -1,0 +1,67 @@
+"""Portal writes driven the way a browser drives them: open the page, fill its form, submit the
+buttons it offers. The tests that use these follow the forms' own actions, so they keep working
+whichever URL a wizard step lives under."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from django.urls import reverse
+
+from secrets_admin.forms import field_name
+
+from .test_views_editor import Forms
+
+
+def _submit(client: Any, form: dict[str, Any], button: tuple[str, str] | None, **extra: str) -> Any:
+    data: dict[str, list[str]] = {}
+    for name, value in [*form["fields"], *([button] if button else [])]:
+        data.setdefault(name, []).append(value)
+    for name, value in extra.items():
+        data[name] = [value]
+    return client.post(form["action"], data)
+
+
+def _form_with_button(html: str, step: str) -> dict[str, Any]:
+    return next(f for f in Forms(html).forms if ("step", step) in f["buttons"])
+
+
+def save_cells(client: Any, name: str, cells: dict[tuple[str, str, str], str], **extra: str) -> Any:
+    """Edit ``{(environment, service, key): value}`` in the editor, review, then save (or
+    propose, for a protected environment). Returns the response to the final post."""
+    editor = client.get(reverse("secrets_admin:secret_edit", args=[name]))
+    assert editor.status_code == HTTPStatus.OK
+    form = _form_with_button(editor.content.decode(), "review")
+    fields = {field_name("set", *cell): value for cell, value in cells.items()}
+    reviewed = _submit(client, form, ("step", "review"), **fields)
+    assert reviewed.status_code == HTTPStatus.OK, reviewed.content.decode()[:2000]
+    form = _form_with_button(reviewed.content.decode(), "save")
+    saved = _submit(client, form, ("step", "save"), **extra)
+    assert saved.status_code == HTTPStatus.FOUND, saved.content.decode()[:2000]
+    return saved
+
+
+def restore_environment(client: Any, name: str, environment: str, version_id: str) -> Any:
+    """Restore one environment from an older version through the history page's form."""
+    history = client.get(reverse("secrets_admin:secret_history", args=[name]))
+    assert history.status_code == HTTPStatus.OK
+    form = next(
+        f
+        for f in Forms(history.content.decode()).forms
+        if ("version_id", version_id) in f["fields"]
+    )
+    reviewed = _submit(client, form, None, environment=environment)
+    assert reviewed.status_code == HTTPStatus.OK, reviewed.content.decode()[:2000]
+    saved = _submit(client, _form_with_button(reviewed.content.decode(), "save"), ("step", "save"))
+    assert saved.status_code == HTTPStatus.FOUND
+    return saved
+
+
+def approve_change_request(client: Any, request_id: int) -> Any:
+    """Approve from the change request's page (applies once approvals are complete)."""
+    response = client.post(
+        reverse("secrets_admin:change_request_approve", args=[request_id]), {"comment": "ok"}
+    )
+    assert response.status_code == HTTPStatus.FOUND
+    return response
