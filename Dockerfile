@@ -24,4 +24,4 @@ EXPOSE 8000
 # CACHE_URL, ALLOWED_HOSTS, AWS_REGION, SSO variables). Run migrations as a release step:
 #   docker run --env-file prod.env IMAGE python manage.py migrate
 CMD ["gunicorn", "portal.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", \
-     "--forwarded-allow-ips", "*", "--access-logfile", "-"]
+     "--forwarded-allow-ips", "*"]

@@ -16,6 +16,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from portal import sso
+from secrets_admin.observability import logs as _observability_logs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -263,6 +264,19 @@ LOGGING = {
         "werkzeug": {"level": "WARNING"},
     },
 }
+
+# --- deploy: operators' logs (secrets_admin/observability/logs.py). One line per request and per
+# audit event: JSON on stdout in production, readable text on stderr in the demo and tests
+# (PORTAL_LOG_FORMAT=json|text overrides). Tracebacks never render messages or locals.
+PORTAL_LOG_FORMAT = env_str("PORTAL_LOG_FORMAT", "text" if (PORTAL_DEMO or TESTING) else "json")
+if PORTAL_LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured("PORTAL_LOG_FORMAT must be json or text.")
+LOGGING = _observability_logs.logging_config(
+    json_lines=PORTAL_LOG_FORMAT == "json", level=env_str("LOG_LEVEL", "INFO")
+)
+# Outermost, so the request line times (and sees the status of) everything below it.
+MIDDLEWARE.insert(0, "secrets_admin.observability.logs.RequestLogMiddleware")
+# --- end deploy: logs
 
 # --- The portal itself
 AWS_REGION = env_str("AWS_REGION", env_str("AWS_DEFAULT_REGION", "us-east-1"))

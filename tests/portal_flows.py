@@ -27,9 +27,17 @@ def _form_with_button(html: str, step: str) -> dict[str, Any]:
     return next(f for f in Forms(html).forms if ("step", step) in f["buttons"])
 
 
-def save_cells(client: Any, name: str, cells: dict[tuple[str, str, str], str], **extra: str) -> Any:
+def save_cells(
+    client: Any,
+    name: str,
+    cells: dict[tuple[str, str, str], str],
+    *,
+    expect: HTTPStatus = HTTPStatus.FOUND,
+    **extra: str,
+) -> Any:
     """Edit ``{(environment, service, key): value}`` in the editor, review, then save (or
-    propose, for a protected environment). Returns the response to the final post."""
+    propose, for a protected environment). Returns the response to the final post, whose
+    status must be ``expect``."""
     editor = client.get(reverse("secrets_admin:secret_edit", args=[name]))
     assert editor.status_code == HTTPStatus.OK
     form = _form_with_button(editor.content.decode(), "review")
@@ -38,7 +46,7 @@ def save_cells(client: Any, name: str, cells: dict[tuple[str, str, str], str], *
     assert reviewed.status_code == HTTPStatus.OK, reviewed.content.decode()[:2000]
     form = _form_with_button(reviewed.content.decode(), "save")
     saved = _submit(client, form, ("step", "save"), **extra)
-    assert saved.status_code == HTTPStatus.FOUND, saved.content.decode()[:2000]
+    assert saved.status_code == expect, saved.content.decode()[:2000]
     return saved
 
 
