@@ -9,6 +9,7 @@ COPY portal ./portal
 COPY secrets_admin ./secrets_admin
 RUN pip install --no-cache-dir '.[saml]' || pip install --no-cache-dir .
 COPY manage.py ./
+COPY deploy/gunicorn.conf.py ./deploy/gunicorn.conf.py
 COPY templates ./templates
 COPY static ./static
 
@@ -23,5 +24,7 @@ EXPOSE 8000
 # Settings come from the environment (README: SECRET_KEY, PORTAL_FINGERPRINT_KEY, DATABASE_URL,
 # CACHE_URL, ALLOWED_HOSTS, AWS_REGION, SSO variables). Run migrations as a release step:
 #   docker run --env-file prod.env IMAGE python manage.py migrate
-CMD ["gunicorn", "portal.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", \
-     "--forwarded-allow-ips", "*"]
+# Metrics: the workers share their counters in this directory (prometheus-client multiprocess
+# mode); deploy/gunicorn.conf.py empties it at start. Logs: one JSON line per request on stdout.
+ENV PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
+CMD ["gunicorn", "portal.wsgi:application", "-c", "deploy/gunicorn.conf.py"]

@@ -278,6 +278,11 @@ LOGGING = _observability_logs.logging_config(
 MIDDLEWARE.insert(0, "secrets_admin.observability.logs.RequestLogMiddleware")
 # --- end deploy: logs
 
+# --- deploy: Prometheus metrics (secrets_admin/observability/metrics.py). /metrics answers only
+# "Authorization: Bearer <PORTAL_METRICS_TOKEN>"; unset, the endpoint does not exist (404).
+PORTAL_METRICS_TOKEN = env_str("PORTAL_METRICS_TOKEN")
+# --- end deploy: metrics
+
 # --- The portal itself
 AWS_REGION = env_str("AWS_REGION", env_str("AWS_DEFAULT_REGION", "us-east-1"))
 os.environ.setdefault("AWS_DEFAULT_REGION", AWS_REGION)
