@@ -283,6 +283,24 @@ MIDDLEWARE.insert(0, "secrets_admin.observability.logs.RequestLogMiddleware")
 PORTAL_METRICS_TOKEN = env_str("PORTAL_METRICS_TOKEN")
 # --- end deploy: metrics
 
+# --- deploy: error reports to Sentry (secrets_admin/observability/sentry.py), the `sentry` extra.
+# Off unless SENTRY_DSN is set; request bodies, cookies, locals and exception messages are dropped.
+SENTRY_DSN = env_str("SENTRY_DSN")
+if SENTRY_DSN:
+    try:
+        from secrets_admin.observability import sentry as _sentry
+
+        _sentry.init(
+            SENTRY_DSN,
+            environment=env_str("SENTRY_ENVIRONMENT", "demo" if PORTAL_DEMO else "production"),
+            release=env_str("SENTRY_RELEASE"),
+        )
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            "SENTRY_DSN is set but the sentry extra is missing: pip install 'secrets-portal[sentry]'."
+        ) from exc
+# --- end deploy: Sentry
+
 # --- The portal itself
 AWS_REGION = env_str("AWS_REGION", env_str("AWS_DEFAULT_REGION", "us-east-1"))
 os.environ.setdefault("AWS_DEFAULT_REGION", AWS_REGION)

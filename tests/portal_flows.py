@@ -73,3 +73,23 @@ def approve_change_request(client: Any, request_id: int) -> Any:
     )
     assert response.status_code == HTTPStatus.FOUND
     return response
+
+
+def save_that_crashes(client: Any, name: str, value: str, monkeypatch: Any) -> Any:
+    """Save ``value`` into dev/stripe/secret_key while the gateway's ``stage_version`` fails
+    unexpectedly, holding the document in a local variable and quoting it in the exception's
+    message (the worst case for logs and error reports). Returns the 500 response."""
+    from secrets_admin import aws
+
+    def stage_version(name: str, *, text: str, **kwargs: Any) -> Any:
+        document = text
+        raise ValueError(f"cannot stage {document}")
+
+    monkeypatch.setattr(aws, "stage_version", stage_version)
+    client.raise_request_exception = False
+    return save_cells(
+        client,
+        name,
+        {("dev", "stripe", "secret_key"): value},
+        expect=HTTPStatus.INTERNAL_SERVER_ERROR,
+    )

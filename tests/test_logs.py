@@ -12,11 +12,10 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
-from secrets_admin import aws
 from secrets_admin.observability.logs import ExpectedClientErrors, JsonLineFormatter, TextFormatter
 
 from .conftest import STANDARD_DOC
-from .portal_flows import save_cells
+from .portal_flows import save_cells, save_that_crashes
 
 pytestmark = pytest.mark.django_db
 
@@ -108,20 +107,7 @@ def test_an_unexpected_exception_during_a_save_logs_no_value(
     lines: Lines, as_user: Any, engineer: Any, make_secret: Any, monkeypatch: Any
 ) -> None:
     make_secret(NAME, STANDARD_DOC)
-
-    def stage_version(name: str, *, text: str, **kwargs: Any) -> Any:
-        document = text  # a value in a local variable ...
-        raise ValueError(f"cannot stage {document}")  # ... and in the exception's message
-
-    monkeypatch.setattr(aws, "stage_version", stage_version)
-    client = as_user(engineer)
-    client.raise_request_exception = False
-    save_cells(
-        client,
-        NAME,
-        {("dev", "stripe", "secret_key"): CANARY},
-        expect=HTTPStatus.INTERNAL_SERVER_ERROR,
-    )
+    save_that_crashes(as_user(engineer), NAME, CANARY, monkeypatch)
 
     crash = next(line for line in lines.json if line.get("exc_type") == "builtins.ValueError")
     assert "in stage_version" in crash["traceback"]
