@@ -39,6 +39,11 @@ system-deps:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	@# deploy: xmlsec1 signs the assertions of the tests' SAML identity provider (pysaml2)
+	@command -v xmlsec1 >/dev/null 2>&1 || { \
+	  echo "installing Debian's xmlsec1 for the SAML identity provider of the tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq xmlsec1 >/dev/null; }
 
 ## npm packages of the tests, from package-lock.json: the test identity provider (oidc-provider)
 ## and axe-core for the accessibility checks.
