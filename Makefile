@@ -6,27 +6,41 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 ADDRPORT ?= 127.0.0.1:8000
 
-.PHONY: run test qa lint format typecheck security bandit audit-deps system-deps node-deps install-demo install-dev install-bench bench load clean
+.PHONY: run test qa lint format typecheck security bandit audit-deps system-deps node-deps install-demo install-dev install-bench upgrade-deps bench load clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-$(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q -e '.[demo]'
+## Locked dependencies (requirements/README.md): exactly these versions, checked by hash; the
+## project itself then without its dependencies. The demo and the tests use the dev lock (which
+## holds the runtime lock's versions), the image the runtime lock.
+LOCK_RUNTIME := requirements/runtime.txt
+LOCK_DEV := requirements/dev.txt
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make upgrade-deps" $(VENV)/bin/pip-compile -q --upgrade \
+  --allow-unsafe --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links \
+  --no-emit-trusted-host
+
+$(VENV)/.dev-installed: $(LOCK_DEV) pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q --require-hashes -r $(LOCK_DEV)
+	$(PIP) install -q --no-deps -e .
 	touch $@
 
-$(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q -e '.[dev,demo]'
+## bench's own tools (awscli, locust, pyinstrument) are not locked: never deployed, never tested.
+$(VENV)/.bench-installed: $(VENV)/.dev-installed
+	$(PIP) install -q -e '.[bench]'
 	touch $@
 
-$(VENV)/.bench-installed: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q -e '.[dev,demo,bench]'
-	touch $@
-
-install-demo: $(VENV)/.demo-installed
+install-demo: install-dev
 install-dev: $(VENV)/.dev-installed
 install-bench: $(VENV)/.bench-installed
+
+## Refresh both locks to the newest versions pyproject.toml allows (then run make test).
+upgrade-deps: install-dev
+	$(PIP_COMPILE) --extra saml --extra sentry -o $(LOCK_RUNTIME) pyproject.toml
+	$(PIP_COMPILE) --extra dev --extra demo --extra saml --extra sentry -c $(LOCK_RUNTIME) \
+	  -o $(LOCK_DEV) pyproject.toml
+	rm -f $(VENV)/.dev-installed
 
 ## The demo on embedded defaults: SQLite and an in-process moto server, no AWS account.
 run: install-demo
