@@ -155,3 +155,28 @@ def test_secret_permissions_are_scoped_to_unified_secret_arns(policy: str, setti
                 )
             else:
                 assert resource == "arn:aws:iam::ACCOUNT_ID:role/secrets-portal-write"
+
+
+#: Modules that call AWS, each with the policy file that grants its calls.
+AWS_CALLERS = {"secrets_admin/aws.py": ("portal-read.json", "portal-write.json")}
+
+
+def test_every_module_that_calls_aws_has_a_policy() -> None:
+    """A new AWS caller (an audit sink writing to CloudWatch Logs or S3, say) needs its own
+    policy in deploy/iam and a line in AWS_CALLERS, with its operations checked like the gateway's."""
+    callers = set()
+    for path in sorted((ROOT / "secrets_admin").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {
+            alias.name.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in (
+                node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")]
+            )
+        }
+        if imported & {"boto3", "botocore", "aiobotocore"}:
+            callers.add(path.relative_to(ROOT).as_posix())
+    assert callers == set(AWS_CALLERS)
+    for policies in AWS_CALLERS.values():
+        assert all((IAM / p).is_file() for p in policies)
