@@ -236,14 +236,13 @@ class TextFormatter(logging.Formatter):
 
 class JsonLineFormatter(JsonFormatter):
     """One JSON object per line: ``time``, ``level``, ``logger``, ``message`` and the
-    :data:`FIELDS` a record carries; a traceback as ``exc_type`` + ``traceback``."""
+    :data:`FIELDS` a record carries; a traceback as ``exc_type`` + ``traceback``. Times are UTC."""
 
     def add_fields(
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
     ) -> None:
-        log_data["time"] = (
-            self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z"
-        )
+        utc = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        log_data["time"] = f"{utc}.{int(record.msecs):03d}Z"
         log_data["level"] = record.levelname
         log_data["logger"] = record.name
         log_data["message"] = record.getMessage()
