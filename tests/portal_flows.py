@@ -1,6 +1,5 @@
 """Portal writes driven the way a browser drives them: open the page, fill its form, submit the
-buttons it offers. The tests that use these follow the forms' own actions, so they keep working
-whichever URL a wizard step lives under."""
+button it offers for the next step (each step of a wizard has its own URL)."""
 
 from __future__ import annotations
 
@@ -14,17 +13,13 @@ from secrets_admin.forms import field_name
 from .test_views_editor import Forms
 
 
-def _submit(client: Any, form: dict[str, Any], button: tuple[str, str] | None, **extra: str) -> Any:
+def _submit(client: Any, form: dict[str, Any], **extra: str) -> Any:
     data: dict[str, list[str]] = {}
-    for name, value in [*form["fields"], *([button] if button else [])]:
+    for name, value in form["fields"]:
         data.setdefault(name, []).append(value)
     for name, value in extra.items():
         data[name] = [value]
     return client.post(form["action"], data)
-
-
-def _form_with_button(html: str, step: str) -> dict[str, Any]:
-    return next(f for f in Forms(html).forms if ("step", step) in f["buttons"])
 
 
 def save_cells(
@@ -40,12 +35,10 @@ def save_cells(
     status must be ``expect``."""
     editor = client.get(reverse("secrets_admin:secret_edit", args=[name]))
     assert editor.status_code == HTTPStatus.OK
-    form = _form_with_button(editor.content.decode(), "review")
     fields = {field_name("set", *cell): value for cell, value in cells.items()}
-    reviewed = _submit(client, form, ("step", "review"), **fields)
+    reviewed = _submit(client, Forms(editor.content.decode()).with_button("review"), **fields)
     assert reviewed.status_code == HTTPStatus.OK, reviewed.content.decode()[:2000]
-    form = _form_with_button(reviewed.content.decode(), "save")
-    saved = _submit(client, form, ("step", "save"), **extra)
+    saved = _submit(client, Forms(reviewed.content.decode()).with_button("save"), **extra)
     assert saved.status_code == expect, saved.content.decode()[:2000]
     return saved
 
@@ -59,9 +52,9 @@ def restore_environment(client: Any, name: str, environment: str, version_id: st
         for f in Forms(history.content.decode()).forms
         if ("version_id", version_id) in f["fields"]
     )
-    reviewed = _submit(client, form, None, environment=environment)
+    reviewed = _submit(client, form, environment=environment)
     assert reviewed.status_code == HTTPStatus.OK, reviewed.content.decode()[:2000]
-    saved = _submit(client, _form_with_button(reviewed.content.decode(), "save"), ("step", "save"))
+    saved = _submit(client, Forms(reviewed.content.decode()).with_button("save"))
     assert saved.status_code == HTTPStatus.FOUND
     return saved
 
