@@ -5,7 +5,7 @@ as a small WSGI app in a thread of the test process (like the moto server), star
 session. It behaves like a hosted IdP (Microsoft Entra ID's claim names, a login page, the
 HTTP-POST binding back to the portal):
 
-* ``GET /metadata``: its signed-by-nothing metadata (entity id, SSO endpoint, signing certificate),
+* ``GET /metadata``: its (unsigned) metadata (entity id, SSO endpoint, signing certificate),
   which the portal reads through ``PORTAL_SSO_<ID>_IDP_METADATA_URL``;
 * ``GET /sso/redirect?SAMLRequest=..&RelayState=..``: an SP-initiated AuthnRequest
   (HTTP-Redirect binding) - answered with a login form;
@@ -22,7 +22,6 @@ registered SP), ``wrong_signature`` (signed with a key that is not in the metada
 
 from __future__ import annotations
 
-import contextlib
 import html
 import shutil
 import tempfile
@@ -277,10 +276,4 @@ class SamlIdentityProvider:
         http_args = server.apply_binding(
             BINDING_HTTP_POST, str(response), pending["acs"], pending["relay_state"], response=True
         )
-        return "".join(value for _, value in [("body", http_args["data"])])
-
-
-@contextlib.contextmanager
-def running() -> Iterator[SamlIdentityProvider]:
-    with SamlIdentityProvider() as idp:
-        yield idp
+        return str(http_args["data"])  # an HTML page whose script posts the form to the SP
