@@ -253,9 +253,12 @@ def identity_of(user: Any) -> dict[str, str]:
 
 
 def client_ip(request: HttpRequest) -> str:
-    """The client's address: ``REMOTE_ADDR`` (a proxy in front should set it, e.g. gunicorn's
-    ``--forwarded-allow-ips``; we do not trust ``X-Forwarded-For`` from the client)."""
-    return str(request.META.get("REMOTE_ADDR", ""))[:64]
+    """The client's address: ``REMOTE_ADDR``, or the ``X-Forwarded-For`` hop the trusted
+    proxies vouch for (``PORTAL_TRUSTED_PROXY_COUNT``, ``PORTAL_TRUSTED_PROXIES``; see
+    :func:`secrets_admin.proxies.client_address`)."""
+    from .proxies import client_address
+
+    return client_address(request)[:64]
 
 
 # --------------------------------------------------------------------------------------------

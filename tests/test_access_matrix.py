@@ -203,6 +203,9 @@ MATRIX: list[Row] = [
     row("secrets_admin:audit_verify", (), "GET", everyone(NOT_ALLOWED)),
     row("secrets_admin:audit_secret_timeline", (SECRET,), "GET", for_role(Role.AUDITOR)),
     row("secrets_admin:audit_user_timeline", ("erin-engineer",), "GET", for_role(Role.AUDITOR)),
+    # --- load balancer probe (secrets_admin/health.py): no sign-in
+    row("healthz", (), "GET", everyone(OK)),
+    row("healthz", (), "POST", everyone(NOT_ALLOWED)),
     # --- allauth: sign-in and sign-out
     row("account_login", (), "GET", public(anonymous=OK, signed_in=FOUND)),
     row("account_logout", (), "GET", public(anonymous=FOUND, signed_in=OK)),

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
+from django.urls import Resolver404, resolve
 from pythonjsonlogger.json import JsonFormatter
 
 #: The request being served by this thread (for the request id of audit lines and AWS counts).
@@ -125,9 +126,15 @@ request_listeners: list[Callable[[str, int, float], None]] = []
 
 def route_of(request: HttpRequest) -> str:
     """The URL pattern's name (``secrets_admin:secret_detail``), never the path (which names a
-    secret); ``unmatched`` when no pattern matched."""
+    secret); ``unmatched`` when no pattern matches. A request answered before URL resolution
+    (the ``/healthz`` probe, a refused host) is resolved here for its name."""
     match = getattr(request, "resolver_match", None)
-    return (match.view_name or match.route) if match is not None else "unmatched"
+    if match is None:
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return "unmatched"
+    return str(match.view_name or match.route)
 
 
 class RequestLogMiddleware:
