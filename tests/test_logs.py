@@ -129,3 +129,12 @@ def test_expected_refusals_log_no_traceback(
     assert statuses == [HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND]
     assert "Traceback" not in lines.everything()
     assert not any("traceback" in line for line in lines.json)
+
+
+def test_a_probe_answered_before_url_resolution_is_logged_under_its_route_name(
+    lines: Lines, client: Any
+) -> None:
+    response = client.get(reverse("healthz"))
+
+    [line] = lines.of("portal.request")
+    assert (line["route"], line["status"]) == ("healthz", response.status_code)
