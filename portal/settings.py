@@ -16,6 +16,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from portal import sso
+from secrets_admin.observability import logs as _observability_logs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -303,6 +304,42 @@ LOGGING = {
         "werkzeug": {"level": "WARNING"},
     },
 }
+
+# --- deploy: operators' logs (secrets_admin/observability/logs.py). One line per request and per
+# audit event: JSON on stdout in production, readable text on stderr in the demo and tests
+# (PORTAL_LOG_FORMAT=json|text overrides). Tracebacks never render messages or locals.
+PORTAL_LOG_FORMAT = env_str("PORTAL_LOG_FORMAT", "text" if (PORTAL_DEMO or TESTING) else "json")
+if PORTAL_LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured("PORTAL_LOG_FORMAT must be json or text.")
+LOGGING = _observability_logs.logging_config(
+    json_lines=PORTAL_LOG_FORMAT == "json", level=env_str("LOG_LEVEL", "INFO")
+)
+# Outermost, so the request line times (and sees the status of) everything below it.
+MIDDLEWARE.insert(0, "secrets_admin.observability.logs.RequestLogMiddleware")
+# --- end deploy: logs
+
+# --- deploy: Prometheus metrics (secrets_admin/observability/metrics.py). /metrics answers only
+# "Authorization: Bearer <PORTAL_METRICS_TOKEN>"; unset, the endpoint does not exist (404).
+PORTAL_METRICS_TOKEN = env_str("PORTAL_METRICS_TOKEN")
+# --- end deploy: metrics
+
+# --- deploy: error reports to Sentry (secrets_admin/observability/sentry.py), the `sentry` extra.
+# Off unless SENTRY_DSN is set; request bodies, cookies, locals and exception messages are dropped.
+SENTRY_DSN = env_str("SENTRY_DSN")
+if SENTRY_DSN:
+    try:
+        from secrets_admin.observability import sentry as _sentry
+
+        _sentry.init(
+            SENTRY_DSN,
+            environment=env_str("SENTRY_ENVIRONMENT", "demo" if PORTAL_DEMO else "production"),
+            release=env_str("SENTRY_RELEASE"),
+        )
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            "SENTRY_DSN is set but the sentry extra is missing: pip install 'secrets-portal[sentry]'."
+        ) from exc
+# --- end deploy: Sentry
 
 # --- The portal itself
 AWS_REGION = env_str("AWS_REGION", env_str("AWS_DEFAULT_REGION", "us-east-1"))

@@ -230,6 +230,8 @@ MATRIX: list[Row] = [
     row("socialaccount_login_error", (), "GET", everyone(UNAUTHORIZED)),
     row("socialaccount_signup", (), "GET", everyone(FOUND)),
     row("socialaccount_connections", (), "GET", public(anonymous=LOGIN, signed_in=OK)),
+    # --- deploy: Prometheus endpoint, a bearer token only (none configured in the tests: off)
+    row("portal_metrics", (), "GET", everyone(NOT_FOUND)),
 ]
 # fmt: on
 

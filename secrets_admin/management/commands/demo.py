@@ -28,6 +28,9 @@ class Command(BaseCommand):
         if not options["seed_only"]:
             from moto.server import ThreadedMotoServer
 
+            from secrets_admin import moto_fix
+
+            moto_fix.apply()  # stage-less reads return AWSCURRENT, as on AWS
             server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
             server.start()
             host, port = server.get_host_and_port()
