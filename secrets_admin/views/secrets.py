@@ -17,9 +17,9 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
-from .. import audit, aws, listing, ratelimit, reads
+from .. import audit, aws, hygiene, listing, ratelimit, reads
 from ..models import ChangeRequest
-from ..permissions import Action, require
+from ..permissions import Action, require, visible_secret_names
 from . import HtmxHttpRequest
 
 
@@ -121,6 +121,7 @@ def secret_detail(request: HttpRequest, name: str) -> HttpResponse:
         page = reads.secret_open(name)
     except aws.AwsError as exc:
         return _aws_error_page(request, exc, name=name)
+    hygiene.mark_reuse(page, visible=visible_secret_names(request.user))  # "same value as ..."
     return render(
         request,
         "secrets_admin/secret_detail.html",

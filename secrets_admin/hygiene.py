@@ -1,0 +1,716 @@
+"""Credential hygiene across the account, read from the index (``index.py``) with no AWS call:
+the service matrix, reused credentials, stale credentials, and each repository's adoption of
+the standard. Names, fingerprints and dates only, never a value.
+
+Every function takes ``visible``: the secrets the person may see
+(:func:`~secrets_admin.permissions.visible_secret_names`; ``None`` = all). A secret outside it
+does not exist here: it is neither shown nor counted, nor named as the other side of a reuse.
+
+Rules, with the part of the standard (``shared/seed/unified-secrets-standard.md``) behind each:
+
+==============================  =======  =========================================================
+rule                            default  why
+==============================  =======  =========================================================
+reuse.production-elsewhere      error    a production credential also in another environment:
+                                         the standard keeps separate credentials per environment
+reuse.across-environments       warning  two non-production environments share a credential
+reuse.across-repositories       warning  one credential shared by two repositories' secrets
+stale.credential                warning  unchanged for longer than ``PORTAL_STALE_DAYS``
+empty.production-credential     error    an empty production value: the app gets "" at runtime
+==============================  =======  =========================================================
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import fnmatch
+import io
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any, Literal
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db.models import Count, Max, Q, QuerySet
+from django.utils import timezone
+
+from . import compliance, documents, permissions
+from .index import ChangedHow
+from .models import IndexCell, IndexedSecret
+
+Visible = frozenset[str] | None
+Status = Literal["ok", "fail", "unknown"]
+
+
+def _secrets(visible: Visible) -> QuerySet[IndexedSecret]:
+    qs = IndexedSecret.objects.all()
+    return qs if visible is None else qs.filter(name__in=sorted(visible))
+
+
+def _cells(visible: Visible) -> QuerySet[IndexCell]:
+    qs = IndexCell.objects.all()
+    return qs if visible is None else qs.filter(secret__name__in=sorted(visible))
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """How current the index is: unified secrets in it, how many wait for their first read,
+    and when it was last written (``None`` when empty: run ``manage.py secrets_scan``)."""
+
+    unified: int
+    unread: int
+    latest: datetime | None
+
+
+def index_state(*, visible: Visible) -> IndexState:
+    """Two queries over the secrets' rows."""
+    qs = _secrets(visible).filter(unified=True)
+    state = qs.aggregate(latest=Max("indexed_at"), unified=Count("id"))
+    return IndexState(state["unified"], qs.filter(version_id="").count(), state["latest"])
+
+
+def repo_of(name: str) -> str:
+    """A unified secret's repository: its name without ``PORTAL_SECRET_SUFFIX``."""
+    suffix = settings.PORTAL_SECRET_SUFFIX
+    return name[: -len(suffix)] if suffix and name.endswith(suffix) else name
+
+
+def is_production(environment: str) -> bool:
+    """Production = a protected environment (``PORTAL_PROTECTED_ENVIRONMENTS``, default ``main``;
+    DESIGN.md: ``main`` is production)."""
+    return permissions.is_protected(environment)
+
+
+# --------------------------------------------------------------------------------------------
+# Service matrix
+
+
+@dataclass(frozen=True)
+class MatrixCell:
+    """One repository x service: the environments (in the filter) that have the service and how
+    many keys it holds across them."""
+
+    service: str
+    environments: tuple[str, ...]
+    keys: int
+
+    @property
+    def present(self) -> bool:
+        return bool(self.environments)
+
+
+@dataclass(frozen=True)
+class MatrixRow:
+    repo: str
+    secret: str
+    cells: tuple[MatrixCell, ...]
+    indexed: bool = True  # False: listed but its value not read yet
+
+
+@dataclass
+class Matrix:
+    """The service matrix: every known environment and service (for the filters), the service
+    columns shown, and one row per repository."""
+
+    environments: list[str]
+    services: list[str]
+    columns: list[str]
+    rows: list[MatrixRow] = field(default_factory=list)
+
+
+PRESENCE = ("", "present", "missing")
+
+
+def service_matrix(
+    *, visible: Visible, environment: str = "", service: str = "", presence: str = ""
+) -> Matrix:
+    """Repositories x services from the index (one query). ``environment`` limits presence to
+    one environment; ``service`` shows that column only; ``presence`` (``present`` /
+    ``missing``, with a ``service``) keeps the repositories that have or lack it."""
+    rows = list(
+        _secrets(visible)
+        .filter(unified=True, deleted_date__isnull=True)
+        .values_list("name", "layout", "version_id")
+    )
+    environments: dict[str, None] = dict.fromkeys(documents.STANDARD_ENVIRONMENTS)
+    services: dict[str, None] = {}
+    for _, layout, _ in rows:
+        environments.update(dict.fromkeys(layout))
+        for per_env in layout.values():
+            services.update(dict.fromkeys(per_env))
+    columns = [service] if service else sorted(services)
+    matrix = Matrix(list(environments), sorted(services), columns)
+    for name, layout, version in rows:
+        envs = [environment] if environment else list(layout)
+        cells = tuple(
+            MatrixCell(
+                s,
+                tuple(e for e in envs if s in layout.get(e, {})),
+                sum(layout.get(e, {}).get(s, 0) for e in envs),
+            )
+            for s in columns
+        )
+        if service and presence == "present" and not cells[0].present:
+            continue
+        if service and presence == "missing" and cells[0].present:
+            continue
+        matrix.rows.append(MatrixRow(repo_of(name), name, cells, indexed=bool(version)))
+    return matrix
+
+
+def matrix_csv(matrix: Matrix) -> str:
+    """The matrix as CSV: ``repository, secret, <service>...``; a cell lists the environments
+    that have the service (``-`` when none). Names only."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["repository", "secret", *matrix.columns])
+    for row in matrix.rows:
+        writer.writerow(
+            [
+                _csv_safe(row.repo),
+                _csv_safe(row.secret),
+                *(" ".join(c.environments) or "-" for c in row.cells),
+            ]
+        )
+    return out.getvalue()
+
+
+def _csv_safe(text: str) -> str:
+    """Keep a spreadsheet from reading a name as a formula (OWASP "CSV injection")."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+# --------------------------------------------------------------------------------------------
+# Reused credentials
+
+
+@dataclass(frozen=True, order=True)
+class Place:
+    """One cell of one secret, by name."""
+
+    secret: str
+    environment: str
+    service: str
+    key: str
+
+    @property
+    def cell(self) -> str:
+        return f"{self.environment}/{self.service}/{self.key}"
+
+    @property
+    def production(self) -> bool:
+        return is_production(self.environment)
+
+    def named_from(self, secret: str) -> str:
+        """The cell as seen from ``secret``: ``dev/stripe/key``, or ``other-secrets: dev/...``."""
+        return self.cell if self.secret == secret else f"{self.secret}: {self.cell}"
+
+
+@dataclass(frozen=True)
+class ReuseGroup:
+    """Cells holding one value (equal fingerprints); ``problems`` are ``(severity, rule)``."""
+
+    fingerprint: str
+    places: tuple[Place, ...]
+    problems: tuple[tuple[compliance.Severity, str], ...]
+
+    @property
+    def severity(self) -> compliance.Severity:
+        return "error" if any(s == "error" for s, _ in self.problems) else "warning"
+
+    @property
+    def short(self) -> str:
+        return documents.short(self.fingerprint)
+
+    @property
+    def secrets(self) -> list[str]:
+        return sorted({p.secret for p in self.places})
+
+
+def _problems(places: Sequence[Place]) -> list[tuple[compliance.Severity, str]]:
+    out: list[tuple[compliance.Severity, str]] = []
+    by_secret: dict[str, set[str]] = defaultdict(set)
+    for p in places:
+        by_secret[p.secret].add(p.environment)
+    for envs in by_secret.values():
+        prod = {e for e in envs if is_production(e)}
+        if prod and envs - prod:
+            out.append(("error", "reuse.production-elsewhere"))
+        elif len(envs - prod) > 1:
+            out.append(("warning", "reuse.across-environments"))
+    if len(by_secret) > 1:
+        out.append(("warning", "reuse.across-repositories"))
+    return sorted(set(out), key=lambda p: (compliance.SEVERITIES.index(p[0]), p[1]))
+
+
+def reuse_groups(*, visible: Visible) -> list[ReuseGroup]:
+    """Every credential found in more than one environment or repository, errors first.
+
+    Two queries: the fingerprints held by more than one credential cell, then those cells.
+    Cells of one environment sharing a value (two keys, one value) are not reuse.
+    """
+    cells = _cells(visible).filter(credential=True, secret__deleted_date__isnull=True)
+    shared = cells.values("fingerprint").annotate(n=Count("id")).filter(n__gt=1)
+    rows = cells.filter(fingerprint__in=shared.values("fingerprint")).values_list(
+        "fingerprint", "secret__name", "environment", "service", "key"
+    )
+    grouped: dict[str, list[Place]] = defaultdict(list)
+    for fp, *where in rows:
+        grouped[fp].append(Place(*where))
+    groups = []
+    for fp, places in grouped.items():
+        problems = _problems(places)
+        if problems:
+            ordered = sorted(places, key=lambda p: (p.secret, not p.production, p.cell))
+            groups.append(ReuseGroup(fp, tuple(ordered), tuple(problems)))
+    groups.sort(key=lambda g: (compliance.SEVERITIES.index(g.severity), g.secrets, g.places))
+    return groups
+
+
+def reuse_markers(
+    *, name: str, version_id: str, visible: Visible
+) -> dict[tuple[str, str, str], str]:
+    """For the grid of ``name`` at ``version_id``: ``(environment, service, key)`` -> "same value
+    as dev/stripe/secret_key" for each credential cell whose value another visible cell holds.
+    Empty when the index describes another version (it is then out of date for this grid)."""
+    own = list(
+        _cells(visible)
+        .filter(secret__name=name, version_id=version_id, credential=True)
+        .values_list("environment", "service", "key", "fingerprint")
+    )
+    if not own:
+        return {}
+    fps = {fp for *_, fp in own}
+    others = (
+        _cells(visible)
+        .filter(credential=True, fingerprint__in=sorted(fps), secret__deleted_date__isnull=True)
+        .values_list("fingerprint", "secret__name", "environment", "service", "key")
+        .order_by("secret__name", "environment", "service", "key")
+    )
+    holders: dict[str, list[Place]] = defaultdict(list)
+    for fp, *where in others:
+        holders[fp].append(Place(*where))
+    out = {}
+    for env, service, key, fp in own:
+        # Another key of the same environment holding the value is not reuse (and not itself).
+        same = [p for p in holders[fp] if not (p.secret == name and p.environment == env)]
+        if same:
+            shown = ", ".join(p.named_from(name) for p in same[:3])
+            more = f" and {len(same) - 3} more" if len(same) > 3 else ""
+            out[(env, service, key)] = f"same value as {shown}{more}"
+    return out
+
+
+def mark_reuse(page: Any, *, visible: Visible) -> None:
+    """Give each cell of a grid page (``reads.SecretPage``) a ``same_as`` text ("" when unique),
+    from :func:`reuse_markers`."""
+    markers = reuse_markers(name=page.name, version_id=page.version_id, visible=visible)
+    for row in page.rows:
+        for env, cell in row.cells:
+            cell.same_as = markers.get((env, row.service, row.key), "")
+
+
+# --------------------------------------------------------------------------------------------
+# Stale credentials
+
+
+@cache
+def _parse_stale_days(config: str) -> tuple[tuple[str, int], ...]:
+    rules = []
+    for part in config.split(","):
+        if not part.strip():
+            continue
+        pattern, sep, days = part.partition("=")
+        if not sep or not pattern.strip() or not days.strip().isdigit():
+            raise ImproperlyConfigured(
+                f"PORTAL_STALE_DAYS: {part.strip()!r} is not '<environment or pattern>=<days>' "
+                "(e.g. 'main=90,*=180')."
+            )
+        rules.append((pattern.strip(), int(days)))
+    return tuple(rules)
+
+
+def stale_days() -> tuple[tuple[str, int], ...]:
+    """``PORTAL_STALE_DAYS`` as ``(environment pattern, days)``, first match wins. Raises
+    ``ImproperlyConfigured`` naming the malformed part."""
+    return _parse_stale_days(settings.PORTAL_STALE_DAYS)
+
+
+def days_for(environment: str) -> int | None:
+    """How many days a credential of ``environment`` may stay unchanged (``None``: no limit)."""
+    return next((d for p, d in stale_days() if fnmatch.fnmatchcase(environment, p)), None)
+
+
+def _env_q(pattern: str) -> Q:
+    if not any(c in pattern for c in "*?["):
+        return Q(environment=pattern)
+    if pattern == "*":
+        return Q()
+    regex = "^" + "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return Q(environment__regex=regex + "$")
+
+
+def _stale_q(now: datetime) -> Q:
+    """Cells older than their environment's limit, first matching pattern wins."""
+    stale = Q(pk__in=[])
+    earlier = Q(pk__in=[])
+    for pattern, days in stale_days():
+        match = _env_q(pattern)
+        stale |= match & ~earlier & Q(changed_at__lt=now - timedelta(days=days))
+        earlier |= match
+    return stale
+
+
+@dataclass(frozen=True)
+class StaleCell:
+    place: Place
+    changed_at: datetime
+    how: str
+    changed_by: str
+    age_days: int
+    limit_days: int
+
+    @property
+    def how_label(self) -> str:
+        try:
+            return ChangedHow(self.how).label
+        except ValueError:
+            return self.how
+
+
+@dataclass
+class Staleness:
+    """Credentials due for rotation (oldest first, at most ``limit`` shown of ``total``), per
+    environment counts, rotation-enabled secrets with their next rotation, and secrets holding a
+    leftover ``AWSPENDING`` version."""
+
+    cells: list[StaleCell]
+    total: int
+    by_environment: dict[str, int]
+    rotation: list[IndexedSecret]
+    pending: list[tuple[str, list[str]]]  # (secret, AWSPENDING version ids)
+    rules: tuple[tuple[str, int], ...]
+
+
+def _stale_cells(visible: Visible, now: datetime) -> QuerySet[IndexCell]:
+    return _cells(visible).filter(_stale_q(now), credential=True, secret__deleted_date__isnull=True)
+
+
+def staleness(
+    *, visible: Visible, now: datetime | None = None, limit: int = 200, environment: str = ""
+) -> Staleness:
+    """Stale credentials from the index (three queries and the secrets' metadata)."""
+    now = now or timezone.now()
+    stale = _stale_cells(visible, now)
+    by_env = dict(stale.values_list("environment").annotate(n=Count("id")).order_by("environment"))
+    if environment:
+        stale = stale.filter(environment=environment)
+    shown = stale.order_by("changed_at", "id").values_list(
+        "secret__name", "environment", "service", "key", "changed_at", "changed_how", "changed_by"
+    )[:limit]
+    cells = []
+    for name, env, service, key, at, how, by in shown:
+        if at is None:  # narrowing: the stale filter compares changed_at, so never None
+            continue
+        cells.append(
+            StaleCell(
+                Place(name, env, service, key),
+                at,
+                how,
+                by,
+                (now - at).days,
+                days_for(env) or 0,
+            )
+        )
+    secrets = _secrets(visible).filter(deleted_date__isnull=True)
+    rotation = list(secrets.filter(rotation_enabled=True).order_by("next_rotation", "name"))
+    pending = [(n, v) for n, v in secrets.values_list("name", "pending_versions") if v]
+    total = sum(by_env.values()) if not environment else by_env.get(environment, 0)
+    return Staleness(cells, total, by_env, rotation, pending, stale_days())
+
+
+# --------------------------------------------------------------------------------------------
+# Adoption of the standard per repository
+
+
+@dataclass(frozen=True)
+class AdoptionItem:
+    id: str
+    status: Status
+    detail: str = ""
+
+
+#: Item id -> what the portal checks (the standard's migration checklist, as far as it can see).
+ADOPTION_ITEMS: dict[str, str] = {
+    "unified": "A unified secret <repo>-secrets exists",
+    "environments": "It has every required environment (PORTAL_REQUIRED_ENVIRONMENTS)",
+    "legacy": "No legacy per-environment secrets left (or all scheduled for deletion)",
+    "empty": "No empty production credential",
+    "reused": "No production credential reused elsewhere",
+    "stale": "No stale production credential",
+    "policy": "The generated IAM policy (<name>-*) matches this secret only",
+}
+
+
+@dataclass(frozen=True)
+class AdoptionRow:
+    repo: str
+    secret: str  # "" when the repository has legacy secrets only
+    items: tuple[AdoptionItem, ...]
+
+    @property
+    def passed(self) -> int:
+        return sum(1 for i in self.items if i.status == "ok")
+
+    @property
+    def status(self) -> dict[str, AdoptionItem]:
+        return {i.id: i for i in self.items}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "repo": self.repo,
+            "secret": self.secret,
+            "passed": self.passed,
+            "of": len(self.items),
+            "items": {i.id: {"status": i.status, "detail": i.detail} for i in self.items},
+        }
+
+
+def _listed(names: Iterable[str], most: int = 3) -> str:
+    names = sorted(names)
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
+
+
+def _count_item(item: str, n: int, what: str) -> AdoptionItem:
+    return AdoptionItem(item, "ok" if not n else "fail", f"{n} {what}" if n else "")
+
+
+def adoption(*, visible: Visible, now: datetime | None = None) -> list[AdoptionRow]:
+    """One row per repository (a unified secret, or legacy secrets without one), by repo name.
+
+    Reads the index only: the secrets' rows, empty and stale production cells, and
+    :func:`reuse_groups`.
+    """
+    now = now or timezone.now()
+    suffix = settings.PORTAL_SECRET_SUFFIX
+    secrets = list(
+        _secrets(visible).values_list("name", "unified", "kind", "environments", "deleted_date")
+    )
+    all_names = sorted(n for n, *_ in secrets)
+    unified = {n: (kind, envs) for n, u, kind, envs, d in secrets if u and d is None}
+    repos = {repo_of(n) for n in unified}
+    environments = list(
+        dict.fromkeys([*settings.PORTAL_REQUIRED_ENVIRONMENTS, *compliance.COMMON_ENVIRONMENTS])
+    )
+    legacy: dict[str, list[tuple[str, bool]]] = defaultdict(list)
+    for n, u, _, _, deleted in secrets:
+        if u:
+            continue
+        match = compliance.legacy_match(n, repos, environments)
+        if match is None:
+            continue
+        owner = match.repo or n[: -len(match.environment) - 1]
+        legacy[owner].append((n, deleted is not None))
+    prod_cells = _cells(visible).filter(secret__deleted_date__isnull=True)
+    empty: dict[str, int] = defaultdict(int)
+    for name, env in prod_cells.filter(empty=True).values_list("secret__name", "environment"):
+        if is_production(env):
+            empty[name] += 1
+    stale: dict[str, int] = defaultdict(int)
+    for name, env, n in (
+        _stale_cells(visible, now)
+        .values_list("secret__name", "environment")
+        .annotate(n=Count("id"))
+        .order_by()
+    ):
+        if is_production(env):
+            stale[name] += n
+    reused: dict[str, set[str]] = defaultdict(set)
+    for group in reuse_groups(visible=visible):
+        for p in group.places:
+            if p.production:
+                reused[p.secret].add(p.cell)
+    rows = []
+    required = tuple(settings.PORTAL_REQUIRED_ENVIRONMENTS)
+    for repo in sorted(repos | set(legacy)):
+        name = repo + suffix
+        olds = legacy.get(repo, [])
+        live = [n for n, scheduled in olds if not scheduled]
+        legacy_item = AdoptionItem(
+            "legacy",
+            "fail" if live else "ok",
+            f"left: {_listed(live)}"
+            if live
+            else (f"{len(olds)} scheduled for deletion" if olds else ""),
+        )
+        if name not in unified:
+            rows.append(
+                AdoptionRow(
+                    repo,
+                    "",
+                    (
+                        AdoptionItem("unified", "fail", f"no {name}"),
+                        *(AdoptionItem(i, "unknown") for i in ("environments",)),
+                        legacy_item,
+                        *(
+                            AdoptionItem(i, "unknown")
+                            for i in ("empty", "reused", "stale", "policy")
+                        ),
+                    ),
+                )
+            )
+            continue
+        kind, envs = unified[name]
+        if kind != "conforming":
+            env_item = AdoptionItem(
+                "environments", "unknown" if not kind else "fail", kind or "not read yet"
+            )
+        else:
+            missing = [e for e in required if e not in envs]
+            env_item = AdoptionItem(
+                "environments",
+                "fail" if missing else "ok",
+                f"missing {_listed(missing)}" if missing else "",
+            )
+        overlap = _policy_overlap(name, all_names)
+        rows.append(
+            AdoptionRow(
+                repo,
+                name,
+                (
+                    AdoptionItem("unified", "ok"),
+                    env_item,
+                    legacy_item,
+                    _count_item("empty", empty.get(name, 0), "empty"),
+                    AdoptionItem(
+                        "reused",
+                        "fail" if reused.get(name) else "ok",
+                        _listed(reused.get(name, ())),
+                    ),
+                    _count_item("stale", stale.get(name, 0), "stale"),
+                    AdoptionItem(
+                        "policy",
+                        "fail" if overlap else "ok",
+                        f"{name}-* also matches {_listed(overlap)}" if overlap else "",
+                    ),
+                ),
+            )
+        )
+    return rows
+
+
+def _policy_overlap(name: str, sorted_names: Sequence[str]) -> list[str]:
+    """Other secrets the integration page's ``<name>-*`` resource would also grant (AWS appends
+    ``-`` and six random characters to an ARN, so the standard's policy ends in ``-*``); a name
+    holding an IAM wildcard (``*``/``?``) cannot be granted alone at all."""
+    if "*" in name or "?" in name:
+        return [name]
+    prefix = name + "-"
+    start = bisect.bisect_left(sorted_names, prefix)
+    out = []
+    for other in sorted_names[start:]:
+        if not other.startswith(prefix):
+            break
+        out.append(other)
+    return out
+
+
+ADOPTION_SORTS = ("repo", "passed", *ADOPTION_ITEMS)
+_RANK = {"fail": 0, "unknown": 1, "ok": 2}
+
+
+def sort_adoption(rows: list[AdoptionRow], sort: str) -> list[AdoptionRow]:
+    """Rows sorted by ``sort``: ``repo``, ``passed`` or an item id; a leading ``-`` reverses."""
+    reverse = sort.startswith("-")
+    column = sort.lstrip("-")
+    if column == "passed":
+        return sorted(rows, key=lambda r: (r.passed, r.repo), reverse=reverse)
+    if column in ADOPTION_ITEMS:
+        return sorted(rows, key=lambda r: (_RANK[r.status[column].status], r.repo), reverse=reverse)
+    return sorted(rows, key=lambda r: r.repo, reverse=reverse)
+
+
+# --------------------------------------------------------------------------------------------
+# Compliance findings
+
+
+def _open(name: str) -> compliance.Fix:
+    return compliance.Fix("secret_detail", (name,), label=f"open {name}")
+
+
+def findings(*, visible: Visible = None, now: datetime | None = None) -> list[compliance.Finding]:
+    """Reuse, staleness and empty production credentials as compliance findings, from the index
+    (no AWS call). Each names cells, never a value."""
+    now = now or timezone.now()
+    out: list[compliance.Finding] = []
+    for group in reuse_groups(visible=visible):
+        for secret in group.secrets:
+            mine = [p for p in group.places if p.secret == secret]
+            first = next((p for p in mine if p.production), mine[0])
+            others = [p.named_from(secret) for p in group.places if p != first]
+            rules = _problems(mine)  # this secret's own environments
+            if len(group.secrets) > 1:
+                rules.append(("warning", "reuse.across-repositories"))
+            for severity, rule in rules:
+                out.append(
+                    compliance.Finding(
+                        severity,
+                        rule,
+                        secret,
+                        f"{first.cell} holds the same value as {_listed(others)} (fingerprint "
+                        f"{group.short}; the value is not shown). The standard keeps a separate "
+                        "credential per environment and per application: issue a new one.",
+                        environment=first.environment,
+                        service=first.service,
+                        key=first.key,
+                        fix=_open(secret),
+                    )
+                )
+    stale = (
+        _stale_cells(visible, now)
+        .values_list("secret__name", "environment")
+        .annotate(n=Count("id"))
+        .order_by("secret__name", "environment")
+    )
+    for secret, env, n in stale:
+        out.append(
+            compliance.Finding(
+                "warning",
+                "stale.credential",
+                secret,
+                f"{n} credential{'s' if n != 1 else ''} in {env!r} unchanged for more than "
+                f"{days_for(env)} days (PORTAL_STALE_DAYS). Rotate them.",
+                environment=env,
+                fix=compliance.Fix(
+                    "credential_staleness", query=(("environment", env),), label="due for rotation"
+                ),
+            )
+        )
+    empties = (
+        _cells(visible)
+        .filter(empty=True, secret__deleted_date__isnull=True)
+        .values_list("secret__name", "environment", "service", "key")
+        .order_by("secret__name", "environment", "service", "key")
+    )
+    for secret, env, service, key in empties:
+        if is_production(env):
+            out.append(
+                compliance.Finding(
+                    "error",
+                    "empty.production-credential",
+                    secret,
+                    "This production value is empty: the app reads an empty string (or null) "
+                    "at runtime. Set the credential.",
+                    environment=env,
+                    service=service,
+                    key=key,
+                    fix=_open(secret),
+                )
+            )
+    return out
