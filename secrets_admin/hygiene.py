@@ -26,25 +26,53 @@ import bisect
 import csv
 import fnmatch
 import io
-import re
+import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cache
-from typing import Any, Literal
+from functools import lru_cache
+from typing import Any, Literal, TypeVar, cast
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
-from . import compliance, documents, permissions
+from . import compliance, documents, index, permissions
 from .index import ChangedHow
 from .models import IndexCell, IndexedSecret
 
 Visible = frozenset[str] | None
 Status = Literal["ok", "fail", "unknown"]
+
+
+#: How long a derived result may be served at most; any index write makes it out of date at
+#: once (``index.generation``), this bounds "now" drifting for staleness.
+CACHE_SECONDS = 60
+
+T = TypeVar("T")
+
+# This process's derived results: (name, parts) -> (generation, expiry, value). Kept in process
+# memory, not the shared cache: unpickling 2,000 rows from it would cost what computing them
+# does (hygiene_bench); every instance computes once per index generation.
+_derived: dict[tuple[str, ...], tuple[str, float, Any]] = {}
+
+
+def _memo(name: str, visible: Visible, compute: Callable[[], T], *parts: str) -> T:
+    """``compute()``, kept for this process until the index changes (or ``CACHE_SECONDS``) when
+    it is about the whole account (names, fingerprints and dates only, never a value). Scoped
+    results are computed each time: they differ per person."""
+    if visible is not None:
+        return compute()
+    key = (name, *parts)
+    generation = index.generation()
+    hit = _derived.get(key)
+    if hit is not None and hit[0] == generation and hit[1] > time.monotonic():
+        return cast(T, hit[2])
+    value = compute()
+    _derived[key] = (generation, time.monotonic() + CACHE_SECONDS, value)
+    return value
 
 
 def _secrets(visible: Visible) -> QuerySet[IndexedSecret]:
@@ -106,10 +134,29 @@ class MatrixCell:
 
 @dataclass(frozen=True)
 class MatrixRow:
+    """One repository: its secret, its ``layout`` (``{environment: {service: keys}}``), the
+    environments the filter looks at and the service columns; cells are built when shown."""
+
     repo: str
     secret: str
-    cells: tuple[MatrixCell, ...]
+    layout: dict[str, dict[str, int]]
+    environments: tuple[str, ...]
+    columns: tuple[str, ...]
     indexed: bool = True  # False: listed but its value not read yet
+
+    def has(self, service: str) -> bool:
+        return any(service in self.layout.get(e, {}) for e in self.environments)
+
+    @property
+    def cells(self) -> list[MatrixCell]:
+        return [
+            MatrixCell(
+                s,
+                tuple(e for e in self.environments if s in self.layout.get(e, {})),
+                sum(self.layout.get(e, {}).get(s, 0) for e in self.environments),
+            )
+            for s in self.columns
+        ]
 
 
 @dataclass
@@ -129,37 +176,33 @@ PRESENCE = ("", "present", "missing")
 def service_matrix(
     *, visible: Visible, environment: str = "", service: str = "", presence: str = ""
 ) -> Matrix:
-    """Repositories x services from the index (one query). ``environment`` limits presence to
-    one environment; ``service`` shows that column only; ``presence`` (``present`` /
-    ``missing``, with a ``service``) keeps the repositories that have or lack it."""
-    rows = list(
-        _secrets(visible)
-        .filter(unified=True, deleted_date__isnull=True)
-        .values_list("name", "layout", "version_id")
+    """Repositories x services from the index (one query over the secrets' rows, none over
+    cells). ``environment`` limits presence to one environment; ``service`` shows that column
+    only; ``presence`` (``present`` / ``missing``, with a ``service``) keeps the repositories
+    that have or lack it."""
+    found = _memo(
+        "layouts",
+        visible,
+        lambda: list(
+            _secrets(visible)
+            .filter(unified=True, deleted_date__isnull=True)
+            .values_list("name", "layout", "version_id")
+        ),
     )
     environments: dict[str, None] = dict.fromkeys(documents.STANDARD_ENVIRONMENTS)
-    services: dict[str, None] = {}
-    for _, layout, _ in rows:
+    services: set[str] = set()
+    for _, layout, _ in found:
         environments.update(dict.fromkeys(layout))
         for per_env in layout.values():
-            services.update(dict.fromkeys(per_env))
-    columns = [service] if service else sorted(services)
-    matrix = Matrix(list(environments), sorted(services), columns)
-    for name, layout, version in rows:
-        envs = [environment] if environment else list(layout)
-        cells = tuple(
-            MatrixCell(
-                s,
-                tuple(e for e in envs if s in layout.get(e, {})),
-                sum(layout.get(e, {}).get(s, 0) for e in envs),
-            )
-            for s in columns
-        )
-        if service and presence == "present" and not cells[0].present:
+            services.update(per_env)
+    columns = (service,) if service else tuple(sorted(services))
+    matrix = Matrix(list(environments), sorted(services), list(columns))
+    for name, layout, version in found:
+        envs = (environment,) if environment else tuple(layout)
+        row = MatrixRow(repo_of(name), name, layout, envs, columns, indexed=bool(version))
+        if service and presence and row.has(service) != (presence == "present"):
             continue
-        if service and presence == "missing" and cells[0].present:
-            continue
-        matrix.rows.append(MatrixRow(repo_of(name), name, cells, indexed=bool(version)))
+        matrix.rows.append(row)
     return matrix
 
 
@@ -250,14 +293,20 @@ def _problems(places: Sequence[Place]) -> list[tuple[compliance.Severity, str]]:
 
 def reuse_groups(*, visible: Visible) -> list[ReuseGroup]:
     """Every credential found in more than one environment or repository, errors first.
+    Kept in the cache until the index changes (:func:`_memo`).
 
-    Two queries: the fingerprints held by more than one credential cell, then those cells.
-    Cells of one environment sharing a value (two keys, one value) are not reuse.
+    One query: the credential cells whose fingerprint another holds (``IndexCell.shared``, kept
+    by ``index.py``). Cells of one environment sharing a value (two keys, one value) are not
+    reuse; with a scope, a group needs two visible places.
     """
-    cells = _cells(visible).filter(credential=True, secret__deleted_date__isnull=True)
-    shared = cells.values("fingerprint").annotate(n=Count("id")).filter(n__gt=1)
-    rows = cells.filter(fingerprint__in=shared.values("fingerprint")).values_list(
-        "fingerprint", "secret__name", "environment", "service", "key"
+    return _memo("reuse", visible, lambda: _reuse_groups(visible))
+
+
+def _reuse_groups(visible: Visible) -> list[ReuseGroup]:
+    rows = (
+        _cells(visible)
+        .filter(shared=True)
+        .values_list("fingerprint", "secret__name", "environment", "service", "key")
     )
     grouped: dict[str, list[Place]] = defaultdict(list)
     for fp, *where in rows:
@@ -280,7 +329,7 @@ def reuse_markers(
     Empty when the index describes another version (it is then out of date for this grid)."""
     own = list(
         _cells(visible)
-        .filter(secret__name=name, version_id=version_id, credential=True)
+        .filter(secret__name=name, version_id=version_id, shared=True)
         .values_list("environment", "service", "key", "fingerprint")
     )
     if not own:
@@ -288,7 +337,7 @@ def reuse_markers(
     fps = {fp for *_, fp in own}
     others = (
         _cells(visible)
-        .filter(credential=True, fingerprint__in=sorted(fps), secret__deleted_date__isnull=True)
+        .filter(shared=True, fingerprint__in=sorted(fps))
         .values_list("fingerprint", "secret__name", "environment", "service", "key")
         .order_by("secret__name", "environment", "service", "key")
     )
@@ -319,7 +368,7 @@ def mark_reuse(page: Any, *, visible: Visible) -> None:
 # Stale credentials
 
 
-@cache
+@lru_cache(maxsize=8)
 def _parse_stale_days(config: str) -> tuple[tuple[str, int], ...]:
     rules = []
     for part in config.split(","):
@@ -346,23 +395,36 @@ def days_for(environment: str) -> int | None:
     return next((d for p, d in stale_days() if fnmatch.fnmatchcase(environment, p)), None)
 
 
-def _env_q(pattern: str) -> Q:
-    if not any(c in pattern for c in "*?["):
-        return Q(environment=pattern)
-    if pattern == "*":
-        return Q()
-    regex = "^" + "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return Q(environment__regex=regex + "$")
+def environments_in(*, visible: Visible) -> list[str]:
+    """Every environment some indexed unified secret has (standard ones first)."""
+    return _memo("environments", visible, lambda: _environments_in(visible))
 
 
-def _stale_q(now: datetime) -> Q:
-    """Cells older than their environment's limit, first matching pattern wins."""
+def _environments_in(visible: Visible) -> list[str]:
+    seen: dict[str, None] = dict.fromkeys(documents.STANDARD_ENVIRONMENTS)
+    found: set[str] = set()
+    for envs in _secrets(visible).filter(unified=True).values_list("environments", flat=True):
+        seen.update(dict.fromkeys(envs))
+        found.update(envs)
+    return [e for e in seen if e in found]
+
+
+def _limits(visible: Visible, now: datetime) -> dict[str, datetime]:
+    """Per environment of the index with a limit: cells changed before this are stale."""
+    limits = {}
+    for env in environments_in(visible=visible):
+        days = days_for(env)
+        if days is not None:
+            limits[env] = now - timedelta(days=days)
+    return limits
+
+
+def _stale_q(limits: dict[str, datetime]) -> Q:
+    """Per environment, cells changed before its limit (each an index range on
+    ``(credential, environment, changed_at)``)."""
     stale = Q(pk__in=[])
-    earlier = Q(pk__in=[])
-    for pattern, days in stale_days():
-        match = _env_q(pattern)
-        stale |= match & ~earlier & Q(changed_at__lt=now - timedelta(days=days))
-        earlier |= match
+    for env, before in limits.items():
+        stale |= Q(environment=env, changed_at__lt=before)
     return stale
 
 
@@ -392,31 +454,60 @@ class Staleness:
     cells: list[StaleCell]
     total: int
     by_environment: dict[str, int]
-    rotation: list[IndexedSecret]
+    rotation: list[tuple[str, datetime | None]]  # (secret, next rotation)
     pending: list[tuple[str, list[str]]]  # (secret, AWSPENDING version ids)
     rules: tuple[tuple[str, int], ...]
 
 
 def _stale_cells(visible: Visible, now: datetime) -> QuerySet[IndexCell]:
-    return _cells(visible).filter(_stale_q(now), credential=True, secret__deleted_date__isnull=True)
+    return _cells(visible).filter(_stale_q(_limits(visible, now)), credential=True)
 
 
 def staleness(
     *, visible: Visible, now: datetime | None = None, limit: int = 200, environment: str = ""
 ) -> Staleness:
-    """Stale credentials from the index (three queries and the secrets' metadata)."""
-    now = now or timezone.now()
-    stale = _stale_cells(visible, now)
-    by_env = dict(stale.values_list("environment").annotate(n=Count("id")).order_by("environment"))
-    if environment:
-        stale = stale.filter(environment=environment)
-    shown = stale.order_by("changed_at", "id").values_list(
-        "secret__name", "environment", "service", "key", "changed_at", "changed_how", "changed_by"
-    )[:limit]
-    cells = []
-    for name, env, service, key, at, how, by in shown:
-        if at is None:  # narrowing: the stale filter compares changed_at, so never None
+    """Stale credentials from the index: per environment one count and one ordered read of its
+    ``limit`` oldest (an index range each), and the secrets' rotation metadata. Without ``now``
+    the report is kept in the cache for up to ``CACHE_SECONDS`` or until the index changes."""
+    if now is None:
+        return _memo(
+            "staleness",
+            visible,
+            lambda: _staleness(visible, timezone.now(), limit, environment),
+            str(limit),
+            environment,
+        )
+    return _staleness(visible, now, limit, environment)
+
+
+def _staleness(visible: Visible, now: datetime, limit: int, environment: str) -> Staleness:
+    limits = _limits(visible, now)
+    by_env = {}
+    for env, before in limits.items():  # one indexed count per environment
+        n = _cells(visible).filter(credential=True, environment=env, changed_at__lt=before).count()
+        if n:
+            by_env[env] = n
+    rows: list[tuple[Any, ...]] = []
+    for env, before in limits.items():  # the oldest of each environment (index range, in order)
+        if environment and env != environment:
             continue
+        rows.extend(
+            _cells(visible)
+            .filter(credential=True, environment=env, changed_at__lt=before)
+            .order_by("changed_at")
+            .values_list(
+                "changed_at",
+                "secret__name",
+                "environment",
+                "service",
+                "key",
+                "changed_how",
+                "changed_by",
+            )[:limit]
+        )
+    rows.sort(key=lambda r: (r[0], r[1:]))
+    cells = []
+    for at, name, env, service, key, how, by in rows[:limit]:
         cells.append(
             StaleCell(
                 Place(name, env, service, key),
@@ -428,7 +519,12 @@ def staleness(
             )
         )
     secrets = _secrets(visible).filter(deleted_date__isnull=True)
-    rotation = list(secrets.filter(rotation_enabled=True).order_by("next_rotation", "name"))
+    rotation = [
+        (name, when)
+        for name, when in secrets.filter(rotation_enabled=True)
+        .order_by("next_rotation", "name")
+        .values_list("name", "next_rotation")
+    ]
     pending = [(n, v) for n, v in secrets.values_list("name", "pending_versions") if v]
     total = sum(by_env.values()) if not environment else by_env.get(environment, 0)
     return Staleness(cells, total, by_env, rotation, pending, stale_days())
@@ -495,21 +591,30 @@ def adoption(*, visible: Visible, now: datetime | None = None) -> list[AdoptionR
     """One row per repository (a unified secret, or legacy secrets without one), by repo name.
 
     Reads the index only: the secrets' rows, empty and stale production cells, and
-    :func:`reuse_groups`.
+    :func:`reuse_groups`. Without ``now`` the rows are kept in the cache for up to
+    ``CACHE_SECONDS`` or until the index changes.
     """
-    now = now or timezone.now()
+    if now is None:
+        return _memo("adoption", visible, lambda: _adoption(visible, timezone.now()))
+    return _adoption(visible, now)
+
+
+def _adoption(visible: Visible, now: datetime) -> list[AdoptionRow]:
     suffix = settings.PORTAL_SECRET_SUFFIX
     secrets = list(
-        _secrets(visible).values_list("name", "unified", "kind", "environments", "deleted_date")
+        _secrets(visible).values_list(
+            "id", "name", "unified", "kind", "environments", "deleted_date"
+        )
     )
-    all_names = sorted(n for n, *_ in secrets)
-    unified = {n: (kind, envs) for n, u, kind, envs, d in secrets if u and d is None}
+    names = {pk: n for pk, n, *_ in secrets}
+    all_names = sorted(names.values())
+    unified = {n: (kind, envs) for _, n, u, kind, envs, d in secrets if u and d is None}
     repos = {repo_of(n) for n in unified}
     environments = list(
         dict.fromkeys([*settings.PORTAL_REQUIRED_ENVIRONMENTS, *compliance.COMMON_ENVIRONMENTS])
     )
     legacy: dict[str, list[tuple[str, bool]]] = defaultdict(list)
-    for n, u, _, _, deleted in secrets:
+    for _, n, u, _, _, deleted in secrets:
         if u:
             continue
         match = compliance.legacy_match(n, repos, environments)
@@ -517,26 +622,25 @@ def adoption(*, visible: Visible, now: datetime | None = None) -> list[AdoptionR
             continue
         owner = match.repo or n[: -len(match.environment) - 1]
         legacy[owner].append((n, deleted is not None))
-    prod_cells = _cells(visible).filter(secret__deleted_date__isnull=True)
     empty: dict[str, int] = defaultdict(int)
-    for name, env in prod_cells.filter(empty=True).values_list("secret__name", "environment"):
+    for pk, env in _cells(visible).filter(empty=True).values_list("secret_id", "environment"):
         if is_production(env):
-            empty[name] += 1
-    stale: dict[str, int] = defaultdict(int)
-    for name, env, n in (
-        _stale_cells(visible, now)
-        .values_list("secret__name", "environment")
+            empty[names[pk]] += 1
+    production = {e: t for e, t in _limits(visible, now).items() if is_production(e)}
+    stale: dict[str, int] = {
+        names[pk]: n
+        for pk, n in _cells(visible)
+        .filter(_stale_q(production), credential=True)
+        .values_list("secret_id")
         .annotate(n=Count("id"))
         .order_by()
-    ):
-        if is_production(env):
-            stale[name] += n
+    }
     reused: dict[str, set[str]] = defaultdict(set)
     for group in reuse_groups(visible=visible):
         for p in group.places:
             if p.production:
                 reused[p.secret].add(p.cell)
-    rows = []
+    rows: list[AdoptionRow] = []
     required = tuple(settings.PORTAL_REQUIRED_ENVIRONMENTS)
     for repo in sorted(repos | set(legacy)):
         name = repo + suffix
@@ -612,12 +716,11 @@ def _policy_overlap(name: str, sorted_names: Sequence[str]) -> list[str]:
     if "*" in name or "?" in name:
         return [name]
     prefix = name + "-"
-    start = bisect.bisect_left(sorted_names, prefix)
     out = []
-    for other in sorted_names[start:]:
-        if not other.startswith(prefix):
-            break
-        out.append(other)
+    i = bisect.bisect_left(sorted_names, prefix)
+    while i < len(sorted_names) and sorted_names[i].startswith(prefix):
+        out.append(sorted_names[i])
+        i += 1
     return out
 
 
@@ -694,7 +797,7 @@ def findings(*, visible: Visible = None, now: datetime | None = None) -> list[co
         )
     empties = (
         _cells(visible)
-        .filter(empty=True, secret__deleted_date__isnull=True)
+        .filter(empty=True)
         .values_list("secret__name", "environment", "service", "key")
         .order_by("secret__name", "environment", "service", "key")
     )

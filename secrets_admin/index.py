@@ -22,13 +22,16 @@ from __future__ import annotations
 import enum
 import fnmatch
 import logging
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from . import aws, documents
@@ -164,8 +167,60 @@ def _store(
     ]
     with transaction.atomic():
         row.save()
-        IndexCell.objects.filter(secret=row).delete()
+        before = _drop_cells(IndexCell.objects.filter(secret=row))
         IndexCell.objects.bulk_create(cells, batch_size=500)
+        recount_shared(before | {c.fingerprint for c in cells if c.credential})
+        bump_generation()
+
+
+#: The index's generation, a new random token at every write: pages keep what they derive from
+#: the index under it (names, fingerprints and dates only), so a kept result never outlives a
+#: change. A token rather than a counter: a cleared or evicted cache never brings back an old one.
+GENERATION_KEY = "portal:index:generation"
+
+
+def generation() -> str:
+    """The current generation token (a new one is made when the cache has none)."""
+    value = cache.get(GENERATION_KEY)
+    if not isinstance(value, str):
+        cache.add(GENERATION_KEY, uuid.uuid4().hex, None)
+        value = cache.get(GENERATION_KEY)
+    return str(value)
+
+
+def bump_generation() -> None:
+    """Mark everything derived from the index out of date: now, and again when the transaction
+    commits (a page computed in between, from the rows before the commit, is not kept)."""
+
+    def bump() -> None:
+        cache.set(GENERATION_KEY, uuid.uuid4().hex, None)
+
+    bump()
+    transaction.on_commit(bump)
+
+
+def _drop_cells(cells: QuerySet[IndexCell]) -> set[str]:
+    """Delete ``cells``; return the fingerprints of the credentials among them (to recount)."""
+    fps = set(cells.filter(credential=True).values_list("fingerprint", flat=True))
+    cells.delete()
+    return fps
+
+
+def recount_shared(fingerprints: Iterable[str]) -> None:
+    """Set ``shared`` on the credential cells holding ``fingerprints``: true where more than one
+    credential cell holds the fingerprint. Two queries per 500 fingerprints."""
+    wanted = sorted(set(fingerprints))
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        held = IndexCell.objects.filter(credential=True, fingerprint__in=chunk)
+        multi = set(
+            held.values("fingerprint")
+            .annotate(n=Count("id"))
+            .filter(n__gt=1)
+            .values_list("fingerprint", flat=True)
+        )
+        held.filter(fingerprint__in=sorted(multi)).update(shared=True)
+        held.exclude(fingerprint__in=sorted(multi)).update(shared=False)
 
 
 def _known(row: IndexedSecret | None) -> dict[Place, IndexCell]:
@@ -405,6 +460,7 @@ def refresh(
     :class:`~secrets_admin.aws.AwsError`.
     """
     existing = {row.name: row for row in IndexedSecret.objects.all()}
+    changed_meta = False
     now = timezone.now()
     listed = {m.name for m in secrets}
     to_read: list[tuple[IndexedSecret, aws.SecretMeta]] = []
@@ -412,12 +468,33 @@ def refresh(
         row = existing.get(meta.name) or IndexedSecret(name=meta.name, indexed_at=now)
         if _apply_meta(row, meta):
             row.save()  # only what changed: a warm refresh of a quiet account writes nothing
+            changed_meta = True
         readable = row.unified and meta.current_version and not meta.scheduled_for_deletion
         if readable and (force or row.version_id != meta.current_version or row.read_error):
             to_read.append((row, meta))
     gone = [name for name in existing if name not in listed]
-    for start in range(0, len(gone), 500):
-        IndexedSecret.objects.filter(name__in=gone[start : start + 500]).delete()
+    # Secrets gone from the account leave the index; those scheduled for deletion keep their row
+    # (adoption counts them) but no cells: their credentials are no longer anyone's.
+    deleting = [m.name for m in secrets if m.scheduled_for_deletion]
+    dropped: set[str] = set()
+    with transaction.atomic():
+        for start in range(0, max(len(gone), len(deleting)), 500):
+            dropped |= _drop_cells(
+                IndexCell.objects.filter(secret__name__in=deleting[start : start + 500])
+            )
+            # Read again if it is restored (RestoreSecret keeps the version).
+            IndexedSecret.objects.filter(name__in=deleting[start : start + 500]).exclude(
+                version_id=""
+            ).update(version_id="", layout={}, environments=[])
+            dropped |= _drop_cells(
+                IndexCell.objects.filter(secret__name__in=gone[start : start + 500])
+            )
+            IndexedSecret.objects.filter(name__in=gone[start : start + 500]).delete()
+        if dropped or gone:
+            recount_shared(dropped)
+            bump_generation()
+    if changed_meta:
+        bump_generation()
     reads = 0
     unreadable = []
     for row, meta in to_read:
