@@ -96,7 +96,11 @@ class IndexState:
 
 
 def index_state(*, visible: Visible) -> IndexState:
-    """Two queries over the secrets' rows."""
+    """Two queries over the secrets' rows (kept until the index changes)."""
+    return _memo("state", visible, lambda: _index_state(visible))
+
+
+def _index_state(visible: Visible) -> IndexState:
     qs = _secrets(visible).filter(unified=True)
     state = qs.aggregate(latest=Max("indexed_at"), unified=Count("id"))
     return IndexState(state["unified"], qs.filter(version_id="").count(), state["latest"])
@@ -464,7 +468,7 @@ def _stale_cells(visible: Visible, now: datetime) -> QuerySet[IndexCell]:
 
 
 def staleness(
-    *, visible: Visible, now: datetime | None = None, limit: int = 200, environment: str = ""
+    *, visible: Visible, now: datetime | None = None, limit: int = 100, environment: str = ""
 ) -> Staleness:
     """Stale credentials from the index: per environment one count and one ordered read of its
     ``limit`` oldest (an index range each), and the secrets' rotation metadata. Without ``now``

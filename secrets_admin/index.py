@@ -448,13 +448,15 @@ def refresh(
     secrets: Sequence[aws.SecretMeta],
     *,
     force: bool = False,
+    retry_errors: bool = False,
     keep_alive: Callable[[], object] | None = None,
 ) -> RefreshResult:
     """Bring the index in line with a complete listing of the account (every secret, legacy
     ones included: a secret missing from ``secrets`` is dropped from the index).
 
     A unified secret is read only when its ``AWSCURRENT`` version differs from the indexed one
-    (or ``force``); secrets scheduled for deletion or without a value are not read.
+    (or ``force``; or ``retry_errors`` and its last read failed); secrets scheduled for deletion
+    or without a value are not read.
     ``keep_alive`` is called after each secret read (the listing's lock). A secret that cannot
     be read keeps its previous cells and records why in ``read_error``; never raises
     :class:`~secrets_admin.aws.AwsError`.
@@ -470,7 +472,8 @@ def refresh(
             row.save()  # only what changed: a warm refresh of a quiet account writes nothing
             changed_meta = True
         readable = row.unified and meta.current_version and not meta.scheduled_for_deletion
-        if readable and (force or row.version_id != meta.current_version or row.read_error):
+        retry = retry_errors and bool(row.read_error)
+        if readable and (force or retry or row.version_id != meta.current_version):
             to_read.append((row, meta))
     gone = [name for name in existing if name not in listed]
     # Secrets gone from the account leave the index; those scheduled for deletion keep their row
@@ -511,6 +514,6 @@ def refresh(
 
 def scan(*, force: bool = False) -> RefreshResult:
     """List the whole account (``ListSecrets``, every secret) and :func:`refresh` the index from
-    it (``manage.py secrets_scan``). Raises :class:`~secrets_admin.aws.AwsError` when the
+    it, reading again the secrets whose last read failed (``manage.py secrets_scan``). Raises :class:`~secrets_admin.aws.AwsError` when the
     account cannot be listed."""
-    return refresh(list(aws.iter_secrets()), force=force)
+    return refresh(list(aws.iter_secrets()), force=force, retry_errors=True)

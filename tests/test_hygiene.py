@@ -456,3 +456,41 @@ def test_hygiene_pages_need_a_role(client: Any, as_user: Any, outsider: Any, pag
     assert client.get(reverse(f"secrets_admin:{page}")).status_code == HTTPStatus.FOUND
     response = as_user(outsider).get(reverse(f"secrets_admin:{page}"))
     assert response.status_code == HTTPStatus.FORBIDDEN
+
+
+def test_leftover_awspending_version_is_listed(
+    as_user: Any, auditor: Any, make_secret: Any, sm: Any
+) -> None:
+    make_secret("shop-secrets", SHOP)
+    pending = "e" * 32
+    sm.put_secret_value(
+        SecretId="shop-secrets",
+        SecretString=json.dumps(SHOP),
+        ClientRequestToken=pending,
+        VersionStages=["AWSPENDING"],
+    )
+    index.scan()
+
+    assert IndexedSecret.objects.get(name="shop-secrets").pending_versions == [pending]
+    page = as_user(auditor).get(reverse("secrets_admin:credential_staleness")).content.decode()
+    assert pending in page and "Leftover AWSPENDING" in page
+
+
+def test_secret_scheduled_for_deletion_leaves_reuse_and_comes_back_when_restored(
+    make_secret: Any, sm: Any
+) -> None:
+    make_secret("shop-secrets", {"dev": {"s": {"k": CANARY_SHARED}}})
+    make_secret("cart-secrets", {"dev": {"s": {"k": CANARY_SHARED}}})
+    index.scan()
+    assert len(hygiene.reuse_groups(visible=None)) == 1
+
+    sm.delete_secret(SecretId="cart-secrets", RecoveryWindowInDays=7)
+    index.scan()
+    assert hygiene.reuse_groups(visible=None) == []
+    assert not cell("shop-secrets", "dev/s/k").shared
+
+    sm.restore_secret(SecretId="cart-secrets")
+    index.scan()
+    assert [g.secrets for g in hygiene.reuse_groups(visible=None)] == [
+        ["cart-secrets", "shop-secrets"]
+    ]
