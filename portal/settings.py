@@ -291,7 +291,7 @@ PORTAL_STALE_DAYS = env_str("PORTAL_STALE_DAYS", "main=90,*=180")
 # Keys holding configuration rather than credentials: not checked for reuse or staleness.
 PORTAL_NOT_CREDENTIAL_KEYS = env_list(
     "PORTAL_NOT_CREDENTIAL_KEYS",
-    "region,*_region,url,*_url,host,*_host,port,*_port,*public_key,*publishable_key,*_id",
+    "region,*_region,url,*_url,host,*_host,hostname,*_hostname,endpoint*,*_endpoint,*_name,port,*_port,*public_key,*publishable_key,*_id",
 )
 # Earlier versions read (once each) to date a cell's last change when a secret is first indexed.
 PORTAL_INDEX_HISTORY_VERSIONS = env_int("PORTAL_INDEX_HISTORY_VERSIONS", 5)

@@ -103,7 +103,8 @@ def index_state(*, visible: Visible) -> IndexState:
 def _index_state(visible: Visible) -> IndexState:
     qs = _secrets(visible).filter(unified=True)
     state = qs.aggregate(latest=Max("indexed_at"), unified=Count("id"))
-    return IndexState(state["unified"], qs.filter(version_id="").count(), state["latest"])
+    unread = qs.filter(version_id="", deleted_date__isnull=True).exclude(kind=index.NO_VALUE)
+    return IndexState(state["unified"], unread.count(), state["latest"])
 
 
 def repo_of(name: str) -> str:
@@ -146,7 +147,7 @@ class MatrixRow:
     layout: dict[str, dict[str, int]]
     environments: tuple[str, ...]
     columns: tuple[str, ...]
-    indexed: bool = True  # False: listed but its value not read yet
+    status: str = ""  # why the secret has no cells: "no value yet", "not JSON"... ("" when read)
 
     def has(self, service: str) -> bool:
         return any(service in self.layout.get(e, {}) for e in self.environments)
@@ -190,7 +191,7 @@ def service_matrix(
         lambda: list(
             _secrets(visible)
             .filter(unified=True, deleted_date__isnull=True)
-            .values_list("name", "layout", "version_id")
+            .values_list("name", "layout", "kind")
         ),
     )
     environments: dict[str, None] = dict.fromkeys(documents.STANDARD_ENVIRONMENTS)
@@ -201,9 +202,10 @@ def service_matrix(
             services.update(per_env)
     columns = (service,) if service else tuple(sorted(services))
     matrix = Matrix(list(environments), sorted(services), list(columns))
-    for name, layout, version in found:
+    for name, layout, kind in found:
         envs = (environment,) if environment else tuple(layout)
-        row = MatrixRow(repo_of(name), name, layout, envs, columns, indexed=bool(version))
+        status = "" if kind == "conforming" else KIND_LABELS.get(kind, kind)
+        row = MatrixRow(repo_of(name), name, layout, envs, columns, status)
         if service and presence and row.has(service) != (presence == "present"):
             continue
         matrix.rows.append(row)
@@ -581,6 +583,17 @@ class AdoptionRow:
         }
 
 
+#: How a secret's kind reads in the adoption table.
+KIND_LABELS = {
+    "": "not read yet",
+    index.NO_VALUE: "no value yet",
+    "not_json": "not JSON",
+    "non_standard": "not the standard's structure",
+    "empty": "empty value",
+    "binary": "binary value",
+}
+
+
 def _listed(names: Iterable[str], most: int = 3) -> str:
     names = sorted(names)
     more = f" and {len(names) - most} more" if len(names) > most else ""
@@ -677,7 +690,7 @@ def _adoption(visible: Visible, now: datetime) -> list[AdoptionRow]:
         kind, envs = unified[name]
         if kind != "conforming":
             env_item = AdoptionItem(
-                "environments", "unknown" if not kind else "fail", kind or "not read yet"
+                "environments", "unknown" if not kind else "fail", KIND_LABELS.get(kind, kind)
             )
         else:
             missing = [e for e in required if e not in envs]

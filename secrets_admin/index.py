@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 
 Place = tuple[str, str, str]  # (environment, service, key)
 
+#: ``IndexedSecret.kind`` of a secret created without a value (besides ``documents.Kind``).
+NO_VALUE = "no_value"
+
 #: Labels of versions that were never the live value (proposals, stagings, a rotation's draft):
 #: skipped when walking the history.
 _NOT_LIVE = ("PORTAL_STAGED", aws.PENDING)
@@ -396,6 +399,8 @@ def _apply_meta(row: IndexedSecret, meta: aws.SecretMeta) -> bool:
         "deleted_date": meta.deleted_date,
         "owning_service": meta.owning_service,
     }
+    if fields["unified"] and not meta.current_version and not meta.scheduled_for_deletion:
+        fields["kind"] = NO_VALUE  # created without a value: nothing to read
     changed = row.pk is None
     for field, value in fields.items():
         if getattr(row, field) != value:
