@@ -329,10 +329,11 @@ def _reuse_groups(visible: Visible) -> list[ReuseGroup]:
 
 def reuse_markers(
     *, name: str, version_id: str, visible: Visible
-) -> dict[tuple[str, str, str], str]:
-    """For the grid of ``name`` at ``version_id``: ``(environment, service, key)`` -> "same value
-    as dev/stripe/secret_key" for each credential cell whose value another visible cell holds.
-    Empty when the index describes another version (it is then out of date for this grid)."""
+) -> dict[tuple[str, str, str], list[str]]:
+    """For the grid of ``name`` at ``version_id``: ``(environment, service, key)`` -> the other
+    visible cells holding the same credential (``dev/stripe/secret_key`` in this secret first,
+    then ``other-secrets: main/stripe/secret_key``). Empty when the index describes another
+    version (it is then out of date for this grid). Two queries, the second only when needed."""
     own = list(
         _cells(visible)
         .filter(secret__name=name, version_id=version_id, shared=True)
@@ -354,20 +355,23 @@ def reuse_markers(
     for env, service, key, fp in own:
         # Another key of the same environment holding the value is not reuse (and not itself).
         same = [p for p in holders[fp] if not (p.secret == name and p.environment == env)]
+        same.sort(key=lambda p: (p.secret != name, p.secret, not p.production, p.cell))
         if same:
-            shown = ", ".join(p.named_from(name) for p in same[:3])
-            more = f" and {len(same) - 3} more" if len(same) > 3 else ""
-            out[(env, service, key)] = f"same value as {shown}{more}"
+            out[(env, service, key)] = [p.named_from(name) for p in same]
     return out
 
 
 def mark_reuse(page: Any, *, visible: Visible) -> None:
-    """Give each cell of a grid page (``reads.SecretPage``) a ``same_as`` text ("" when unique),
-    from :func:`reuse_markers`."""
+    """Give each cell of a grid page (``reads.SecretPage``) ``same_as``, a short marker ("same
+    value as dev/stripe/secret_key and 2 more"; "" when unique), and ``same_as_all``, every
+    place (for the marker's title), from :func:`reuse_markers`."""
     markers = reuse_markers(name=page.name, version_id=page.version_id, visible=visible)
     for row in page.rows:
         for env, cell in row.cells:
-            cell.same_as = markers.get((env, row.service, row.key), "")
+            places = markers.get((env, row.service, row.key), [])
+            more = f" and {len(places) - 1} more" if len(places) > 1 else ""
+            cell.same_as = f"same value as {places[0]}{more}" if places else ""
+            cell.same_as_all = ", ".join(places)
 
 
 # --------------------------------------------------------------------------------------------

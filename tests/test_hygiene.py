@@ -299,8 +299,8 @@ def test_production_credential_also_in_dev_is_an_error(
     page = client.get(reverse("secrets_admin:credential_reuse")).content.decode()
     assert "reuse.production-elsewhere" in page and "dev/stripe/secret_key" in page
     grid = client.get(reverse("secrets_admin:secret_detail", args=["shop-secrets"]))
-    assert "same value as dev/stripe/secret_key" in grid.content.decode()
-    assert "same value as main/stripe/secret_key" in grid.content.decode()
+    assert "same value as dev/stripe/secret_key<" in grid.content.decode()
+    assert "same value as main/stripe/secret_key<" in grid.content.decode()
     assert CANARY_SHARED not in page and CANARY_SHARED not in grid.content.decode()
 
 
@@ -320,7 +320,7 @@ def test_credential_shared_by_two_repositories_is_a_warning(
         ("reuse.across-repositories", "cart-secrets"),
     }
     grid = as_user(auditor).get(reverse("secrets_admin:secret_detail", args=["shop-secrets"]))
-    assert "same value as cart-secrets: dev/sentry/token" in grid.content.decode()
+    assert "same value as cart-secrets: dev/sentry/token<" in grid.content.decode()
 
 
 def test_configuration_empty_values_and_one_environment_are_not_reuse(make_secret: Any) -> None:
