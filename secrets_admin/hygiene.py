@@ -479,7 +479,9 @@ def staleness(
     """Stale credentials from the index: per environment one count and one ordered read of its
     ``limit`` oldest (an index range each), and the secrets' rotation metadata. Without ``now``
     the report is kept in the cache for up to ``CACHE_SECONDS`` or until the index changes."""
-    if now is None:
+    # Kept for the known environments only: a query naming any other one is answered afresh,
+    # so requests cannot grow this process's memory.
+    if now is None and (not environment or environment in environments_in(visible=visible)):
         return _memo(
             "staleness",
             visible,
@@ -487,7 +489,7 @@ def staleness(
             str(limit),
             environment,
         )
-    return _staleness(visible, now, limit, environment)
+    return _staleness(visible, now or timezone.now(), limit, environment)
 
 
 def _staleness(visible: Visible, now: datetime, limit: int, environment: str) -> Staleness:

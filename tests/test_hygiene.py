@@ -494,3 +494,23 @@ def test_secret_scheduled_for_deletion_leaves_reuse_and_comes_back_when_restored
     assert [g.secrets for g in hygiene.reuse_groups(visible=None)] == [
         ["cart-secrets", "shop-secrets"]
     ]
+
+
+@pytest.mark.parametrize(
+    ("page", "query"),
+    [
+        ("service_matrix", {"environment": "x" * 999, "presence": "<script>", "page": "-1"}),
+        ("service_matrix_export", {"service": "\x00", "presence": "missing"}),
+        ("credential_reuse", {"severity": "fatal"}),
+        ("credential_staleness", {"environment": "nope"}),
+        ("standard_adoption", {"sort": "-__class__", "page": "9999"}),
+    ],
+)
+def test_crafted_filters_are_ignored_not_errors(
+    as_user: Any, auditor: Any, make_secret: Any, page: str, query: dict[str, str]
+) -> None:
+    make_secret("shop-secrets", SHOP)
+    index.scan()
+    response = as_user(auditor).get(reverse(f"secrets_admin:{page}"), query)
+    assert response.status_code == HTTPStatus.OK
+    assert b"<script>" not in response.content
