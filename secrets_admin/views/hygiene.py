@@ -13,7 +13,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from .. import hygiene
+from .. import compliance, hygiene
 from ..permissions import Action, require, visible_secret_names
 
 #: Repositories per page of the service matrix (the CSV export has them all).
@@ -38,7 +38,7 @@ def _matrix_filters(request: HttpRequest) -> dict[str, str]:
 @require(Action.VIEW)
 def service_matrix(request: HttpRequest) -> HttpResponse:
     """Repositories x services, filterable by environment, service and presence; each cell links
-    to the repository's grid. 100 repositories per page."""
+    to the repository's grid. ``MATRIX_PAGE_SIZE`` repositories per page."""
     visible = visible_secret_names(request.user)
     filters = _matrix_filters(request)
     matrix = hygiene.service_matrix(visible=visible, **filters)
@@ -88,7 +88,7 @@ def credential_reuse(request: HttpRequest) -> HttpResponse:
             "warnings": sum(1 for g in groups if g.severity == "warning"),
             "all": len(groups),
             "severity": severity if severity in ("error", "warning") else "",
-            "rules": {r: t for r, t in hygiene.compliance.RULES.items() if r.startswith("reuse.")},
+            "rules": {r: t for r, t in compliance.RULES.items() if r.startswith("reuse.")},
             **_index_state(visible),
         },
     )
