@@ -38,7 +38,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import aws
+from . import aws, errors
 from .models import AuditChainHead, AuditEvent
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ HASHED_FIELDS = (
 EXPORT_FIELDS = (*HASHED_FIELDS, "hash")
 
 
-class AuditUnavailable(Exception):
+class AuditUnavailable(errors.Unavailable):
     """The audit event could not be recorded, so the change or reveal was refused (fail closed)."""
 
     message = (
@@ -253,9 +253,12 @@ def identity_of(user: Any) -> dict[str, str]:
 
 
 def client_ip(request: HttpRequest) -> str:
-    """The client's address: ``REMOTE_ADDR`` (a proxy in front should set it, e.g. gunicorn's
-    ``--forwarded-allow-ips``; we do not trust ``X-Forwarded-For`` from the client)."""
-    return str(request.META.get("REMOTE_ADDR", ""))[:64]
+    """The client's address: ``REMOTE_ADDR``, or the ``X-Forwarded-For`` hop the trusted
+    proxies vouch for (``PORTAL_TRUSTED_PROXY_COUNT``, ``PORTAL_TRUSTED_PROXIES``; see
+    :func:`secrets_admin.proxies.client_address`)."""
+    from .proxies import client_address
+
+    return client_address(request)[:64]
 
 
 # --------------------------------------------------------------------------------------------

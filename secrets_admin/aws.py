@@ -15,9 +15,10 @@ import logging
 import re
 import threading
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -25,6 +26,7 @@ import botocore.config
 import botocore.exceptions
 from django.conf import settings
 
+from . import errors
 from .documents import MAX_SECRET_BYTES
 
 if TYPE_CHECKING:
@@ -42,7 +44,7 @@ LIST_PAGE_SIZE = 100
 # Errors
 
 
-class AwsError(Exception):
+class AwsError(errors.UpstreamError):
     """An AWS failure turned into a sentence for the user.
 
     ``code`` is AWS's error code (``ResourceNotFoundException``, ...) or ours; ``message`` says
@@ -59,6 +61,7 @@ class AwsError(Exception):
 
 
 class SecretNotFound(AwsError):
+    status = HTTPStatus.NOT_FOUND
     default = "Secrets Manager can't find this secret. Check the name and region, or create it."
 
 
@@ -113,6 +116,7 @@ class ServiceUnavailable(AwsError):
 
 
 class BadParameter(AwsError):
+    status = HTTPStatus.BAD_REQUEST
     default = (
         "The request named a version or parameter that AWS does not accept (for example a "
         "malformed version id). Reload the page and try again."
@@ -586,6 +590,8 @@ log = logging.getLogger(__name__)
 class SecretTooLarge(AwsError):
     """The serialised document is over AWS's 65,536-byte limit (raised before any AWS call)."""
 
+    status = HTTPStatus.BAD_REQUEST
+
     def __init__(self, size: int, *, secret: str = "") -> None:
         over = size - MAX_SECRET_BYTES
         super().__init__(
@@ -609,6 +615,33 @@ class CurrentMoved(AwsError):
             secret=secret,
         )
         self.current_version = current_version
+
+
+class AmbiguousCurrent(AwsError):
+    """``AWSCURRENT`` is on more than one version, which AWS itself never allows (a staging label
+    is on at most one version; ``UpdateSecretVersionStage``). Seen in moto after an out-of-band
+    plain ``PutSecretValue``. Writing would rebase onto a guess, so writes are refused."""
+
+    status = HTTPStatus.CONFLICT  # the secret's state, not AWS, is at fault
+
+    def __init__(self, *, versions: Sequence[str], secret: str = "") -> None:
+        listed = ", ".join(sorted(versions))
+        super().__init__(
+            f"Secrets Manager reports AWSCURRENT on {len(versions)} versions of this secret "
+            f"({listed}), a state AWS itself never allows, so the portal can't tell which value "
+            "is current and refuses to write. Ask an admin to move AWSCURRENT onto the right "
+            "version (UpdateSecretVersionStage) and try again. Nothing was saved.",
+            code="AmbiguousCurrent",
+            secret=secret,
+        )
+        self.versions = tuple(sorted(versions))
+
+
+def refuse_ambiguous_current(name: str, description: SecretDescription) -> None:
+    """Raise :class:`AmbiguousCurrent` when ``AWSCURRENT`` is on more than one version."""
+    holders = [v for v, labels in description.versions_to_stages.items() if CURRENT in labels]
+    if len(holders) > 1:
+        raise AmbiguousCurrent(versions=holders, secret=name)
 
 
 class TokenReused(AwsError):
@@ -654,12 +687,16 @@ def stage_version(
     ``ClientRequestToken`` and so the ``VersionId``: the same token with the same text is a no-op
     that returns the existing version (a double submit creates one version); the same token with
     other text raises :class:`TokenReused`. The size is checked before the call
-    (:class:`SecretTooLarge`). Other failures raise :class:`AwsError` (``LimitExceeded`` when the
-    secret has too many versions).
+    (:class:`SecretTooLarge`), and one ``DescribeSecret`` refuses a secret with ``AWSCURRENT`` on
+    more than one version (:class:`AmbiguousCurrent`). Other failures raise :class:`AwsError`
+    (``LimitExceeded`` when the secret has too many versions).
     """
     check_size(text, secret=name)
     if not TOKEN_MIN <= len(token) <= TOKEN_MAX:
         raise ValueError("ClientRequestToken must be 32 to 64 characters")
+    # One DescribeSecret before anything is written: a second AWSCURRENT is refused here
+    # (AmbiguousCurrent) instead of being rebased onto, and no version is created.
+    refuse_ambiguous_current(name, describe(name))
     try:
         r = _write_client(source_identity).put_secret_value(
             SecretId=name,
@@ -696,7 +733,9 @@ def labels_in_use(description: SecretDescription) -> set[str]:
 
 
 def current_of(description: SecretDescription) -> str:
-    """The ``VersionId`` holding ``AWSCURRENT`` in a description (``""`` when none)."""
+    """The ``VersionId`` holding ``AWSCURRENT`` in a description (``""`` when none).
+    Raises :class:`AmbiguousCurrent` when more than one version holds it."""
+    refuse_ambiguous_current(description.meta.name, description)
     return _current_of(description)
 
 

@@ -33,7 +33,8 @@ from django.conf import settings
 from django.http import QueryDict
 
 from . import documents, permissions, reads
-from .changes import ALL_ENVIRONMENTS, EditIntent, MigrationSource
+from .changes.editor import ALL_ENVIRONMENTS, EditIntent
+from .changes.migration import MigrationSource
 from .migration import MAX_ENV_FILE_BYTES
 
 
@@ -209,6 +210,15 @@ class MigrationRequest:
 
     def __repr__(self) -> str:
         return f"MigrationRequest({self.repo!r}, {len(self.sources)} sources)"
+
+    def plan_arguments(self) -> dict[str, Any]:
+        """The arguments of ``migration_plan`` / ``secret_migrate`` this request gives."""
+        return {
+            "repo": self.repo,
+            "sources": self.sources,
+            "env_text": self.env_text,
+            "overwrite": self.overwrite,
+        }
 
     def fields(self) -> list[tuple[str, str]]:
         """Hidden fields that carry the request to the next step."""

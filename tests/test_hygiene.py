@@ -190,8 +190,8 @@ def test_malformed_stale_days_is_named(settings: Any) -> None:
 def _save_in_editor(client: Any, name: str, place: str, value: str) -> Any:
     base = aws.read_current(name).version_id
     reviewed = client.post(
-        reverse("secrets_admin:secret_edit", args=[name]),
-        {"base_version_id": base, "step": "review", field_name("set", *place.split("/")): value},
+        reverse("secrets_admin:secret_edit_review", args=[name]),
+        {"base_version_id": base, field_name("set", *place.split("/")): value},
     )
     assert reviewed.status_code == HTTPStatus.OK
     saved = post_form(client, reviewed.content.decode(), "save")
