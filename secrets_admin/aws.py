@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 CURRENT = "AWSCURRENT"
 PREVIOUS = "AWSPREVIOUS"
+PENDING = "AWSPENDING"
 #: Page size of ListSecrets (the API maximum, AWS API reference ``MaxResults`` 1-100).
 LIST_PAGE_SIZE = 100
 
@@ -374,6 +375,10 @@ class SecretMeta:
     primary_region: str = ""
     owning_service: str = ""
     current_version: str = ""
+    # For the hygiene index: ListSecrets' NextRotationDate, and versions labelled AWSPENDING but
+    # not AWSCURRENT (a rotation that did not finish).
+    next_rotation: datetime | None = None
+    pending_versions: tuple[str, ...] = ()
 
     @property
     def scheduled_for_deletion(self) -> bool:
@@ -399,6 +404,10 @@ def _meta(entry: Any) -> SecretMeta:
         primary_region=entry.get("PrimaryRegion", "") or "",
         owning_service=entry.get("OwningService", "") or "",
         current_version=current,
+        next_rotation=entry.get("NextRotationDate"),
+        pending_versions=tuple(
+            v for v, labels in stages.items() if PENDING in labels and CURRENT not in labels
+        ),
     )
 
 
