@@ -710,16 +710,12 @@ def stage_version(
     ``ClientRequestToken`` and so the ``VersionId``: the same token with the same text is a no-op
     that returns the existing version (a double submit creates one version); the same token with
     other text raises :class:`TokenReused`. The size is checked before the call
-    (:class:`SecretTooLarge`), and one ``DescribeSecret`` refuses a secret with ``AWSCURRENT`` on
-    more than one version (:class:`AmbiguousCurrent`). Other failures raise :class:`AwsError`
+    (:class:`SecretTooLarge`). Other failures raise :class:`AwsError`
     (``LimitExceeded`` when the secret has too many versions).
     """
     check_size(text, secret=name)
     if not TOKEN_MIN <= len(token) <= TOKEN_MAX:
         raise ValueError("ClientRequestToken must be 32 to 64 characters")
-    # One DescribeSecret before anything is written: a second AWSCURRENT is refused here
-    # (AmbiguousCurrent) instead of being rebased onto, and no version is created.
-    refuse_ambiguous_current(name, describe(name))
     codes: CodeErrors = {
         "ResourceExistsException": lambda code: TokenReused(code=code, secret=name),
         "LimitExceededException": lambda code: LimitExceeded(
