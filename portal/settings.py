@@ -79,6 +79,12 @@ PORTAL_GROUPS_CLAIM = env_str("PORTAL_GROUPS_CLAIM", sso.DEFAULT_GROUPS_CLAIM)
 #: Identity-provider group -> role label, applied at every SSO sign-in (permissions.roles_for_groups).
 PORTAL_ROLE_GROUPS = sso.role_groups_from_env(env_str("PORTAL_ROLE_GROUPS"))
 
+# --- Access scopes (README "Access rules"): who holds which role on which secrets and
+# environments. A TOML file, or the same rules as a JSON object; read and validated at start
+# (secrets_admin/apps.py), so a bad rule stops the process with the rule's line.
+PORTAL_ACCESS_FILE = env_str("PORTAL_ACCESS_FILE")
+PORTAL_ACCESS_RULES = env_str("PORTAL_ACCESS_RULES")
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if (PORTAL_DEMO or TESTING) else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 

@@ -11,3 +11,6 @@ class SecretsAdminConfig(AppConfig):
             checks,  # noqa: F401 - registers the system checks
             signals,  # noqa: F401 - connects the sign-in/out receivers
         )
+        from .permissions import access_rules
+
+        access_rules()  # read the access rules now: an invalid rule stops the start, naming it
