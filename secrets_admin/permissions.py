@@ -28,6 +28,7 @@ import enum
 import fnmatch
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, Protocol, TypeVar
 
@@ -79,6 +80,14 @@ class NamedSecret(Protocol):
 
     @property
     def tags(self) -> Mapping[str, str]: ...
+
+
+@dataclass(frozen=True)
+class TaggedName:
+    """A secret's name and AWS tags, where no listing entry is at hand (e.g. cached reports)."""
+
+    name: str
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 #: A secret as the checks accept it: its name (tags then come from the cached listing), or its

@@ -457,3 +457,45 @@ def test_sso_sign_in_remembers_the_groups_rules_name_at_every_sign_in(
     assert set(user.groups.values_list("name", flat=True)) == {"idp:team-b-engineers"}
     assert not can(user, Action.VIEW, TEAM_A_SECRET)
     assert can(user, Action.EDIT, TEAM_B_SECRET, "dev")
+
+
+@pytest.mark.django_db
+def test_compliance_report_for_a_scoped_person_holds_only_their_secrets(
+    team_secrets: Any, make_secret: Any, team_a_auditor: Any, auditor: Any
+) -> None:
+    from secrets_admin import lint
+
+    make_secret("alpha-stripe-main", {"k": "v"}, Tags=[{"Key": "team", "Value": "team-a"}])
+    make_secret("bravo-stripe-main", {"k": "v"}, Tags=[{"Key": "team", "Value": "team-a"}])
+    report = lint.run(use_cache=False)
+    assert {f.secret for f in report.findings} >= {TEAM_B_SECRET, "bravo-stripe-main"}
+
+    mine = lint.for_user(report, team_a_auditor)
+    assert {f.secret for f in mine.findings} == {TEAM_A_SECRET, "alpha-stripe-main"}
+    assert "bravo" not in repr(mine.findings)  # a legacy secret of B's unified secret too
+    # bravo-stripe-main is team A's by its tag: counted, but its finding names B's secret.
+    assert (mine.secrets_listed, mine.unified, mine.values_read) == (3, 1, 1)
+    assert lint.for_user(report, auditor) is report
+
+
+def test_readme_worked_example_parses_and_gives_what_its_table_says() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Access rules", 1)[1]
+    text = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    access = scopes.parse_toml(text, origin="README")
+    summary = dict(
+        access.summary(
+            "payments-api-secrets",
+            PAYMENTS,
+            ["sandbox", "dev", "uat", "main"],
+            is_protected=lambda env: env == "main",
+        )
+    )
+    assert summary == {
+        "payments-engineers": "edit sandbox, dev, uat; propose main",
+        "payments-leads": "approve main",
+        "security": "view sandbox, dev, uat, main",
+    }
+    assert access.scope_for(["payments-engineers"]).role("search-indexer-secrets", {}) is Role.NONE
+    assert access.scope_for(["security"]).role("hr-secrets", {}, "main") is Role.AUDITOR
+    assert access.reveal_policy("main") is RevealPolicy.REASON
