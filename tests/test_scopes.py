@@ -447,6 +447,9 @@ def test_sso_sign_in_remembers_the_groups_rules_name_at_every_sign_in(
     oidc_login(django_client_transport(client), start, "tara")
     user = get_user_model().objects.get(pk=client.session["_auth_user_id"])
     assert set(user.groups.values_list("name", flat=True)) == {"idp:team-a-engineers"}
+    signed_in = AuditEvent.objects.filter(action="sign_in").last()
+    assert signed_in is not None
+    assert signed_in.detail == {"method": "sso", "role": "engineer", "groups": ["team-a-engineers"]}
     assert can(user, Action.EDIT, TEAM_A_SECRET, "dev")
     assert not can(user, Action.VIEW, TEAM_B_SECRET)
 
