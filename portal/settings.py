@@ -119,6 +119,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "secrets_admin.middleware.PortalMiddleware",
     "secrets_admin.middleware.NoStoreMiddleware",
+    # Access scopes: a secret outside the person's scope answers 404 before any view runs.
+    "secrets_admin.permissions.ScopeMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"

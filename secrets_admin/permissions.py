@@ -397,3 +397,68 @@ def require(action: Action | str) -> Callable[[V], V]:
         return wrapper  # type: ignore[return-value]
 
     return decorator
+
+
+class ScopeMiddleware:
+    """Out-of-scope secrets do not exist: the one place each request's secret is checked.
+
+    For every portal view whose URL names a secret (``name``), a change request
+    (``request_id``) or an audit event (``seq``), a person whose scope does not hold that secret
+    gets the same 404 as for a secret that does not exist (never a 403, so names do not leak),
+    before the view runs. People with a role on every secret pass at no cost; signed-out people
+    and people with no role at all are left to the view's :func:`require` (sign-in redirect,
+    no-access page). Lists are filtered by the views (:func:`visible_secrets`,
+    :func:`visible_rows`); per-environment rights by :func:`can` where the environment is known.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        return self.get_response(request)
+
+    def process_view(
+        self,
+        request: HttpRequest,
+        view_func: Callable[..., Any],
+        view_args: Sequence[Any],
+        view_kwargs: Mapping[str, Any],
+    ) -> HttpResponseBase | None:
+        match = request.resolver_match
+        user = request.user
+        if match is None or match.app_name != "secrets_admin" or not user.is_authenticated:
+            return None
+        scope = scope_of(user)
+        if scope.highest is Role.NONE or scope.unrestricted(Role.AUDITOR):
+            return None
+        secret = self._secret_of(user, view_kwargs)
+        if secret is None or (secret and is_visible(user, secret)):
+            return None
+        return out_of_scope_response(request, secret)
+
+    @staticmethod
+    def _secret_of(user: Any, kwargs: Mapping[str, Any]) -> str | None:
+        """The secret the URL is about ("" for an audit event about no secret that is not the
+        person's own: hidden like an out-of-scope one); ``None`` when the URL names none or the
+        object does not exist (the view answers that 404 itself)."""
+        from .models import AuditEvent, ChangeRequest
+
+        if "name" in kwargs:
+            return str(kwargs["name"])
+        if "request_id" in kwargs:
+            rows = ChangeRequest.objects.filter(pk=kwargs["request_id"])
+            return rows.values_list("secret", flat=True).first()
+        if "seq" in kwargs:
+            event = AuditEvent.objects.filter(seq=kwargs["seq"]).values("secret", "actor").first()
+            if event is None or (not event["secret"] and event["actor"] == user.pk):
+                return None
+            return str(event["secret"])
+        return None
+
+
+def out_of_scope_response(request: HttpRequest, secret: str) -> HttpResponseBase:
+    """The answer for a secret outside the person's scope: exactly a missing secret's 404."""
+    from . import aws
+
+    error = aws.SecretNotFound(code="ResourceNotFoundException", secret=secret)
+    return render(request, "secrets_admin/aws_error.html", {"error": error}, status=404)
