@@ -262,8 +262,9 @@ def can(
 ) -> bool:
     """Whether ``user`` may perform ``action`` on ``secret`` in ``environment``.
 
-    ``secret=None``: on some secret ("at all": what the navigation and the role decorators ask);
-    ``environment=None``: in some environment. A reveal in a protected environment follows its
+    ``secret=None``: on some secret ("at all": what the navigation and the role decorators ask),
+    except for admin actions, which then need the admin role on every secret (they create or
+    delete secrets no scope holds yet); ``environment=None``: in some environment. A reveal in a protected environment follows its
     reveal policy: ``deny`` refuses everyone, ``approver`` asks for the approver role.
     """
     action = Action(action)
@@ -275,6 +276,10 @@ def can(
         if policy is RevealPolicy.APPROVER:
             minimum = max(minimum, Role.APPROVER)
     scope = scope_of(user)
+    if secret is None and minimum >= Role.ADMIN:
+        # Account-wide administration (creating secrets, migrating and deleting legacy ones)
+        # names secrets no scope holds yet: it needs the admin role on every secret.
+        return scope.unrestricted(Role.ADMIN)
     if secret is None:
         return scope.role(None, None, environment) >= minimum
     name, tags = _name_and_tags(secret)

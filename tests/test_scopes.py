@@ -502,3 +502,27 @@ def test_readme_worked_example_parses_and_gives_what_its_table_says() -> None:
     assert access.scope_for(["payments-engineers"]).role("search-indexer-secrets", {}) is Role.NONE
     assert access.scope_for(["security"]).role("hr-secrets", {}, "main") is Role.AUDITOR
     assert access.reveal_policy("main") is RevealPolicy.REASON
+
+
+@pytest.mark.django_db
+def test_account_wide_administration_needs_a_global_admin(
+    settings: Any, team_secrets: Any, django_user_model: Any, admin: Any
+) -> None:
+    settings.PORTAL_ACCESS_RULES = json.dumps(
+        {
+            "groups": ["a-admins"],
+            "tag_keys": ["team"],
+            "rule": [
+                {"groups": ["a-admins"], "role": "admin", "secrets": {"tags": {"team": "team-a"}}}
+            ],
+        }
+    )
+    scoped_admin = django_user_model.objects.create_user(username="sam")
+    permissions.set_idp_groups(scoped_admin, ["a-admins"])
+    admin_action = next(a for a, r in permissions.MINIMUM_ROLE.items() if r is Role.ADMIN)
+
+    assert permissions.role_for(scoped_admin) is Role.ADMIN
+    assert can(scoped_admin, admin_action, TEAM_A_SECRET)
+    assert not can(scoped_admin, admin_action, TEAM_B_SECRET)
+    assert not can(scoped_admin, admin_action)  # creating or migrating: account-wide
+    assert can(admin, admin_action)
