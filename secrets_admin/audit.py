@@ -38,7 +38,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import aws
+from . import aws, errors
 from .models import AuditChainHead, AuditEvent
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ HASHED_FIELDS = (
 EXPORT_FIELDS = (*HASHED_FIELDS, "hash")
 
 
-class AuditUnavailable(Exception):
+class AuditUnavailable(errors.Unavailable):
     """The audit event could not be recorded, so the change or reveal was refused (fail closed)."""
 
     message = (

@@ -18,6 +18,7 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -25,6 +26,7 @@ import botocore.config
 import botocore.exceptions
 from django.conf import settings
 
+from . import errors
 from .documents import MAX_SECRET_BYTES
 
 if TYPE_CHECKING:
@@ -41,7 +43,7 @@ LIST_PAGE_SIZE = 100
 # Errors
 
 
-class AwsError(Exception):
+class AwsError(errors.UpstreamError):
     """An AWS failure turned into a sentence for the user.
 
     ``code`` is AWS's error code (``ResourceNotFoundException``, ...) or ours; ``message`` says
@@ -58,6 +60,7 @@ class AwsError(Exception):
 
 
 class SecretNotFound(AwsError):
+    status = HTTPStatus.NOT_FOUND
     default = "Secrets Manager can't find this secret. Check the name and region, or create it."
 
 
@@ -112,6 +115,7 @@ class ServiceUnavailable(AwsError):
 
 
 class BadParameter(AwsError):
+    status = HTTPStatus.BAD_REQUEST
     default = (
         "The request named a version or parameter that AWS does not accept (for example a "
         "malformed version id). Reload the page and try again."
@@ -576,6 +580,8 @@ log = logging.getLogger(__name__)
 
 class SecretTooLarge(AwsError):
     """The serialised document is over AWS's 65,536-byte limit (raised before any AWS call)."""
+
+    status = HTTPStatus.BAD_REQUEST
 
     def __init__(self, size: int, *, secret: str = "") -> None:
         over = size - MAX_SECRET_BYTES

@@ -19,5 +19,5 @@ def portal(request: HttpRequest) -> dict[str, Any]:
         "can_reveal": can(user, Action.REVEAL),
         "can_edit": can(user, Action.EDIT),
         "can_approve": can(user, Action.APPROVE),
-        "can_create_secret": can(user, Action.CREATE_SECRET),
+        "can_create_secret": can(user, Action.ADMINISTER_SECRETS),
     }

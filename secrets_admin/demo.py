@@ -110,7 +110,8 @@ def seed_change_request() -> int | None:
     """One open change request on ``customer-portal-secrets`` by ``engineer`` (a main value),
     so the approval flow can be tried at once: sign in as ``approver`` and approve it. Returns
     its id. Call after :func:`seed` and :func:`create_users`."""
-    from . import audit, changes, documents
+    from . import audit, documents
+    from .changes import change_requests, protocol
 
     name = "customer-portal-secrets"
     engineer = get_user_model().objects.get(username="engineer")
@@ -118,12 +119,12 @@ def seed_change_request() -> int | None:
     main = documents.parse(current.text or "{}")["main"]
     service = next(iter(main))
     key = next(iter(main[service]))
-    cr = changes.change_request_propose(
+    cr = change_requests.change_request_propose(
         name=name,
         base_version_id=current.version_id,
         changeset=[documents.Edit("set", "main", service, key, "FAKE-rotated-demo-value")],
         context=audit.Context(user=engineer),
-        change_id=changes.new_change_id(),
+        change_id=protocol.new_change_id(),
         comment="Demo: rotate one production value.",
     )
     return cr.pk

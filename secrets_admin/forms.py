@@ -33,7 +33,8 @@ from django.conf import settings
 from django.http import QueryDict
 
 from . import documents, permissions, reads
-from .changes import ALL_ENVIRONMENTS, EditIntent, MigrationSource
+from .changes.editor import ALL_ENVIRONMENTS, EditIntent
+from .changes.migration import MigrationSource
 from .migration import MAX_ENV_FILE_BYTES
 
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from . import audit, aws, changes
+from . import audit, aws
+from .changes import protocol
 from .models import AuditEvent
 
 #: Audit actions whose outcome creates a version (see ``changes``).
@@ -135,7 +136,7 @@ class VersionDiff:
 
     before: str
     after: str
-    preview: changes.Preview
+    preview: protocol.Preview
 
 
 def secret_version_diff(name: str, before: str, after: str) -> VersionDiff:
@@ -144,6 +145,6 @@ def secret_version_diff(name: str, before: str, after: str) -> VersionDiff:
     Two ``GetSecretValue`` calls. Raises :class:`~secrets_admin.changes.NotEditable` when either
     version breaks the standard (no cells to compare), :class:`~secrets_admin.aws.AwsError`.
     """
-    a = changes.read_version(name, before)
-    b = changes.read_version(name, after)
-    return VersionDiff(before, after, changes.compare(name, a, b.document))
+    a = protocol.read_version(name, before)
+    b = protocol.read_version(name, after)
+    return VersionDiff(before, after, protocol.compare(name, a, b.document))

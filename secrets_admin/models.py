@@ -218,7 +218,7 @@ class ChangeRequest(models.Model):
 
 class Approval(models.Model):
     """One approver's vote on a change request: approve or reject, with a comment. One per
-    approver (the database refuses a second); the author never has one (changes.py refuses)."""
+    approver (the database refuses a second); the author never has one (secrets_admin.changes.change_requests refuses)."""
 
     class Decision(models.TextChoices):
         APPROVE = "approve"

@@ -56,7 +56,8 @@ class Action(enum.StrEnum):
     EDIT = "edit"
     PROPOSE = "propose"
     APPROVE = "approve"
-    CREATE_SECRET = "create_secret"  # noqa: S105 # nosec B105 # an action name, not a password
+    ADMINISTER_SECRETS = "administer_secrets"  # nosec B105 # an action name
+    # (creating, undeleting, migrating secrets, scheduling legacy deletions, break-glass)
 
 
 #: The least role that may perform each action.
@@ -66,7 +67,7 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.EDIT: Role.ENGINEER,
     Action.PROPOSE: Role.ENGINEER,
     Action.APPROVE: Role.APPROVER,
-    Action.CREATE_SECRET: Role.ADMIN,
+    Action.ADMINISTER_SECRETS: Role.ADMIN,
 }
 
 _CACHE_ATTR = "_portal_scope"

@@ -9,13 +9,18 @@ screen. Values leave this module only in the return value of :func:`cell_reveal`
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import QuerySet
 
-from . import audit, aws, documents, integration, listing, permissions
+from . import audit, aws, documents, errors, integration, listing, permissions
+from .changes import change_requests, protocol
+from .models import ChangeRequest
 
 
 def fingerprint(value: Any) -> str:
@@ -50,7 +55,8 @@ class SecretPage:
     name: str
     description: aws.SecretDescription
     version_id: str = ""
-    classified: documents.Classified | None = None
+    # The parsed version (values): kept out of reprs, so a page never prints a value.
+    classified: documents.Classified | None = field(default=None, repr=False)
     environments: list[str] = field(default_factory=list)
     protected: dict[str, bool] = field(default_factory=dict)
     rows: list[RowView] = field(default_factory=list)
@@ -131,8 +137,8 @@ def secret_open(name: str, *, version_id: str | None = None) -> SecretPage:
     return page
 
 
-class CellNotFound(Exception):
-    """The asked cell is not in the version on screen."""
+class CellNotFound(errors.StateConflict):
+    """The asked cell is not in the version on screen (409)."""
 
     message = "That cell is not in the version shown. Reload the page to see the current version."
 
@@ -353,3 +359,187 @@ def secret_integration(name: str) -> IntegrationPage:
         page.typescript = integration.typescript_snippet(name, page.variables)
         page.dotenv = integration.dotenv_names(page.variables)
     return page
+
+
+# --------------------------------------------------------------------------------------------
+# Editor facts: why a secret can't be edited, warnings, version activity (reads only)
+
+#: Versions created in the last 24 hours above which the editor warns: AWS keeps about 100
+#: versions per secret and prunes unlabelled ones only once they are 24 hours old.
+VERSION_WARNING_24H = 50
+VERSION_QUOTA = 100
+
+
+@dataclass(frozen=True)
+class VersionActivity:
+    """How many versions the secret has, and how many were created in the last 24 hours."""
+
+    total: int
+    last_24h: int
+
+    @property
+    def warning(self) -> str:
+        if self.last_24h < VERSION_WARNING_24H:
+            return ""
+        return (
+            f"{self.last_24h} versions of this secret were created in the last 24 hours. AWS "
+            f"keeps about {VERSION_QUOTA} versions per secret and deletes unlabelled ones only "
+            "once they are 24 hours old, so after a few more saves today Secrets Manager will "
+            "refuse new versions (LimitExceededException). Batch your edits into one save."
+        )
+
+
+def version_activity(
+    versions: Sequence[dict[str, Any]], *, now: datetime | None = None
+) -> VersionActivity:
+    """Count versions (as ``aws.list_versions`` returns them) created in the last 24 hours."""
+    since = (now or datetime.now(UTC)) - timedelta(hours=24)
+    recent = sum(1 for v in versions if v.get("CreatedDate") and v["CreatedDate"] >= since)
+    return VersionActivity(total=len(versions), last_24h=recent)
+
+
+def edit_blocker(page: SecretPage) -> str:
+    """Why the secret can't be edited in the grid, or ``""`` (replica, scheduled for deletion,
+    managed by another service, no value yet, binary or non-standard)."""
+    meta = page.description.meta
+    if page.read_only_reason:
+        return page.read_only_reason
+    if meta.owning_service:
+        return (
+            f"This secret is managed by {meta.owning_service}; change it there, not in the portal."
+        )
+    if not page.description.has_value:
+        return (
+            "This secret has no value yet, and the portal edits only secrets that hold a unified "
+            "JSON document. Give it a first value outside the portal (put-secret-value), or "
+            "delete it and have an admin create it here."
+        )
+    if page.problem:
+        return page.problem
+    return ""
+
+
+def edit_warnings(page: SecretPage, activity: VersionActivity | None) -> list[str]:
+    """Warnings shown on the editor and the review: rotation, version quota."""
+    out = []
+    if page.description.meta.rotation_enabled:
+        out.append(
+            "Rotation is enabled: a rotation function also writes this secret, and may replace "
+            "what you save here on its next run. The portal never touches AWSPENDING."
+        )
+    if activity is not None and activity.warning:
+        out.append(activity.warning)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EditState:
+    """What the editor and the review show: the grid page of the base version, why it can't be
+    edited (``blocker``), warnings, version activity, and the base itself when editable."""
+
+    page: SecretPage
+    blocker: str
+    warnings: list[str]
+    activity: VersionActivity | None
+    base: protocol.Version | None = field(repr=False)  # holds values
+
+    @property
+    def is_current(self) -> bool:
+        return self.page.version_id == self.page.description.meta.current_version
+
+
+def secret_edit_state(*, name: str, version_id: str | None = None) -> EditState:
+    """Open ``name`` for editing at ``version_id`` (default: current).
+
+    Costs ``DescribeSecret`` + ``GetSecretValue`` + ``ListSecretVersionIds`` (one per 100
+    versions, for the version-quota warning). Reads only. Raises
+    :class:`~secrets_admin.aws.AwsError`.
+    """
+    page = secret_open(name, version_id=version_id)
+    blocker = edit_blocker(page)
+    activity = None
+    base = None
+    if not blocker and page.classified is not None:
+        activity = version_activity(aws.list_versions(name))
+        base = protocol.Version(
+            page.version_id, page.classified.document, page.classified.size_bytes
+        )
+    return EditState(page, blocker, edit_warnings(page, activity), activity, base)
+
+
+# --------------------------------------------------------------------------------------------
+# Change requests (reads only: listing never expires or writes anything)
+
+Status = ChangeRequest.Status
+
+
+def change_requests_for(
+    user: Any, *, mine: bool = False, waiting: bool = False, secret: str = "", status: str = ""
+) -> QuerySet[ChangeRequest]:
+    """Requests for the list page: ``mine`` (authored by ``user``), ``waiting`` (open, not
+    theirs, not voted on by them; approvers only), ``secret``, ``status`` (``""``: any)."""
+    qs = ChangeRequest.objects.all()
+    if mine:
+        qs = qs.filter(author_username=user.get_username())
+    if waiting:
+        qs = (
+            qs.filter(status=Status.OPEN)
+            .exclude(author_username=user.get_username())
+            .exclude(approvals__approver=user)
+        )
+    if secret:
+        qs = qs.filter(secret=secret)
+    if status:
+        qs = qs.filter(status=status)
+    return qs
+
+
+def bypasses_to_review() -> QuerySet[ChangeRequest]:
+    """Break-glass bypasses no approver has acknowledged yet."""
+    return ChangeRequest.objects.exclude(bypass_reason="").filter(bypass_acknowledged_at=None)
+
+
+@dataclass
+class ChangeRequestReview:
+    """What an open request would change on the CURRENT version (not the base): per-cell deltas
+    current -> proposed, and the cells that conflict when the base moved. No values."""
+
+    current_version_id: str
+    cells: list[protocol.CellDelta]
+    conflicts: list[protocol.CellRef]
+    base_moved: bool
+
+
+def change_request_review(cr: ChangeRequest) -> ChangeRequestReview:
+    """Compare current with what applying ``cr`` would make of it (promote when the base did not
+    move, else its changeset rebased on current). ``GetSecretValue`` x 2 (x 3 when the base
+    moved). Raises :class:`~secrets_admin.errors.NotEditable`, :class:`~secrets_admin.aws.AwsError`."""
+    current = protocol.read_version(cr.secret)
+    staged = protocol.read_version(cr.secret, cr.staged_version)
+    if current.version_id == cr.base_version:
+        return ChangeRequestReview(
+            current.version_id,
+            protocol.compare(cr.secret, current, staged.document).cells,
+            [],
+            False,
+        )
+    base = protocol.read_version(cr.secret, cr.base_version)
+    changeset = change_requests.changeset_from(cr.structure, staged.document)
+    clashes = documents.conflicting_cells(base.document, current.document, changeset)
+    if clashes:  # show the request's own cells only, not others' edits it would seem to undo
+        touched = documents.touched_cells(base.document, changeset)
+        cells = [
+            c
+            for c in protocol.compare(cr.secret, current, staged.document).cells
+            if (c.environment, c.service, c.key) in touched
+        ]
+        return ChangeRequestReview(current.version_id, cells, clashes, True)
+    after = documents.apply(
+        current.document, documents.rebase_changeset(current.document, changeset)
+    )
+    return ChangeRequestReview(
+        current.version_id, protocol.compare(cr.secret, current, after).cells, [], True
+    )

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.urls import path, register_converter
 
 from .views import (
@@ -13,8 +14,9 @@ from .views import (
 )
 
 
-class SecretNameConverter:
-    """Any name AWS allows for a secret: ASCII letters, digits and ``/_+=.@-`` (CreateSecret.Name)."""
+class AwsSecretNameConverter:
+    """Any name AWS allows for a secret: ASCII letters, digits and ``/_+=.@-`` (CreateSecret.Name).
+    Used where legacy (non-unified) secrets are named too: the audit timeline."""
 
     regex = r"[A-Za-z0-9/_+=.@-]+"
 
@@ -25,7 +27,19 @@ class SecretNameConverter:
         return value
 
 
+class SecretNameConverter(AwsSecretNameConverter):
+    """A unified secret's name: an AWS name ending in ``PORTAL_SECRET_SUFFIX`` with a repo before
+    it. Any other name does not match the route (404), so no view sees it."""
+
+    def to_python(self, value: str) -> str:
+        suffix = settings.PORTAL_SECRET_SUFFIX
+        if not value.endswith(suffix) or value == suffix:
+            raise ValueError("not a unified secret")
+        return value
+
+
 register_converter(SecretNameConverter, "secret")
+register_converter(AwsSecretNameConverter, "aws_secret")
 
 app_name = "secrets_admin"
 
@@ -34,6 +48,8 @@ urlpatterns = [
     path("refresh/", secrets.secret_list_refresh, name="secret_list_refresh"),
     path("create/", editor.secret_create, name="secret_create"),
     path("migrate/", migration.secret_migrate, name="secret_migrate"),
+    path("migrate/preview/", migration.secret_migrate_preview, name="secret_migrate_preview"),
+    path("migrate/apply/", migration.secret_migrate_apply, name="secret_migrate_apply"),
     path(
         "migrate/schedule-deletion/",
         migration.legacy_secret_schedule_deletion,
@@ -53,17 +69,35 @@ urlpatterns = [
     path("status/", secrets.secret_list_status, name="secret_list_status"),
     path("secrets/<secret:name>/reveal/", secrets.cell_reveal, name="cell_reveal"),
     path("secrets/<secret:name>/diff/", diff.environment_diff, name="environment_diff"),
-    path("secrets/<secret:name>/promote/", diff.environment_promote, name="environment_promote"),
+    path(
+        "secrets/<secret:name>/copy/review/",
+        diff.environment_copy_review,
+        name="environment_copy_review",
+    ),
+    path(
+        "secrets/<secret:name>/copy/save/",
+        diff.environment_copy_save,
+        name="environment_copy_save",
+    ),
     path(
         "secrets/<secret:name>/integration/",
         integration.secret_integration,
         name="secret_integration",
     ),
+    path(
+        "secrets/<secret:name>/edit/review/", editor.secret_edit_review, name="secret_edit_review"
+    ),
+    path("secrets/<secret:name>/edit/save/", editor.secret_edit_save, name="secret_edit_save"),
     path("secrets/<secret:name>/edit/", editor.secret_edit, name="secret_edit"),
     path(
-        "secrets/<secret:name>/restore/",
-        editor.secret_restore_environment,
-        name="secret_restore_environment",
+        "secrets/<secret:name>/restore/review/",
+        editor.secret_restore_review,
+        name="secret_restore_review",
+    ),
+    path(
+        "secrets/<secret:name>/restore/save/",
+        editor.secret_restore_save,
+        name="secret_restore_save",
     ),
     path("secrets/<secret:name>/undelete/", editor.secret_undelete, name="secret_undelete"),
     path("secrets/<secret:name>/", secrets.secret_detail, name="secret_detail"),
@@ -77,6 +111,11 @@ urlpatterns = [
         "changes/<int:request_id>/approve/",
         change_requests.change_request_approve,
         name="change_request_approve",
+    ),
+    path(
+        "changes/<int:request_id>/apply/",
+        change_requests.change_request_apply,
+        name="change_request_apply",
     ),
     path(
         "changes/<int:request_id>/reject/",
@@ -102,6 +141,10 @@ urlpatterns = [
     path("audit/events/<int:seq>/", audit.audit_event_detail, name="audit_event_detail"),
     path("audit/export/", audit.audit_export, name="audit_export"),
     path("audit/verify/", audit.audit_verify, name="audit_verify"),
-    path("audit/secrets/<secret:name>/", audit.audit_secret_timeline, name="audit_secret_timeline"),
+    path(
+        "audit/secrets/<aws_secret:name>/",
+        audit.audit_secret_timeline,
+        name="audit_secret_timeline",
+    ),
     path("audit/users/<str:username>/", audit.audit_user_timeline, name="audit_user_timeline"),
 ]

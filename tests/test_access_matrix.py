@@ -27,7 +27,8 @@ from typing import Any
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from secrets_admin import audit, aws, changes
+from secrets_admin import audit, aws
+from secrets_admin.changes import change_requests, protocol
 from secrets_admin.documents import Edit
 from secrets_admin.permissions import Role, set_role
 
@@ -129,7 +130,8 @@ MATRIX: list[Row] = [
     row("secrets_admin:secret_list_status", (), "GET", for_role(Role.AUDITOR), htmx=True),
     row("secrets_admin:secret_list_status", (), "POST", everyone(NOT_ALLOWED)),
     row("secrets_admin:secret_detail", (SECRET,), "GET", for_role(Role.AUDITOR)),
-    row("secrets_admin:secret_detail", ("legacy-app-dev",), "GET", for_role(Role.AUDITOR, ok=NOT_FOUND)),
+    row("secrets_admin:secret_detail", ("legacy-app-dev",), "GET", everyone(NOT_FOUND)),
+    row("secrets_admin:secret_detail", ("-secrets",), "GET", everyone(NOT_FOUND)),
     row("secrets_admin:secret_detail", ("absent-secrets",), "GET", for_role(Role.AUDITOR, ok=NOT_FOUND)),
     row("secrets_admin:cell_reveal", (SECRET,), "POST", for_role(Role.ENGINEER), data=REVEAL),
     row("secrets_admin:cell_reveal", (SECRET,), "POST", for_role(Role.ENGINEER), data=REVEAL, htmx=True),
@@ -137,8 +139,10 @@ MATRIX: list[Row] = [
     row("secrets_admin:environment_diff", (SECRET,), "GET", for_role(Role.AUDITOR), data={"a": "dev", "b": "main"}),
     row("secrets_admin:environment_diff", (SECRET,), "GET", for_role(Role.AUDITOR), data={"a": "dev", "b": "main", "show": "differences"}, htmx=True),
     row("secrets_admin:environment_diff", (SECRET,), "GET", for_role(Role.AUDITOR, ok=HTTPStatus.BAD_REQUEST), data={"a": "dev", "b": "nope"}),
-    row("secrets_admin:environment_promote", (SECRET,), "POST", for_role(Role.ENGINEER), data={"a": "dev", "b": "sandbox", "base_version_id": "{version}", 'promote_service:["databricks"]': "on", "step": "review"}),
-    row("secrets_admin:environment_promote", (SECRET,), "GET", everyone(NOT_ALLOWED)),
+    row("secrets_admin:environment_copy_review", (SECRET,), "POST", for_role(Role.ENGINEER), data={"a": "dev", "b": "sandbox", "base_version_id": "{version}", 'promote_service:["databricks"]': "on"}),
+    row("secrets_admin:environment_copy_review", (SECRET,), "GET", everyone(NOT_ALLOWED)),
+    row("secrets_admin:environment_copy_save", (SECRET,), "POST", for_role(Role.ENGINEER, ok=FOUND), data={"a": "dev", "b": "sandbox", "base_version_id": "{version}"}),
+    row("secrets_admin:environment_copy_save", (SECRET,), "GET", everyone(NOT_ALLOWED)),
     row("secrets_admin:secret_integration", (SECRET,), "GET", for_role(Role.AUDITOR)),
     row("secrets_admin:compliance", (), "GET", for_role(Role.AUDITOR)),
     row("secrets_admin:compliance_refresh", (), "POST", for_role(Role.AUDITOR, ok=FOUND)),
@@ -146,9 +150,15 @@ MATRIX: list[Row] = [
     row("secrets_admin:secret_edit", (SECRET,), "GET", for_role(Role.ENGINEER)),
     row("secrets_admin:secret_edit", (SECRET,), "POST", for_role(Role.ENGINEER)),
     row("secrets_admin:secret_edit", (SECRET,), "PUT", everyone(NOT_ALLOWED)),
+    row("secrets_admin:secret_edit_review", (SECRET,), "POST", for_role(Role.ENGINEER), data={"base_version_id": "{version}"}),
+    row("secrets_admin:secret_edit_review", (SECRET,), "GET", everyone(NOT_ALLOWED)),
+    row("secrets_admin:secret_edit_save", (SECRET,), "POST", for_role(Role.ENGINEER), data={"base_version_id": "{version}"}),
+    row("secrets_admin:secret_edit_save", (SECRET,), "GET", everyone(NOT_ALLOWED)),
     row("secrets_admin:secret_edit_row", (SECRET,), "GET", for_role(Role.ENGINEER), htmx=True),
-    row("secrets_admin:secret_restore_environment", (SECRET,), "POST", for_role(Role.ENGINEER, ok=FOUND)),
-    row("secrets_admin:secret_restore_environment", (SECRET,), "GET", everyone(NOT_ALLOWED)),
+    row("secrets_admin:secret_restore_review", (SECRET,), "POST", for_role(Role.ENGINEER, ok=FOUND)),
+    row("secrets_admin:secret_restore_review", (SECRET,), "GET", everyone(NOT_ALLOWED)),
+    row("secrets_admin:secret_restore_save", (SECRET,), "POST", for_role(Role.ENGINEER, ok=FOUND)),
+    row("secrets_admin:secret_restore_save", (SECRET,), "GET", everyone(NOT_ALLOWED)),
     row("secrets_admin:secret_undelete", (SECRET,), "POST", for_role(Role.ADMIN, ok=FOUND)),
     row("secrets_admin:secret_undelete", (SECRET,), "GET", everyone(NOT_ALLOWED)),
     row("secrets_admin:secret_history", (SECRET,), "GET", for_role(Role.AUDITOR)),
@@ -156,7 +166,11 @@ MATRIX: list[Row] = [
     row("secrets_admin:secret_create", (), "GET", for_role(Role.ADMIN)),
     row("secrets_admin:secret_create", (), "POST", for_role(Role.ADMIN, ok=HTTPStatus.BAD_REQUEST)),
     row("secrets_admin:secret_migrate", (), "GET", for_role(Role.ADMIN)),
-    row("secrets_admin:secret_migrate", (), "POST", for_role(Role.ADMIN), data={"repo": "shop", "legacy": "legacy-app-dev", 'legacy_env:["legacy-app-dev"]': "dev", 'legacy_service:["legacy-app-dev"]': "app", "step": "preview"}),
+    row("secrets_admin:secret_migrate", (), "POST", for_role(Role.ADMIN), data={"repo": "shop", "legacy": "legacy-app-dev", 'legacy_env:["legacy-app-dev"]': "dev", 'legacy_service:["legacy-app-dev"]': "app"}),
+    row("secrets_admin:secret_migrate_preview", (), "POST", for_role(Role.ADMIN), data={"repo": "shop", "legacy": "legacy-app-dev", 'legacy_env:["legacy-app-dev"]': "dev", 'legacy_service:["legacy-app-dev"]': "app"}),
+    row("secrets_admin:secret_migrate_preview", (), "GET", everyone(NOT_ALLOWED)),
+    row("secrets_admin:secret_migrate_apply", (), "POST", for_role(Role.ADMIN, ok=HTTPStatus.BAD_REQUEST), data={"repo": "shop", "legacy": "legacy-app-dev", 'legacy_env:["legacy-app-dev"]': "dev", 'legacy_service:["legacy-app-dev"]': "app", "digest": "stale"}),
+    row("secrets_admin:secret_migrate_apply", (), "GET", everyone(NOT_ALLOWED)),
     row("secrets_admin:legacy_secret_schedule_deletion", (), "POST", for_role(Role.ADMIN, ok=FOUND), data={"name": "legacy-app-dev", "recovery_days": "7"}),
     row("secrets_admin:legacy_secret_schedule_deletion", (), "GET", everyone(NOT_ALLOWED)),
     row("secrets_admin:change_request_list", (), "GET", for_role(Role.AUDITOR)),
@@ -167,6 +181,9 @@ MATRIX: list[Row] = [
     row("secrets_admin:change_request_approve", (CR,), "POST", for_role(Role.APPROVER, ok=FOUND)),
     row("secrets_admin:change_request_approve", ("999999",), "POST", for_role(Role.APPROVER, ok=NOT_FOUND)),
     row("secrets_admin:change_request_approve", (CR,), "GET", everyone(NOT_ALLOWED)),
+    row("secrets_admin:change_request_apply", (CR,), "POST", for_role(Role.APPROVER, ok=HTTPStatus.CONFLICT)),
+    row("secrets_admin:change_request_apply", ("999999",), "POST", for_role(Role.APPROVER, ok=NOT_FOUND)),
+    row("secrets_admin:change_request_apply", (CR,), "GET", everyone(NOT_ALLOWED)),
     row("secrets_admin:change_request_reject", (CR,), "POST", for_role(Role.APPROVER, ok=FOUND), data={"comment": "not now"}),
     row("secrets_admin:change_request_reject", (CR,), "POST", for_role(Role.APPROVER, ok=HTTPStatus.BAD_REQUEST)),
     row("secrets_admin:change_request_reject", (CR,), "GET", everyone(NOT_ALLOWED)),
@@ -290,12 +307,12 @@ def world(make_secret: Any, django_user_model: Any) -> dict[str, str]:
     version = aws.read_current("shop-secrets").version_id
     proposer = django_user_model.objects.create_user(username="pat-proposer")
     set_role(proposer, [Role.ENGINEER])
-    cr = changes.change_request_propose(
+    cr = change_requests.change_request_propose(
         name="shop-secrets",
         base_version_id=version,
         changeset=[Edit("set", "main", "stripe", "secret_key", "sk_live_2")],
         context=audit.Context(user=proposer),
-        change_id=changes.new_change_id(),
+        change_id=protocol.new_change_id(),
     )
     return {"secret": "shop-secrets", "version": version, "change_request": str(cr.pk)}
 

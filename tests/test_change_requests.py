@@ -16,7 +16,8 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from secrets_admin import audit, aws, changes, documents
+from secrets_admin import audit, aws, documents, errors, reads
+from secrets_admin.changes import change_requests, editor, protocol
 from secrets_admin.documents import Edit
 from secrets_admin.models import Approval, AuditEvent, ChangeRequest
 
@@ -44,23 +45,23 @@ def cr_labels(sm: Any) -> list[str]:
 
 
 def propose(user: Any, *edits: Edit, base: str | None = None) -> ChangeRequest:
-    return changes.change_request_propose(
+    return change_requests.change_request_propose(
         name=NAME,
         base_version_id=base or aws.read_current(NAME).version_id,
         changeset=list(edits),
         context=ctx(user),
-        change_id=changes.new_change_id(),
+        change_id=protocol.new_change_id(),
         comment="please",
     )
 
 
-def save(user: Any, *edits: Edit) -> changes.SaveResult:
-    return changes.secret_save_changes(
+def save(user: Any, *edits: Edit) -> protocol.SaveResult:
+    return editor.secret_save_changes(
         name=NAME,
         base_version_id=aws.read_current(NAME).version_id,
         changeset=list(edits),
         context=ctx(user),
-        change_id=changes.new_change_id(),
+        change_id=protocol.new_change_id(),
     )
 
 
@@ -127,8 +128,8 @@ def test_self_approval_is_refused_for_every_role(
 ) -> None:
     author = request.getfixturevalue(author_role)
     cr = propose(author, MAIN_EDIT)
-    with pytest.raises(changes.ChangeRequestRefused):
-        changes.change_request_approve(request_id=cr.pk, context=ctx(author))
+    with pytest.raises(errors.ChangeRequestRefused):
+        change_requests.change_request_approve(request_id=cr.pk, context=ctx(author))
     response = as_user(author).post(reverse("secrets_admin:change_request_approve", args=[cr.pk]))
     assert response.status_code == HTTPStatus.FORBIDDEN
     cr.refresh_from_db()
@@ -138,8 +139,8 @@ def test_self_approval_is_refused_for_every_role(
 
 def test_admin_author_gets_the_self_approval_reason(secret: str, admin: Any) -> None:
     cr = propose(admin, MAIN_EDIT)
-    with pytest.raises(changes.SelfApproval, match="a second person has to"):
-        changes.change_request_approve(request_id=cr.pk, context=ctx(admin))
+    with pytest.raises(errors.SelfApproval, match="a second person has to"):
+        change_requests.change_request_approve(request_id=cr.pk, context=ctx(admin))
     refused = AuditEvent.objects.get(action="change_request_approve", outcome="failed")
     assert refused.error_code == "SelfApproval" and refused.change_request == cr.pk
 
@@ -149,11 +150,14 @@ def test_one_vote_per_approver_and_required_approvals(
 ) -> None:
     settings.PORTAL_REQUIRED_APPROVALS = 2
     cr = propose(engineer, MAIN_EDIT)
-    assert changes.change_request_approve(request_id=cr.pk, context=ctx(approver)).status == "open"
-    with pytest.raises(changes.ChangeRequestRefused, match="voted on this change request already"):
-        changes.change_request_approve(request_id=cr.pk, context=ctx(approver))
+    assert (
+        change_requests.change_request_approve(request_id=cr.pk, context=ctx(approver)).status
+        == "open"
+    )
+    with pytest.raises(errors.ChangeRequestRefused, match="voted on this change request already"):
+        change_requests.change_request_approve(request_id=cr.pk, context=ctx(approver))
     assert aws.read_current(NAME).version_id == secret
-    done = changes.change_request_approve(request_id=cr.pk, context=ctx(admin))
+    done = change_requests.change_request_approve(request_id=cr.pk, context=ctx(admin))
     assert done.status == "applied" and current_doc()["main"]["stripe"]["secret_key"] == CANARY
 
 
@@ -161,14 +165,16 @@ def test_rejection_leaves_current_untouched_and_no_label(
     secret: str, engineer: Any, approver: Any, sm: Any
 ) -> None:
     cr = propose(engineer, MAIN_EDIT)
-    with pytest.raises(changes.ChangeRequestRefused, match="comment is required"):
-        changes.change_request_reject(request_id=cr.pk, context=ctx(approver), comment=" ")
-    done = changes.change_request_reject(request_id=cr.pk, context=ctx(approver), comment="no")
+    with pytest.raises(errors.ChangeRequestRefused, match="comment is required"):
+        change_requests.change_request_reject(request_id=cr.pk, context=ctx(approver), comment=" ")
+    done = change_requests.change_request_reject(
+        request_id=cr.pk, context=ctx(approver), comment="no"
+    )
     assert done.status == "rejected"
     assert aws.read_current(NAME).version_id == secret and cr_labels(sm) == []
     assert current_doc() == STANDARD_DOC
-    with pytest.raises(changes.ChangeRequestRefused, match="no longer open"):
-        changes.change_request_approve(request_id=cr.pk, context=ctx(approver))
+    with pytest.raises(errors.ChangeRequestRefused, match="no longer open"):
+        change_requests.change_request_approve(request_id=cr.pk, context=ctx(approver))
     assert "rejected" in mail.outbox[-1].subject and mail.outbox[-1].to == ["erin@example.test"]
 
 
@@ -177,7 +183,7 @@ def test_sandbox_edit_between_proposal_and_approval_is_kept_by_a_rebase(
 ) -> None:
     cr = propose(engineer, MAIN_EDIT)
     other = save(engineer, Edit("set", "sandbox", "stripe", "public_key", "pk_sand_2"))
-    done = changes.change_request_approve(request_id=cr.pk, context=ctx(approver))
+    done = change_requests.change_request_approve(request_id=cr.pk, context=ctx(approver))
     assert done.status == "applied"
     current = aws.read_current(NAME)
     assert (
@@ -206,11 +212,11 @@ def test_conflicting_main_edit_marks_the_request_conflicted(
     assert b"will conflict" not in page.content
     # Someone else changes the same main cell (e.g. through another, approved request).
     other = propose(admin, Edit("set", "main", "stripe", "secret_key", "sk_live_theirs"))
-    changes.change_request_approve(request_id=other.pk, context=ctx(approver))
+    change_requests.change_request_approve(request_id=other.pk, context=ctx(approver))
     theirs = aws.read_current(NAME).version_id
     page = as_user(approver).get(reverse("secrets_admin:change_request_detail", args=[cr.pk]))
     assert b"will conflict" in page.content
-    done = changes.change_request_approve(request_id=cr.pk, context=ctx(approver))
+    done = change_requests.change_request_approve(request_id=cr.pk, context=ctx(approver))
     assert done.status == "conflicted" and "main / stripe / secret_key" in done.outcome_message
     assert aws.read_current(NAME).version_id == theirs  # nothing applied
     assert current_doc()["main"]["stripe"]["secret_key"] == "sk_live_theirs"
@@ -225,36 +231,36 @@ def test_conflicting_main_edit_marks_the_request_conflicted(
 def test_mixed_changeset_becomes_one_request_and_nothing_is_saved(
     secret: str, engineer: Any, approver: Any
 ) -> None:
-    result = changes.secret_submit_changes(
+    result = editor.secret_save_changes(
         name=NAME,
         base_version_id=secret,
         changeset=[Edit("set", "dev", "stripe", "public_key", "pk_dev_2"), MAIN_EDIT],
         context=ctx(engineer),
-        change_id=changes.new_change_id(),
+        change_id=protocol.new_change_id(),
     )
     assert isinstance(result, ChangeRequest) and result.environments == ["dev", "main"]
     assert aws.read_current(NAME).version_id == secret
-    changes.change_request_approve(request_id=result.pk, context=ctx(approver))
+    change_requests.change_request_approve(request_id=result.pk, context=ctx(approver))
     doc = current_doc()
     assert doc["dev"]["stripe"]["public_key"] == "pk_dev_2"
     assert doc["main"]["stripe"]["secret_key"] == CANARY
 
 
 def test_submit_saves_directly_without_protected_environments(secret: str, engineer: Any) -> None:
-    result = changes.secret_submit_changes(
+    result = editor.secret_save_changes(
         name=NAME,
         base_version_id=secret,
         changeset=[Edit("set", "dev", "stripe", "public_key", "pk_dev_2")],
         context=ctx(engineer),
-        change_id=changes.new_change_id(),
+        change_id=protocol.new_change_id(),
     )
-    assert isinstance(result, changes.SaveResult) and not ChangeRequest.objects.exists()
+    assert isinstance(result, protocol.SaveResult) and not ChangeRequest.objects.exists()
 
 
 def test_double_submit_of_a_proposal_opens_one_request(secret: str, engineer: Any, sm: Any) -> None:
-    change_id = changes.new_change_id()
+    change_id = protocol.new_change_id()
     first, second = (
-        changes.change_request_propose(
+        change_requests.change_request_propose(
             name=NAME,
             base_version_id=secret,
             changeset=[MAIN_EDIT],
@@ -271,17 +277,17 @@ def test_only_the_author_cancels_and_the_label_goes(
     secret: str, engineer: Any, admin: Any, sm: Any
 ) -> None:
     cr = propose(engineer, MAIN_EDIT)
-    with pytest.raises(changes.ChangeRequestRefused, match="Only the author"):
-        changes.change_request_cancel(request_id=cr.pk, context=ctx(admin))
-    assert changes.change_request_cancel(request_id=cr.pk, context=ctx(engineer)).status == (
-        "cancelled"
-    )
+    with pytest.raises(errors.ChangeRequestRefused, match="Only the author"):
+        change_requests.change_request_cancel(request_id=cr.pk, context=ctx(admin))
+    assert change_requests.change_request_cancel(
+        request_id=cr.pk, context=ctx(engineer)
+    ).status == ("cancelled")
     assert cr_labels(sm) == [] and aws.read_current(NAME).version_id == secret
 
 
 def test_label_quota_is_refused_clearly_before_staging(secret: str, engineer: Any, sm: Any) -> None:
     opened = 0
-    with pytest.raises(changes.LabelLimit) as refused:
+    with pytest.raises(errors.LabelLimit) as refused:
         for i in range(25):
             propose(engineer, Edit("set", "main", "stripe", "secret_key", f"v{i}"), base=secret)
             opened += 1
@@ -293,14 +299,14 @@ def test_label_quota_is_refused_clearly_before_staging(secret: str, engineer: An
     assert len(aws.list_versions(NAME)) == 19  # the refused one staged nothing
 
 
-def test_label_guard_counts_every_label_of_the_secret() -> None:
-    meta = aws.SecretMeta.__new__(aws.SecretMeta)
-    labels = {f"v{i}": [f"CR-{i}"] for i in range(18)} | {"c": ["AWSCURRENT", aws.STAGING_LABEL]}
-    description = aws.SecretDescription(meta=meta, versions_to_stages=labels)
-    with pytest.raises(changes.LabelLimit, match="20 of the 20"):
-        changes._label_room(NAME, description)
-    fewer = {k: v for k, v in labels.items() if k != "v0"}
-    changes._label_room(NAME, aws.SecretDescription(meta=meta, versions_to_stages=fewer))
+def test_label_guard_counts_every_label_of_the_secret(secret: str, engineer: Any, sm: Any) -> None:
+    # 18 request labels + AWSCURRENT + the saves' temporary label = 20, AWS's quota.
+    for label in [f"CR-x{i}" for i in range(18)] + [aws.STAGING_LABEL]:
+        sm.update_secret_version_stage(SecretId=NAME, VersionStage=label, MoveToVersionId=secret)
+    with pytest.raises(errors.LabelLimit, match="20 of the 20"):
+        propose(engineer, MAIN_EDIT, base=secret)
+    sm.update_secret_version_stage(SecretId=NAME, VersionStage="CR-x0", RemoveFromVersionId=secret)
+    assert propose(engineer, MAIN_EDIT, base=secret).status == ChangeRequest.Status.OPEN
 
 
 def test_expiry_marks_expired_and_removes_the_label(
@@ -314,31 +320,33 @@ def test_expiry_marks_expired_and_removes_the_label(
     assert cr.status == "expired" and cr_labels(sm) == [keep.label]
     assert AuditEvent.objects.filter(action="change_request_expire", change_request=cr.pk).exists()
     assert "expired" in mail.outbox[-1].subject and mail.outbox[-1].to == ["erin@example.test"]
-    with pytest.raises(changes.ChangeRequestRefused):
-        changes.change_request_approve(request_id=cr.pk, context=ctx(approver))
+    with pytest.raises(errors.ChangeRequestRefused):
+        change_requests.change_request_approve(request_id=cr.pk, context=ctx(approver))
 
 
 def test_break_glass_applies_own_request_with_a_reason_and_waits_for_acknowledgement(
     secret: str, admin: Any, approver: Any, engineer: Any, settings: Any, as_user: Any
 ) -> None:
     cr = propose(admin, MAIN_EDIT)
-    with pytest.raises(changes.ChangeRequestRefused, match="not enabled"):
-        changes.change_request_bypass(request_id=cr.pk, context=ctx(admin), reason="outage")
+    with pytest.raises(errors.ChangeRequestRefused, match="not enabled"):
+        change_requests.change_request_bypass(request_id=cr.pk, context=ctx(admin), reason="outage")
     settings.PORTAL_BREAK_GLASS_USERS = ["ada-admin"]
-    with pytest.raises(changes.ChangeRequestRefused, match="reason"):
-        changes.change_request_bypass(request_id=cr.pk, context=ctx(admin), reason="")
+    with pytest.raises(errors.ChangeRequestRefused, match="reason"):
+        change_requests.change_request_bypass(request_id=cr.pk, context=ctx(admin), reason="")
     other = propose(engineer, Edit("set", "main", "stripe", "public_key", "pk2"))
-    with pytest.raises(changes.ChangeRequestRefused, match="only your own"):
-        changes.change_request_bypass(request_id=other.pk, context=ctx(admin), reason="x")
-    done = changes.change_request_bypass(request_id=cr.pk, context=ctx(admin), reason="outage")
+    with pytest.raises(errors.ChangeRequestRefused, match="only your own"):
+        change_requests.change_request_bypass(request_id=other.pk, context=ctx(admin), reason="x")
+    done = change_requests.change_request_bypass(
+        request_id=cr.pk, context=ctx(admin), reason="outage"
+    )
     assert done.status == "bypassed" and aws.read_current(NAME).version_id == cr.staged_version
     assert AuditEvent.objects.filter(action="change_request_bypass", outcome="succeeded").exists()
     listing = as_user(approver).get(reverse("secrets_admin:change_request_list")).content
     assert b"break-glass" in listing and b"outage" in listing
-    with pytest.raises(changes.SelfApproval):
-        changes.change_request_acknowledge(request_id=cr.pk, context=ctx(admin))
-    changes.change_request_acknowledge(request_id=cr.pk, context=ctx(approver))
-    assert not changes.bypasses_to_review().exists()
+    with pytest.raises(errors.SelfApproval):
+        change_requests.change_request_acknowledge(request_id=cr.pk, context=ctx(admin))
+    change_requests.change_request_acknowledge(request_id=cr.pk, context=ctx(approver))
+    assert not reads.bypasses_to_review().exists()
 
 
 def test_list_filters_and_grid_shows_pending(
@@ -405,9 +413,9 @@ def test_two_approvers_approving_at_once_apply_once(
     def vote(user: Any) -> None:
         try:
             barrier.wait()
-            done = changes.change_request_approve(request_id=cr.pk, context=ctx(user))
+            done = change_requests.change_request_approve(request_id=cr.pk, context=ctx(user))
             outcomes[user.get_username()] = done.status
-        except changes.ChangeRequestRefused as exc:
+        except errors.ChangeRequestRefused as exc:
             outcomes[user.get_username()] = f"refused: {exc.message}"
         finally:
             aws.reset_clients()

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from secrets_admin import audit, aws, changes, documents
+from secrets_admin import audit, aws, documents, errors, reads
+from secrets_admin.changes import editor, lifecycle, protocol
+from secrets_admin.changes import restore as restoring
 from secrets_admin.documents import Edit
 from secrets_admin.models import AuditEvent, ChangeRequest, SecretSummary
 
@@ -52,12 +54,12 @@ def request_body(params: Any) -> dict[str, Any]:
 
 
 def save(ctx: audit.Context, base: str, *edits: Edit, change_id: str | None = None) -> Any:
-    return changes.secret_save_changes(
+    return editor.secret_save_changes(
         name=NAME,
         base_version_id=base,
         changeset=list(edits),
         context=ctx,
-        change_id=change_id or changes.new_change_id(),
+        change_id=change_id or protocol.new_change_id(),
     )
 
 
@@ -180,21 +182,22 @@ def test_a_newly_typed_value_is_a_string(make_secret: Any, ctx: audit.Context) -
     assert current_doc()["dev"]["s"]["flag"] == "false"
 
 
-def test_protected_environment_is_refused_before_any_call(
+def test_protected_environment_is_never_saved_directly(
     make_secret: Any, ctx: audit.Context, calls: CallCounter
 ) -> None:
     make_secret(NAME, STANDARD_DOC)
     base = aws.read_current(NAME).version_id
     calls.calls.clear()
-    with pytest.raises(changes.NeedsApproval, match=r"main.*need approval"):
-        save(
-            ctx,
-            base,
-            Edit("set", "dev", "stripe", "public_key", "x"),
-            Edit("set", "main", "stripe", "public_key", "x"),
-        )
-    assert calls.calls == []
-    assert not AuditEvent.objects.exists()
+    result = save(
+        ctx,
+        base,
+        Edit("set", "dev", "stripe", "public_key", "x"),
+        Edit("set", "main", "stripe", "public_key", "x"),
+    )
+    assert isinstance(result, ChangeRequest) and result.environments == ["dev", "main"]
+    assert calls.count("UpdateSecretVersionStage") == 0  # AWSCURRENT never moved
+    assert aws.read_current(NAME).version_id == base
+    assert not AuditEvent.objects.filter(action=audit.AuditAction.SAVE).exists()
 
 
 def test_protected_patterns_are_honoured(
@@ -203,8 +206,9 @@ def test_protected_patterns_are_honoured(
     settings.PORTAL_PROTECTED_ENVIRONMENTS = ["main", "prod*"]
     make_secret(NAME, STANDARD_DOC)
     base = aws.read_current(NAME).version_id
-    with pytest.raises(changes.NeedsApproval, match="prod-eu"):
-        save(ctx, base, Edit("add_environment", "prod-eu"))
+    result = save(ctx, base, Edit("add_environment", "prod-eu"))
+    assert isinstance(result, ChangeRequest) and result.environments == ["prod-eu"]
+    assert aws.read_current(NAME).version_id == base
 
 
 def test_oversize_document_is_refused_before_any_write(
@@ -238,7 +242,7 @@ def test_no_effective_change_saves_nothing(
     make_secret(NAME, json.dumps(STANDARD_DOC, indent=2))  # formatting alone is not a change
     base = aws.read_current(NAME).version_id
     calls.calls.clear()
-    with pytest.raises(changes.NoChanges, match="No changes"):
+    with pytest.raises(errors.NoChanges, match="No changes"):
         save(ctx, base, Edit("set", "dev", "stripe", "public_key", "pk_test_dev"))
     assert calls.calls == ["GetSecretValue"]
     assert len(aws.list_versions(NAME)) == 1
@@ -258,18 +262,29 @@ def test_double_submit_of_one_change_creates_one_version(
 
 
 def test_repeat_unknown_to_the_audit_log_is_confirmed_by_describe_secret(
-    make_secret: Any, ctx: audit.Context, monkeypatch: Any, calls: CallCounter
+    make_secret: Any, ctx: audit.Context, sm: Any, calls: CallCounter
 ) -> None:
     """A repeat whose first run landed but left no outcome (e.g. a crash): the same token makes
     PutSecretValue a no-op, the swap fails, and DescribeSecret finds AWSCURRENT on it."""
     make_secret(NAME, STANDARD_DOC)
-    base = aws.read_current(NAME).version_id
+    base = aws.read_current(NAME)
     edit = Edit("set", "dev", "stripe", "public_key", "pk_once")
-    first = save(ctx, base, edit, change_id="d" * 32)
-    monkeypatch.setattr(changes, "_earlier_success", lambda name, change_id: None)
+    # The first run, by hand: staged with the change's token and made current, no audit outcome.
+    landed = sm.put_secret_value(
+        SecretId=NAME,
+        ClientRequestToken=protocol.request_token(NAME, "d" * 32, base.version_id),
+        SecretString=documents.serialise(documents.apply(documents.parse(base.text or ""), [edit])),
+        VersionStages=[aws.STAGING_LABEL],
+    )["VersionId"]
+    sm.update_secret_version_stage(
+        SecretId=NAME,
+        VersionStage="AWSCURRENT",
+        MoveToVersionId=landed,
+        RemoveFromVersionId=base.version_id,
+    )
     calls.calls.clear()
-    second = save(ctx, base, edit, change_id="d" * 32)
-    assert second.new_version_id == first.new_version_id
+    second = save(ctx, base.version_id, edit, change_id="d" * 32)
+    assert second.new_version_id == landed
     assert "DescribeSecret" in calls.calls
     assert len(aws.list_versions(NAME)) == 2
 
@@ -302,12 +317,12 @@ def test_concurrent_edit_of_the_same_cell_is_a_conflict_with_three_fingerprints(
     make_secret(NAME, STANDARD_DOC)
     base = aws.read_current(NAME).version_id
     theirs = save(ctx, base, Edit("set", "dev", "stripe", "secret_key", "theirs"))
-    with pytest.raises(changes.Conflict) as info:
+    with pytest.raises(errors.Conflict) as info:
         save(ctx, base, Edit("set", "dev", "stripe", "secret_key", "yours"))
     conflict = info.value
     (cell,) = conflict.cells
     assert (cell.environment, cell.service, cell.key) == ("dev", "stripe", "secret_key")
-    fp = changes.reads.fingerprint
+    fp = reads.fingerprint
     assert cell.base.fingerprint == fp("sk_test_dev")
     assert cell.theirs.fingerprint == fp("theirs")
     assert cell.yours.fingerprint == fp("yours")
@@ -356,7 +371,7 @@ def test_writing_into_a_service_someone_removed_is_a_conflict(
     make_secret(NAME, STANDARD_DOC)
     base = aws.read_current(NAME).version_id
     save(ctx, base, Edit("remove_service", "dev", "databricks"))
-    with pytest.raises(changes.Conflict) as info:
+    with pytest.raises(errors.Conflict) as info:
         save(ctx, base, Edit("set", "dev", "databricks", "new_key", "v"))
     assert ("dev", "databricks", "") in [
         (c.environment, c.service, c.key) for c in info.value.cells
@@ -402,7 +417,7 @@ def test_rebases_are_bounded(make_secret: Any, ctx: audit.Context, sm: Any) -> N
             )
 
     aws.client().meta.events.register("before-call.secrets-manager", interfere)
-    with pytest.raises(changes.SaveContended, match="Re-apply"):
+    with pytest.raises(errors.SaveContended, match="Re-apply"):
         save(ctx, base, Edit("set", "dev", "s", "mine", "v"))
     assert "mine" not in current_doc()["dev"]["s"]
     assert (
@@ -478,7 +493,7 @@ def test_a_landed_save_whose_outcome_cannot_be_recorded_says_so(
         return real(action, outcome, *args, **kwargs)
 
     monkeypatch.setattr(audit, "_append", append)
-    with pytest.raises(changes.SavedUnrecorded) as info:
+    with pytest.raises(errors.SavedUnrecorded) as info:
         save(ctx, base, Edit("set", "dev", "stripe", "public_key", "x"))
     assert info.value.version_id == aws.read_current(NAME).version_id != base
     assert "attempt is recorded" in info.value.message
@@ -486,7 +501,7 @@ def test_a_landed_save_whose_outcome_cannot_be_recorded_says_so(
 
 def test_edits_keep_values_out_of_their_repr() -> None:
     assert "CANARY" not in repr(Edit("set", "dev", "s", "k", "CANARY-repr"))
-    assert "CANARY" not in repr(changes.EditIntent(values={("dev", "s", "k"): "CANARY-repr"}))
+    assert "CANARY" not in repr(editor.EditIntent(values={("dev", "s", "k"): "CANARY-repr"}))
 
 
 @pytest.mark.parametrize(
@@ -497,7 +512,7 @@ def test_non_conforming_secret_is_never_rewritten(
 ) -> None:
     make_secret(NAME, value)
     base = aws.read_current(NAME).version_id
-    with pytest.raises(changes.NotEditable, match="will not rewrite"):
+    with pytest.raises(errors.NotEditable, match="will not rewrite"):
         save(ctx, base, Edit("set", "dev", "s", "k", "v"))
     assert len(aws.list_versions(NAME)) == 1
 
@@ -505,15 +520,15 @@ def test_non_conforming_secret_is_never_rewritten(
 def test_impossible_edit_is_refused_with_its_reason(make_secret: Any, ctx: audit.Context) -> None:
     make_secret(NAME, STANDARD_DOC)
     base = aws.read_current(NAME).version_id
-    with pytest.raises(changes.InvalidChange, match="leading or trailing"):
+    with pytest.raises(errors.InvalidChange, match="leading or trailing"):
         save(ctx, base, Edit("set", "dev", "stripe", "bad ", "v"))
 
 
 def test_token_is_derived_from_change_and_base() -> None:
-    t = changes.request_token(NAME, "c" * 32, "base-1")
-    assert t == changes.request_token(NAME, "c" * 32, "base-1")
-    assert t != changes.request_token(NAME, "c" * 32, "base-2")
-    assert t != changes.request_token("b-secrets", "c" * 32, "base-1")
+    t = protocol.request_token(NAME, "c" * 32, "base-1")
+    assert t == protocol.request_token(NAME, "c" * 32, "base-1")
+    assert t != protocol.request_token(NAME, "c" * 32, "base-2")
+    assert t != protocol.request_token("b-secrets", "c" * 32, "base-1")
     assert 32 <= len(t) <= 64
 
 
@@ -529,13 +544,13 @@ def test_same_token_with_other_content_is_refused(make_secret: Any) -> None:
 
 
 def restore(ctx: audit.Context, environment: str, version: str, base: str) -> Any:
-    return changes.secret_restore_environment(
+    return restoring.secret_restore_environment(
         name=NAME,
         environment=environment,
         version_id=version,
         base_version_id=base,
         context=ctx,
-        change_id=changes.new_change_id(),
+        change_id=protocol.new_change_id(),
     )
 
 
@@ -588,7 +603,7 @@ def test_restore_is_not_rebased_over_someone_elses_edit_of_that_environment(
     v1 = aws.read_current(NAME).version_id
     v2 = save(ctx, v1, Edit("set", "dev", "stripe", "secret_key", "dev2")).new_version_id
     save(ctx, v2, Edit("set", "dev", "stripe", "new_key", "theirs"))  # dev changes again
-    with pytest.raises(changes.Conflict) as info:
+    with pytest.raises(errors.Conflict) as info:
         restore(ctx, "dev", v1, v2)
     assert [c.key for c in info.value.cells] == ["new_key"]
 
@@ -598,7 +613,7 @@ def test_restore_is_not_rebased_over_someone_elses_edit_of_that_environment(
 
 
 def test_create_secret_with_environments_template_tags_and_kms(ctx: audit.Context, sm: Any) -> None:
-    created = changes.secret_create(
+    created = lifecycle.secret_create(
         repo="shiny-app",
         context=ctx,
         description="Shiny",
@@ -628,8 +643,8 @@ def test_create_secret_with_environments_template_tags_and_kms(ctx: audit.Contex
 def test_create_refuses_names_aws_or_the_standard_refuse(
     ctx: audit.Context, repo: str, message: str
 ) -> None:
-    with pytest.raises(changes.InvalidChange, match=message):
-        changes.secret_create(repo=repo, context=ctx)
+    with pytest.raises(errors.InvalidChange, match=message):
+        lifecycle.secret_create(repo=repo, context=ctx)
 
 
 def test_secret_name_rules() -> None:
@@ -640,8 +655,8 @@ def test_secret_name_rules() -> None:
 
 def test_create_of_an_existing_name_says_so(make_secret: Any, ctx: audit.Context) -> None:
     make_secret(NAME, STANDARD_DOC)
-    with pytest.raises(changes.SecretExists, match="already exists"):
-        changes.secret_create(repo="a", context=ctx)
+    with pytest.raises(errors.SecretExists, match="already exists"):
+        lifecycle.secret_create(repo="a", context=ctx)
     assert (
         AuditEvent.objects.get(action="secret_create", outcome="failed").error_code
         == "SecretExists"
@@ -653,13 +668,13 @@ def test_create_of_a_name_pending_deletion_offers_restore_and_undelete_works(
 ) -> None:
     make_secret(NAME, STANDARD_DOC)
     sm.delete_secret(SecretId=NAME, RecoveryWindowInDays=7)
-    with pytest.raises(changes.SecretPendingDeletion, match="restore it"):
-        changes.secret_create(repo="a", context=ctx)
-    changes.secret_undelete(name=NAME, context=ctx)
+    with pytest.raises(errors.SecretPendingDeletion, match="restore it"):
+        lifecycle.secret_create(repo="a", context=ctx)
+    lifecycle.secret_undelete(name=NAME, context=ctx)
     assert "DeletedDate" not in sm.describe_secret(SecretId=NAME)
     assert AuditEvent.objects.filter(action="secret_undelete", outcome="succeeded").count() == 1
 
 
 def test_bad_environment_names_in_the_template_are_refused(ctx: audit.Context) -> None:
-    with pytest.raises(changes.InvalidChange, match="leading or trailing"):
-        changes.secret_create(repo="z", context=ctx, environments=["dev", " main"])
+    with pytest.raises(errors.InvalidChange, match="leading or trailing"):
+        lifecycle.secret_create(repo="z", context=ctx, environments=["dev", " main"])

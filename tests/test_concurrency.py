@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from secrets_admin import audit, aws, changes, documents
+from secrets_admin import audit, aws, documents, errors, reads
+from secrets_admin.changes import editor, protocol
 from secrets_admin.documents import Edit
 from secrets_admin.models import AuditEvent
 
@@ -66,14 +67,14 @@ def test_twenty_people_saving_different_cells_all_land(make_secret: Any, sm: Any
         version = base
         while True:  # a person re-applies their edit when told to (SaveContended)
             try:
-                result = changes.secret_save_changes(
+                result = editor.secret_save_changes(
                     name=NAME,
                     base_version_id=version,
                     changeset=[edit],
                     context=ctx,
-                    change_id=changes.new_change_id(),
+                    change_id=protocol.new_change_id(),
                 )
-            except changes.SaveContended:
+            except errors.SaveContended:
                 with lock:
                     outcomes["contended, re-applied"] += 1
                 version = aws.read_current(NAME).version_id
@@ -104,25 +105,25 @@ def test_twenty_people_saving_different_cells_all_land(make_secret: Any, sm: Any
     assert audit.verify().ok
 
 
-def same_cell_round(base: str, round_: int) -> tuple[list[tuple[int, str]], list[changes.Conflict]]:
+def same_cell_round(base: str, round_: int) -> tuple[list[tuple[int, str]], list[errors.Conflict]]:
     """Twenty people, one base, one cell, released together: who landed, who was told."""
     barrier = threading.Barrier(THREADS)
     lock = threading.Lock()
     winners: list[tuple[int, str]] = []
-    conflicts: list[changes.Conflict] = []
+    conflicts: list[errors.Conflict] = []
 
     def person(i: int) -> None:
         ctx = audit.Context(extra_actor={"actor_username": f"person-{i}"})
         barrier.wait()
         try:
-            result = changes.secret_save_changes(
+            result = editor.secret_save_changes(
                 name=NAME,
                 base_version_id=base,
                 changeset=[Edit("set", "dev", "svc", "shared", f"round{round_}-person{i}")],
                 context=ctx,
-                change_id=changes.new_change_id(),
+                change_id=protocol.new_change_id(),
             )
-        except changes.Conflict as conflict:
+        except errors.Conflict as conflict:
             with lock:
                 conflicts.append(conflict)
             return
@@ -145,7 +146,7 @@ def test_twenty_people_saving_the_same_cell_one_wins_each_round(make_secret: Any
         assert current.version_id == version and value == f"round{round_}-person{winner}"
         assert len(conflicts) == THREADS - 1
         # Every loser is told exactly what clashed: theirs is the winner's value.
-        winner_fp = changes.reads.fingerprint(value)
+        winner_fp = reads.fingerprint(value)
         for conflict in conflicts:
             (cell,) = conflict.cells
             assert cell.theirs.fingerprint == winner_fp != cell.yours.fingerprint
@@ -169,14 +170,14 @@ def test_twenty_people_saving_the_same_cell_one_wins_each_round(make_secret: Any
 def test_a_double_submit_racing_itself_creates_one_version(make_secret: Any) -> None:
     make_secret(NAME, {"dev": {"svc": {"k": "v"}}})
     base = aws.read_current(NAME).version_id
-    change_id = changes.new_change_id()
+    change_id = protocol.new_change_id()
     barrier = threading.Barrier(2)
-    results: list[changes.SaveResult] = []
+    results: list[protocol.SaveResult] = []
 
     def submit(i: int) -> None:
         barrier.wait()
         results.append(
-            changes.secret_save_changes(
+            editor.secret_save_changes(
                 name=NAME,
                 base_version_id=base,
                 changeset=[Edit("set", "dev", "svc", "k", "twice")],

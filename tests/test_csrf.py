@@ -4,6 +4,7 @@ view is covered the day it is added."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from http import HTTPStatus
 from typing import Any
 
@@ -12,8 +13,12 @@ from django.apps import apps
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
-from secrets_admin import aws
+from secrets_admin import audit, aws
+from secrets_admin.changes import change_requests, protocol
+from secrets_admin.documents import Edit
+from secrets_admin.models import AuditEvent, ChangeRequest
 
 from .conftest import STANDARD_DOC
 from .urltable import CSRF_EXEMPT, POST_VIEWS, SAMPLE_SECRET, all_urls
@@ -131,3 +136,46 @@ def test_get_requests_change_nothing(
         client.get(url.path)
         client.get(url.path, headers={"HX-Request": "true"})
     assert _tables() == before
+
+
+#: Secrets Manager operations that only read; any other one is a write.
+READ_OPERATIONS = ("Get", "Describe", "List", "BatchGet")
+
+
+@pytest.mark.parametrize("persona", ["auditor", "engineer", "approver", "admin"])
+def test_no_get_writes_an_audit_event_or_calls_a_write_api(
+    request: Any, client: Any, make_secret: Any, engineer: Any, persona: str
+) -> None:
+    """Every URL, GET (plain and htmx) as each role: no audit event, no write call to Secrets
+    Manager, and an expired open change request stays as it is (expiring it is the
+    ``change_requests_expire`` command's write, never a page view's)."""
+    make_secret(SAMPLE_SECRET, STANDARD_DOC)
+    expired = change_requests.change_request_propose(
+        name=SAMPLE_SECRET,
+        base_version_id=aws.read_current(SAMPLE_SECRET).version_id,
+        changeset=[Edit("set", "main", "stripe", "secret_key", "x")],
+        context=audit.Context(user=engineer),
+        change_id=protocol.new_change_id(),
+    )
+    ChangeRequest.objects.filter(pk=expired.pk).update(
+        expires_at=timezone.now() - timedelta(days=1)
+    )
+    client.force_login(request.getfixturevalue(persona))
+    writes: list[str] = []
+
+    def count_writes(model: Any, **kwargs: Any) -> None:
+        if not model.name.startswith(READ_OPERATIONS):
+            writes.append(model.name)
+
+    events = AuditEvent.objects.count()
+    sm = aws.client()
+    sm.meta.events.register("before-call.secrets-manager", count_writes)
+    try:
+        for url in all_urls():
+            client.get(url.path)
+            client.get(url.path, headers={"HX-Request": "true"})
+    finally:
+        sm.meta.events.unregister("before-call.secrets-manager", count_writes)
+    assert writes == []
+    assert AuditEvent.objects.count() == events
+    assert ChangeRequest.objects.get(pk=expired.pk).status == ChangeRequest.Status.OPEN

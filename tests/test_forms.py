@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.http import QueryDict
 
-from secrets_admin import changes, documents, forms
+from secrets_admin import documents, errors, forms
+from secrets_admin.changes import editor, protocol
 from secrets_admin.documents import Edit
 from secrets_admin.forms import field_name
 
@@ -30,7 +31,7 @@ def test_empty_inputs_leave_cells_alone_and_typed_values_are_strings() -> None:
             ]
         )
     )
-    assert changes.changeset_for(intent, DOC) == [Edit("set", "dev", "stripe", "secret_key", "42")]
+    assert editor.changeset_for(intent, DOC) == [Edit("set", "dev", "stripe", "secret_key", "42")]
 
 
 def test_names_with_any_characters_round_trip_through_field_names() -> None:
@@ -41,7 +42,7 @@ def test_names_with_any_characters_round_trip_through_field_names() -> None:
 
 
 def test_canonical_fields_round_trip_every_kind_of_edit() -> None:
-    intent = changes.EditIntent(
+    intent = editor.EditIntent(
         values={("dev", "s", "k"): "v"},
         deletes=[("dev", "stripe", "public_key")],
         delete_keys=[("stripe", "secret_key")],
@@ -94,18 +95,18 @@ def test_damaged_or_incomplete_fields_are_refused(
 
 
 def test_every_environment_leaves_protected_ones_out() -> None:
-    intent = changes.EditIntent(
+    intent = editor.EditIntent(
         add_services=[("sentry", "*")],
         delete_keys=[("stripe", "public_key")],
         remove_services=[("stripe", "*")],
     )
-    edits = changes.changeset_for(intent, DOC)
+    edits = editor.changeset_for(intent, DOC)
     assert {e.environment for e in edits} == {"sandbox", "dev"}
-    assert changes.protected_environments(edits) == []
+    assert protocol.protected_environments(edits) == []
 
 
 def test_environment_with_the_structure_of_another_gets_keys_without_values() -> None:
-    edits = changes.changeset_for(changes.EditIntent(add_environments=[("uat", "dev")]), DOC)
+    edits = editor.changeset_for(editor.EditIntent(add_environments=[("uat", "dev")]), DOC)
     new = documents.apply(DOC, edits)
     assert new["uat"] == {
         "stripe": {"public_key": "", "secret_key": ""},
@@ -116,11 +117,11 @@ def test_environment_with_the_structure_of_another_gets_keys_without_values() ->
 @pytest.mark.parametrize(
     ("intent", "message"),
     [
-        (changes.EditIntent(add_environments=[("dev", "")]), "exists already"),
-        (changes.EditIntent(add_environments=[("uat", "nope")]), "does not exist"),
-        (changes.EditIntent(add_services=[("stripe", "dev")]), "exists already in dev"),
+        (editor.EditIntent(add_environments=[("dev", "")]), "exists already"),
+        (editor.EditIntent(add_environments=[("uat", "nope")]), "does not exist"),
+        (editor.EditIntent(add_services=[("stripe", "dev")]), "exists already in dev"),
         (
-            changes.EditIntent(
+            editor.EditIntent(
                 values={("dev", "stripe", "public_key"): "x"},
                 deletes=[("dev", "stripe", "public_key")],
             ),
@@ -128,9 +129,9 @@ def test_environment_with_the_structure_of_another_gets_keys_without_values() ->
         ),
     ],
 )
-def test_impossible_intents_are_refused(intent: changes.EditIntent, message: str) -> None:
-    with pytest.raises(changes.InvalidChange, match=message):
-        changes.changeset_for(intent, DOC)
+def test_impossible_intents_are_refused(intent: editor.EditIntent, message: str) -> None:
+    with pytest.raises(errors.InvalidChange, match=message):
+        editor.changeset_for(intent, DOC)
 
 
 def test_editor_grid_never_carries_existing_values() -> None:
@@ -149,7 +150,7 @@ def test_editor_grid_never_carries_existing_values() -> None:
             first_of_service=True,
         )
     ]
-    intent = changes.EditIntent(
+    intent = editor.EditIntent(
         values={("dev", "stripe", "secret_key"): "typed", ("gone", "s", "k"): "v"}
     )
     grid = forms.editor_grid(page, intent)

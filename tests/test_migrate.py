@@ -10,7 +10,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from secrets_admin import audit, aws, changes, forms, migration
+from secrets_admin import audit, aws, errors, forms, migration
+from secrets_admin.changes import environment_copy, protocol
 from secrets_admin.documents import JsonNumber
 from secrets_admin.models import AuditEvent, ChangeRequest
 
@@ -45,7 +46,7 @@ def test_promote_with_values_copies_exact_values_into_an_unprotected_environment
 ) -> None:
     make_secret("a-secrets", DOC)
     base = aws.read_current("a-secrets").version_id
-    result = changes.environment_promote(
+    result = environment_copy.environment_copy(
         name="a-secrets",
         base_version_id=base,
         source="dev",
@@ -53,7 +54,7 @@ def test_promote_with_values_copies_exact_values_into_an_unprotected_environment
         rows=[("stripe", "secret_key"), ("db", "")],
         with_values=True,
         context=_context(engineer),
-        change_id=changes.new_change_id(),
+        change_id=protocol.new_change_id(),
     )
     after = aws.read_current("a-secrets")
     assert after.version_id == result.new_version_id != base
@@ -71,7 +72,7 @@ def test_promote_structure_only_adds_empty_values_and_never_blanks_existing_ones
 ) -> None:
     make_secret("a-secrets", DOC)
     base = aws.read_current("a-secrets").version_id
-    changes.environment_promote(
+    environment_copy.environment_copy(
         name="a-secrets",
         base_version_id=base,
         source="dev",
@@ -79,7 +80,7 @@ def test_promote_structure_only_adds_empty_values_and_never_blanks_existing_ones
         rows=[("stripe", "")],
         with_values=False,
         context=_context(engineer),
-        change_id=changes.new_change_id(),
+        change_id=protocol.new_change_id(),
     )
     assert _current("a-secrets")["sandbox"]["stripe"] == {
         "public_key": "pk_CANARY-sand",
@@ -92,7 +93,7 @@ def test_promote_into_main_creates_a_change_request(make_secret: Any, engineer: 
     approver approves it (invariant 4)."""
     make_secret("a-secrets", DOC)
     base = aws.read_current("a-secrets").version_id
-    result = changes.environment_promote(
+    result = environment_copy.environment_copy(
         name="a-secrets",
         base_version_id=base,
         source="dev",
@@ -100,7 +101,7 @@ def test_promote_into_main_creates_a_change_request(make_secret: Any, engineer: 
         rows=[("stripe", "secret_key")],
         with_values=True,
         context=_context(engineer),
-        change_id=changes.new_change_id(),
+        change_id=protocol.new_change_id(),
     )
     assert isinstance(result, ChangeRequest)
     assert result.status == ChangeRequest.Status.OPEN
@@ -110,19 +111,21 @@ def test_promote_into_main_creates_a_change_request(make_secret: Any, engineer: 
 
 
 def test_promote_changeset_refuses_rows_not_in_the_source() -> None:
-    with pytest.raises(changes.InvalidChange, match="not in dev"):
-        changes.promote_changeset(
+    with pytest.raises(errors.InvalidChange, match="not in dev"):
+        environment_copy.environment_copy_changeset(
             DOC, source="dev", target="main", rows=[("nope", "x")], with_values=True
         )
-    with pytest.raises(changes.InvalidChange, match="at least one row"):
-        changes.promote_changeset(DOC, source="dev", target="main", rows=[], with_values=True)
+    with pytest.raises(errors.InvalidChange, match="at least one row"):
+        environment_copy.environment_copy_changeset(
+            DOC, source="dev", target="main", rows=[], with_values=True
+        )
 
 
 # ----------------------------------------------------------------------------------------
 # Promote: the views
 
 
-def _promote(client: Any, step: str, **extra: str) -> Any:
+def _copy(client: Any, step: str, **extra: str) -> Any:
     data = {
         "a": "dev",
         "b": "sandbox",
@@ -130,10 +133,9 @@ def _promote(client: Any, step: str, **extra: str) -> Any:
         forms.field_name("row", "stripe", "secret_key"): "on",
         forms.field_name("promote_service", "db"): "on",
         "mode": "values",
-        "step": step,
         **extra,
     }
-    return client.post(reverse("secrets_admin:environment_promote", args=["a-secrets"]), data)
+    return client.post(reverse(f"secrets_admin:environment_copy_{step}", args=["a-secrets"]), data)
 
 
 def test_diff_page_offers_promotion_to_engineers_not_auditors(
@@ -142,10 +144,10 @@ def test_diff_page_offers_promotion_to_engineers_not_auditors(
     make_secret("a-secrets", DOC)
     url = reverse("secrets_admin:environment_diff", args=["a-secrets"])
     html = as_user(engineer).get(url, {"a": "dev", "b": "sandbox"}).content.decode()
-    assert reverse("secrets_admin:environment_promote", args=["a-secrets"]) in html
+    assert reverse("secrets_admin:environment_copy_review", args=["a-secrets"]) in html
     assert 'name="row:[&quot;stripe&quot;, &quot;secret_key&quot;]"' in html
     html = as_user(auditor).get(url, {"a": "dev", "b": "sandbox"}).content.decode()
-    assert reverse("secrets_admin:environment_promote", args=["a-secrets"]) not in html
+    assert reverse("secrets_admin:environment_copy_review", args=["a-secrets"]) not in html
 
 
 def test_promote_review_then_save_lands_without_values_in_the_pages(
@@ -153,14 +155,14 @@ def test_promote_review_then_save_lands_without_values_in_the_pages(
 ) -> None:
     make_secret("a-secrets", DOC)
     client = as_user(engineer)
-    review = _promote(client, "review")
+    review = _copy(client, "review")
     html = review.content.decode()
     assert review.status_code == HTTPStatus.OK
-    assert "Promote values from dev to sandbox" in html
+    assert "Copy values from dev to sandbox" in html
     assert "3 added" in html
     assert "CANARY" not in html  # names only: values are read on the server
     change_id = html.split('name="change_id" value="')[1].split('"')[0]
-    saved = _promote(client, "save", change_id=change_id)
+    saved = _copy(client, "save", change_id=change_id)
     assert saved.status_code == HTTPStatus.FOUND
     assert _current("a-secrets")["sandbox"]["db"] == {"port": 5432, "tls": True}
     page = client.get(saved["Location"]).content.decode()
@@ -173,12 +175,12 @@ def test_promote_into_main_through_the_page_opens_a_change_request(
 ) -> None:
     make_secret("a-secrets", DOC)
     client = as_user(engineer)
-    review = _promote(client, "review", b="main")
+    review = _copy(client, "review", b="main")
     assert (
         "needs approval" in review.content.decode() or "change request" in review.content.decode()
     )
     base = aws.read_current("a-secrets").version_id
-    saved = _promote(client, "save", b="main", change_id=changes.new_change_id())
+    saved = _copy(client, "save", b="main", change_id=protocol.new_change_id())
     request_ = ChangeRequest.objects.get()
     assert saved["Location"] == reverse("secrets_admin:change_request_detail", args=[request_.pk])
     page = client.get(saved["Location"]).content.decode()
@@ -372,7 +374,9 @@ def test_wizard_from_three_legacy_secrets_and_an_env_file_to_one_unified_secret(
 
     data = _wizard_fields()
     upload = SimpleUploadedFile(".env", ENV_FILE, content_type="text/plain")
-    preview = client.post(url, {**data, "dotenv_file": upload, "step": "preview"})
+    preview = client.post(
+        reverse("secrets_admin:secret_migrate_preview"), {**data, "dotenv_file": upload}
+    )
     html = preview.content.decode()
     assert preview.status_code == HTTPStatus.OK
     assert "shop-secrets: created" in html
@@ -387,9 +391,8 @@ def test_wizard_from_three_legacy_secrets_and_an_env_file_to_one_unified_secret(
         "dotenv_text": ENV_FILE.decode(),
         "digest": _hidden(html, "digest"),
         "change_id": _hidden(html, "change_id"),
-        "step": "apply",
     }
-    done = client.post(url, apply_data)
+    done = client.post(reverse("secrets_admin:secret_migrate_apply"), apply_data)
     done_html = done.content.decode()
     assert done.status_code == HTTPStatus.OK, done_html
     assert "Created shop-secrets" in done_html
@@ -433,14 +436,14 @@ def test_wizard_updates_an_existing_secret_and_refuses_a_changed_source(
         forms.field_name("legacy_env", "shop-stripe-dev"): "dev",
         forms.field_name("legacy_service", "shop-stripe-dev"): "stripe",
     }
-    html = client.post(url, {**data, "step": "preview"}).content.decode()
+    html = client.post(reverse("secrets_admin:secret_migrate_preview"), data).content.decode()
     assert "updated on version" in html and "conflict" in html
     apply = {
         **data,
         "digest": _hidden(html, "digest"),
         "change_id": _hidden(html, "change_id"),
-        "step": "apply",
     }
+    url = reverse("secrets_admin:secret_migrate_apply")
     stale = client.post(url, {**apply, "overwrite": "on"})  # not what was reviewed
     assert stale.status_code == HTTPStatus.BAD_REQUEST
     assert "changed since the preview" in stale.content.decode()
@@ -470,9 +473,8 @@ def test_wizard_bad_mappings_and_empty_secrets_are_shown_not_crashed(
         forms.field_name("legacy_service", "absent-dev"): "x",
         "dotenv_text": "FOO=1\n",
         "dotenv_env": "dev",
-        "step": "preview",
     }
-    response = client.post(reverse("secrets_admin:secret_migrate"), data)
+    response = client.post(reverse("secrets_admin:secret_migrate_preview"), data)
     html = response.content.decode()
     assert response.status_code == HTTPStatus.OK
     assert "empty object" in html
@@ -482,7 +484,9 @@ def test_wizard_bad_mappings_and_empty_secrets_are_shown_not_crashed(
     assert "can&#x27;t be an Amplify branch name" in html  # "my env"
     assert "absent-dev" in html
     assert "FOO names no service" in html
-    bad_repo = client.post(reverse("secrets_admin:secret_migrate"), {**data, "repo": "bad repo"})
+    bad_repo = client.post(
+        reverse("secrets_admin:secret_migrate_preview"), {**data, "repo": "bad repo"}
+    )
     assert bad_repo.status_code == HTTPStatus.BAD_REQUEST
 
 

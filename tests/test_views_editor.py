@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
-from secrets_admin import audit, aws, changes, documents
+from secrets_admin import audit, aws, documents, reads
+from secrets_admin.changes import editor, protocol
 from secrets_admin.documents import Edit
 from secrets_admin.forms import field_name
 from secrets_admin.models import AuditEvent, ChangeRequest
@@ -49,8 +50,8 @@ class Forms(HTMLParser):
             return
         form = self.forms[-1]
         kind = a.get("type", "text")
-        if tag == "button" and a.get("name"):
-            form["buttons"].append((a["name"], a.get("value", "")))
+        if tag == "button":
+            form["buttons"].append(a.get("formaction") or form["action"])
         elif tag == "input" and a.get("name") and kind not in ("checkbox", "submit"):
             form["fields"].append((a["name"], a.get("value", "")))
         elif tag == "input" and kind == "checkbox" and "checked" in a:
@@ -68,13 +69,14 @@ class Forms(HTMLParser):
             self.select = None
 
     def with_button(self, step: str) -> dict[str, Any]:
-        return next(f for f in self.forms if ("step", step) in f["buttons"])
+        """The form whose button posts to the step's own URL (``.../<step>/``)."""
+        return next(f for f in self.forms if any(url.endswith(f"/{step}/") for url in f["buttons"]))
 
 
 def post_form(client: Any, html: str, step: str, **extra: Any) -> Any:
     form = Forms(html).with_button(step)
     data: dict[str, list[str]] = {}
-    for name, value in [*form["fields"], ("step", step)]:
+    for name, value in form["fields"]:
         data.setdefault(name, []).append(value)
     for name, value in extra.items():
         data[name] = [value]
@@ -88,14 +90,14 @@ def opened(as_user: Any, engineer: Any, make_secret: Any) -> tuple[Any, str]:
     return as_user(engineer), aws.read_current(NAME).version_id
 
 
-def save_as(user: Any, base: str, *edits: Edit) -> changes.SaveResult:
+def save_as(user: Any, base: str, *edits: Edit) -> protocol.SaveResult:
     """Someone saves directly through the use case (another person, in another browser)."""
-    return changes.secret_save_changes(
+    return editor.secret_save_changes(
         name=NAME,
         base_version_id=base,
         changeset=list(edits),
         context=audit.Context(user=user),
-        change_id=changes.new_change_id(),
+        change_id=protocol.new_change_id(),
     )
 
 
@@ -104,7 +106,10 @@ def edit_url(name: str = NAME) -> str:
 
 
 def review(client: Any, base: str, fields: dict[str, str]) -> Any:
-    return client.post(edit_url(), {"base_version_id": base, "step": "review", **fields})
+    return client.post(
+        reverse("secrets_admin:secret_edit_review", args=[NAME]),
+        {"base_version_id": base, **fields},
+    )
 
 
 def current_doc(name: str = NAME) -> Any:
@@ -143,10 +148,9 @@ def test_auditor_may_not_save(as_user: Any, auditor: Any, make_secret: Any) -> N
     make_secret(NAME, STANDARD_DOC)
     base = aws.read_current(NAME).version_id
     response = as_user(auditor).post(
-        edit_url(),
+        reverse("secrets_admin:secret_edit_save", args=[NAME]),
         {
             "base_version_id": base,
-            "step": "save",
             "change_id": "f" * 32,
             field_name("set", "dev", "stripe", "public_key"): "x",
         },
@@ -185,7 +189,8 @@ def test_creating_secrets_is_for_admins(
 SCREENS = [
     ("get", "secret_edit", "engineer"),
     ("get", "secret_edit_row", "engineer"),
-    ("post", "secret_restore_environment", "engineer"),
+    ("post", "secret_restore_review", "engineer"),
+    ("post", "secret_restore_save", "engineer"),
     ("post", "secret_undelete", "admin"),
     ("get", "secret_history", "auditor"),
     ("get", "secret_version_diff", "auditor"),
@@ -251,7 +256,7 @@ def test_full_edit_flow_review_then_save_once(opened: Any) -> None:
     html = reviewed.content.decode()
     assert reviewed.status_code == HTTPStatus.OK
     assert "1 added, 1 changed, 1 removed" in html
-    fp = changes.reads.fingerprint
+    fp = reads.fingerprint
     assert documents.short(fp(TYPED)) in html and documents.short(fp("sk_test_dev")) in html
     assert aws.read_current(NAME).version_id == base  # nothing saved by the review
     saved = post_form(client, html, "save")
@@ -491,16 +496,16 @@ def test_rotation_enabled_warns(
 def test_many_versions_in_a_day_warn_about_the_version_quota(
     as_user: Any, engineer: Any, make_secret: Any, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(changes, "VERSION_WARNING_24H", 3)
+    monkeypatch.setattr(reads, "VERSION_WARNING_24H", 3)
     make_secret(NAME, STANDARD_DOC)
     ctx = audit.Context(user=engineer)
     for i in range(2):
-        changes.secret_save_changes(
+        editor.secret_save_changes(
             name=NAME,
             base_version_id=aws.read_current(NAME).version_id,
             changeset=[Edit("set", "dev", "stripe", "public_key", f"v{i}")],
             context=ctx,
-            change_id=changes.new_change_id(),
+            change_id=protocol.new_change_id(),
         )
     html = as_user(engineer).get(edit_url()).content.decode()
     assert "3 versions of this secret were created in the last 24 hours" in html
@@ -524,7 +529,7 @@ def test_conflict_shows_base_theirs_yours_and_reapplies_on_current(
     conflict = post_form(mine, html, "save")
     page = conflict.content.decode()
     assert conflict.status_code == HTTPStatus.CONFLICT
-    fp = changes.reads.fingerprint
+    fp = reads.fingerprint
     for value in ("sk_test_dev", "THEIRS-value", TYPED):
         assert documents.short(fp(value)) in page
     assert "THEIRS-value" not in page and "sk_test_dev" not in page
@@ -580,7 +585,7 @@ def test_diff_between_two_versions_by_fingerprint(
 ) -> None:
     make_secret(NAME, CANARY_DOC)
     v1 = aws.read_current(NAME).version_id
-    v2 = changes.secret_save_changes(
+    v2 = editor.secret_save_changes(
         name=NAME,
         base_version_id=v1,
         changeset=[
@@ -590,7 +595,7 @@ def test_diff_between_two_versions_by_fingerprint(
             Edit("set", "sandbox", "stripe", "added", "x"),
         ],
         context=audit.Context(user=engineer),
-        change_id=changes.new_change_id(),
+        change_id=protocol.new_change_id(),
     ).new_version_id
     response = as_user(engineer).get(
         reverse("secrets_admin:secret_version_diff", args=[NAME]), {"a": v1, "b": v2}
@@ -610,7 +615,7 @@ def test_restore_one_environment_from_history(
     make_secret(NAME, STANDARD_DOC)
     v1 = aws.read_current(NAME).version_id
     ctx = audit.Context(user=engineer)
-    v2 = changes.secret_save_changes(
+    v2 = editor.secret_save_changes(
         name=NAME,
         base_version_id=v1,
         changeset=[
@@ -618,12 +623,12 @@ def test_restore_one_environment_from_history(
             Edit("set", "sandbox", "stripe", "public_key", "sb2"),
         ],
         context=ctx,
-        change_id=changes.new_change_id(),
+        change_id=protocol.new_change_id(),
     ).new_version_id
     client = as_user(engineer)
     review_page = client.post(
-        reverse("secrets_admin:secret_restore_environment", args=[NAME]),
-        {"environment": "dev", "version_id": v1, "step": "review"},
+        reverse("secrets_admin:secret_restore_review", args=[NAME]),
+        {"environment": "dev", "version_id": v1},
     )
     html = review_page.content.decode()
     assert review_page.status_code == HTTPStatus.OK and "Restore dev" in html and v2 in html
@@ -646,16 +651,15 @@ def test_restore_of_a_protected_environment_becomes_a_change_request_on_screen(
     v1 = aws.read_current(NAME).version_id
     v2 = _change_main_outside_the_editor(v1)
     client = as_user(engineer)
-    url = reverse("secrets_admin:secret_restore_environment", args=[NAME])
-    review = client.post(url, {"environment": "main", "version_id": v1, "step": "review"})
+    url = reverse("secrets_admin:secret_restore_review", args=[NAME])
+    review = client.post(url, {"environment": "main", "version_id": v1})
     assert review.status_code == HTTPStatus.OK
     change_id = review.context["change_id"]
     saved = client.post(
-        url,
+        reverse("secrets_admin:secret_restore_save", args=[NAME]),
         {
             "environment": "main",
             "version_id": v1,
-            "step": "save",
             "base_version_id": v2,
             "change_id": change_id,
         },
@@ -774,8 +778,8 @@ def test_canary_values_appear_nowhere_in_the_editor_flow(
     )
     other_pages.append(
         client.post(
-            reverse("secrets_admin:secret_restore_environment", args=[NAME]),
-            {"environment": "dev", "version_id": base, "step": "review"},
+            reverse("secrets_admin:secret_restore_review", args=[NAME]),
+            {"environment": "dev", "version_id": base},
         ).content
     )
     # A conflict: someone else saves, then this person submits an edit made on the old base.
@@ -815,7 +819,7 @@ def test_a_large_secret_round_trips_through_the_editor_form(
     form = Forms(client.get(edit_url()).content.decode()).with_button("review")
     assert len(form["fields"]) > 1000  # more than Django's default DATA_UPLOAD_MAX_NUMBER_FIELDS
     data: dict[str, list[str]] = {}
-    for name, value in [*form["fields"], ("step", "review")]:
+    for name, value in form["fields"]:
         data.setdefault(name, []).append(value)
     data[field_name("set", "dev", "svc", "key0042")] = ["changed"]
     html = client.post(form["action"], data).content.decode()

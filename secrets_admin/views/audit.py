@@ -5,6 +5,7 @@ as CSV and JSON Lines, streamed; and the chain check. Everyone from auditor up (
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -100,43 +101,44 @@ def _log(
     return push_url(response, f"{request.path}?{urlencode(own_params)}".rstrip("?"))
 
 
-@require_GET
-@never_cache
-@require(Action.VIEW)
-def audit_log(request: HtmxHttpRequest) -> HttpResponse:
-    """Every event, newest first, filtered by the query string (see :class:`AuditFilterForm`)."""
-    return _log(
-        request,
-        preset={},
-        heading="Audit log",
-        lead="Who changed or saw what, when and from where. Newest first; times in UTC.",
-    )
+def _log_view(*, preset: str, heading: str, lead: str, doc: str) -> Callable[..., HttpResponse]:
+    """A view of the log: every event, or those of the URL's one secret or person (``preset``
+    names the filter field the URL's value sets; ``heading`` gets it in ``{}``)."""
+
+    @require_GET
+    @never_cache
+    @require(Action.VIEW)
+    def view(request: HtmxHttpRequest, **url_value: str) -> HttpResponse:
+        value = next(iter(url_value.values()), "")
+        return _log(
+            request,
+            preset={preset: value} if preset else {},
+            heading=heading.format(value),
+            lead=lead,
+        )
+
+    view.__doc__ = doc
+    return view
 
 
-@require_GET
-@never_cache
-@require(Action.VIEW)
-def audit_secret_timeline(request: HtmxHttpRequest, name: str) -> HttpResponse:
-    """The log of one secret."""
-    return _log(
-        request,
-        preset={"secret": name},
-        heading=f"Timeline of {name}",
-        lead="Every recorded action on this secret, newest first.",
-    )
-
-
-@require_GET
-@never_cache
-@require(Action.VIEW)
-def audit_user_timeline(request: HtmxHttpRequest, username: str) -> HttpResponse:
-    """The log of one person (by username or e-mail)."""
-    return _log(
-        request,
-        preset={"actor": username},
-        heading=f"Timeline of {username}",
-        lead="Everything this person did through the portal, newest first.",
-    )
+audit_log = _log_view(
+    preset="",
+    heading="Audit log",
+    lead="Who changed or saw what, when and from where. Newest first; times in UTC.",
+    doc="Every event, newest first, filtered by the query string (see AuditFilterForm).",
+)
+audit_secret_timeline = _log_view(
+    preset="secret",
+    heading="Timeline of {}",
+    lead="Every recorded action on this secret, newest first.",
+    doc="The log of one secret.",
+)
+audit_user_timeline = _log_view(
+    preset="actor",
+    heading="Timeline of {}",
+    lead="Everything this person did through the portal, newest first.",
+    doc="The log of one person (by username or e-mail).",
+)
 
 
 @require_GET

@@ -1,7 +1,7 @@
 """Change requests: the list (mine, waiting for me, by secret), one request with its per-cell
 diff between CURRENT and PROPOSED (masked; reveal for engineers and up through ``cell_reveal``
 on the current or the staged version), and the decisions (approve, reject, cancel, break-glass
-bypass, acknowledge a bypass), all POST. Rules live in ``changes.py``; these views translate.
+bypass, acknowledge a bypass), all POST. Rules live in ``secrets_admin.changes.change_requests``; these views translate.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import audit, aws, changes, permissions
+from .. import audit, aws, errors, permissions, reads
+from ..changes import change_requests
 from ..models import ChangeRequest
 from ..permissions import Action, require
 
@@ -26,9 +27,9 @@ FILTERS = ("open", "mine", "waiting", "all")
 
 def _load(request_id: int) -> ChangeRequest:
     try:
-        return changes.change_request_get(request_id)
-    except changes.ChangeRequestNotFound:
-        raise Http404("No such change request") from None
+        return change_requests.change_request_get(request_id)
+    except errors.ChangeRequestNotFound as exc:
+        raise Http404(exc.message) from None
 
 
 @require_GET
@@ -36,13 +37,14 @@ def _load(request_id: int) -> ChangeRequest:
 @require(Action.VIEW)
 def change_request_list(request: HttpRequest) -> HttpResponse:
     """Requests, newest first. ``show``: open (default), mine, waiting (for me), all;
-    ``secret``: one secret's. Expired requests are closed first (lazily)."""
-    changes.change_requests_expire()
+    ``secret``: one secret's. Reads only: expiring requests is ``manage.py
+    change_requests_expire``'s job (a GET never writes), and an expired request can't be
+    decided (the decision refuses it)."""
     show = request.GET.get("show", "open")
     if show not in FILTERS:
         show = "open"
     secret = request.GET.get("secret", "")[:512]
-    requests = changes.change_requests_for(
+    requests = reads.change_requests_for(
         request.user,
         mine=show == "mine",
         waiting=show == "waiting",
@@ -59,7 +61,7 @@ def change_request_list(request: HttpRequest) -> HttpResponse:
             "show": show,
             "secret": secret,
             "filters": FILTERS,
-            "bypasses": changes.bypasses_to_review() if can_approve else [],
+            "bypasses": reads.bypasses_to_review() if can_approve else [],
         },
     )
 
@@ -80,10 +82,8 @@ def _detail(
     error = ""
     if cr.status in (ChangeRequest.Status.OPEN, ChangeRequest.Status.APPROVED):
         try:
-            review = changes.change_request_review(cr)
-        except changes.ChangeRefused as exc:
-            error = exc.message
-        except aws.AwsError as exc:
+            review = reads.change_request_review(cr)
+        except errors.PortalError as exc:
             error = exc.message
     user = request.user
     is_author = cr.author_username == user.get_username()
@@ -98,7 +98,9 @@ def _detail(
             "is_author": is_author,
             "can_reveal": permissions.can(user, Action.REVEAL),
             "can_vote": permissions.can(user, Action.APPROVE) and not is_author and cr.is_open,
-            "can_break_glass": is_author and cr.is_open and changes.break_glass_allowed(user),
+            "can_break_glass": is_author
+            and cr.is_open
+            and change_requests.break_glass_allowed(user),
             "can_acknowledge": bool(
                 cr.bypass_reason
                 and cr.bypass_acknowledged_at is None
@@ -115,24 +117,19 @@ def _detail(
 def _decide(
     request: HttpRequest, request_id: int, run: Callable[[audit.Context], ChangeRequest]
 ) -> HttpResponse:
-    """Run one decision; a refusal shows the request again with the reason (403 for the
-    author's own vote, 409 for a request no longer open, 400 otherwise); an outcome redirects
-    to the request with a sentence saying what happened (invariant 6)."""
+    """Run one decision; a refusal shows the request again with the reason at the refusal's own
+    status (:class:`~secrets_admin.errors.PortalError`: 403 for the author's own vote, 409 for a
+    request no longer open, 400 for bad input, 503 when the audit log is down); an AWS failure
+    leaves the request approved (apply again later); an outcome redirects to the request with a
+    sentence saying what happened (invariant 6)."""
     _load(request_id)
     try:
         cr = run(audit.Context.from_request(request))
-    except changes.SelfApproval as exc:
-        return _detail(request, _load(request_id), refusal=exc.message, status=HTTPStatus.FORBIDDEN)
-    except changes.ChangeRefused as exc:
-        status = HTTPStatus.CONFLICT if "no longer open" in exc.message else HTTPStatus.BAD_REQUEST
-        return _detail(request, _load(request_id), refusal=exc.message, status=status)
-    except (audit.AuditUnavailable, changes.SavedUnrecorded) as exc:
-        return _detail(
-            request, _load(request_id), refusal=exc.message, status=HTTPStatus.SERVICE_UNAVAILABLE
-        )
     except aws.AwsError as exc:
         messages.error(request, f"{exc.message} The request stays approved; apply it again later.")
         return redirect("secrets_admin:change_request_detail", request_id=request_id)
+    except errors.PortalError as exc:
+        return _detail(request, _load(request_id), refusal=exc.message, status=exc.status)
     messages.success(request, _outcome_sentence(cr))
     return redirect("secrets_admin:change_request_detail", request_id=request_id)
 
@@ -160,19 +157,12 @@ def _outcome_sentence(cr: ChangeRequest) -> str:
 @never_cache
 @require(Action.APPROVE)
 def change_request_approve(request: HttpRequest, request_id: int) -> HttpResponse:
-    """Approve (POST ``comment`` optional); applies when approvals are complete. On a request
-    left approved by a failed apply, applies it again."""
+    """Approve (POST ``comment`` optional); applies when approvals are complete."""
     comment = request.POST.get("comment", "")
-    if _load(request_id).status == ChangeRequest.Status.APPROVED:
-        return _decide(
-            request,
-            request_id,
-            lambda ctx: changes.change_request_apply(request_id=request_id, context=ctx),
-        )
     return _decide(
         request,
         request_id,
-        lambda ctx: changes.change_request_approve(
+        lambda ctx: change_requests.change_request_approve(
             request_id=request_id, context=ctx, comment=comment
         ),
     )
@@ -187,7 +177,7 @@ def change_request_reject(request: HttpRequest, request_id: int) -> HttpResponse
     return _decide(
         request,
         request_id,
-        lambda ctx: changes.change_request_reject(
+        lambda ctx: change_requests.change_request_reject(
             request_id=request_id, context=ctx, comment=comment
         ),
     )
@@ -201,13 +191,13 @@ def change_request_cancel(request: HttpRequest, request_id: int) -> HttpResponse
     return _decide(
         request,
         request_id,
-        lambda ctx: changes.change_request_cancel(request_id=request_id, context=ctx),
+        lambda ctx: change_requests.change_request_cancel(request_id=request_id, context=ctx),
     )
 
 
 @require_POST
 @never_cache
-@require(Action.CREATE_SECRET)
+@require(Action.ADMINISTER_SECRETS)
 def change_request_bypass(request: HttpRequest, request_id: int) -> HttpResponse:
     """Break-glass (admins in ``PORTAL_BREAK_GLASS_USERS``): apply one's own request without
     approval, POST ``reason`` required."""
@@ -215,7 +205,7 @@ def change_request_bypass(request: HttpRequest, request_id: int) -> HttpResponse
     return _decide(
         request,
         request_id,
-        lambda ctx: changes.change_request_bypass(
+        lambda ctx: change_requests.change_request_bypass(
             request_id=request_id, context=ctx, reason=reason
         ),
     )
@@ -229,5 +219,17 @@ def change_request_acknowledge(request: HttpRequest, request_id: int) -> HttpRes
     return _decide(
         request,
         request_id,
-        lambda ctx: changes.change_request_acknowledge(request_id=request_id, context=ctx),
+        lambda ctx: change_requests.change_request_acknowledge(request_id=request_id, context=ctx),
+    )
+
+
+@require_POST
+@never_cache
+@require(Action.APPROVE)
+def change_request_apply(request: HttpRequest, request_id: int) -> HttpResponse:
+    """Apply an approved request again after its first try failed on an AWS error."""
+    return _decide(
+        request,
+        request_id,
+        lambda ctx: change_requests.change_request_apply(request_id=request_id, context=ctx),
     )

@@ -10,10 +10,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import aws, lint
 from .. import compliance as checks
+from .. import errors, lint
 from ..permissions import Action, require
-from .secrets import _aws_error_page
+from .errors import error_response
 
 
 @require_GET
@@ -23,8 +23,8 @@ def compliance(request: HttpRequest) -> HttpResponse:
     """Every finding (``severity`` filters to errors or warnings), from the brief cache."""
     try:
         report = lint.run()
-    except aws.AwsError as exc:
-        return _aws_error_page(request, exc)
+    except errors.PortalError as exc:
+        return error_response(request, exc)
     severity = request.GET.get("severity", "")
     if severity not in checks.SEVERITIES:
         severity = ""

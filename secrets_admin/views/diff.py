@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -13,11 +14,13 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import aws, changes, forms, permissions, reads
+from .. import errors, forms, permissions, reads
+from ..changes import environment_copy
+from ..changes import preview as previews
 from ..permissions import Action, require
 from . import HtmxHttpRequest
-from .editor import _review_page, _run_save
-from .secrets import _aws_error_page, _check_name
+from .errors import error_response
+from .saving import review_step, save_step
 
 #: The ``show`` filter of the comparison: every row, or only rows that differ.
 DIFFERENCES_ONLY = "differences"
@@ -32,13 +35,12 @@ def environment_diff(request: HtmxHttpRequest, name: str) -> HttpResponse:
     ``show=differences`` hides the rows whose values are the same. With htmx only the
     ``comparison`` fragment comes back. Engineers reveal single cells through ``cell_reveal``.
     """
-    _check_name(name)
     a, b = request.GET.get("a", "")[:255], request.GET.get("b", "")[:255]
     only_differences = request.GET.get("show") == DIFFERENCES_ONLY
     try:
         page = reads.environment_compare(name, a, b)
-    except aws.AwsError as exc:
-        return _aws_error_page(request, exc, name=name)
+    except errors.PortalError as exc:
+        return error_response(request, exc, name=name)
     template = "secrets_admin/environment_diff.html"
     if request.htmx and not request.htmx.boosted:
         template += "#comparison"
@@ -66,24 +68,16 @@ def environment_diff(request: HtmxHttpRequest, name: str) -> HttpResponse:
     )
 
 
-#: ``mode`` of a promotion: copy values, or only the structure (empty strings to fill in).
-PROMOTE_VALUES, PROMOTE_STRUCTURE = "values", "structure"
+#: ``mode`` of an environment copy: copy values, or only the structure (empty strings to fill in).
+COPY_VALUES, COPY_STRUCTURE = "values", "structure"
 
 
-@require_POST
-@never_cache
-@require(Action.EDIT)
-def environment_promote(request: HttpRequest, name: str) -> HttpResponse:
-    """Copy the chosen rows (``row:["service","key"]``) or whole services
-    (``promote_service:["service"]``) from environment ``a`` to ``b`` of version
-    ``base_version_id``: ``step=review`` shows the changeset, ``step=save`` saves it.
-
-    The browser sends names only; the values are read on the server from that version.
-    """
-    _check_name(name)
+def _copy_input(request: HttpRequest, name: str) -> dict[str, Any]:
+    """The posted copy: ``a`` (source), ``b`` (target), ``base_version_id``, ``mode``, rows
+    (``row:["service","key"]``) and whole services (``promote_service:["service"]``), with the
+    compare page to go back to. The browser sends names only; values are read on the server."""
     source, target = request.POST.get("a", "")[:255], request.POST.get("b", "")[:255]
-    base_version_id = request.POST.get("base_version_id", "")[:64]
-    with_values = request.POST.get("mode", PROMOTE_VALUES) != PROMOTE_STRUCTURE
+    with_values = request.POST.get("mode", COPY_VALUES) != COPY_STRUCTURE
     back = (
         reverse("secrets_admin:environment_diff", args=[name])
         + "?"
@@ -92,69 +86,90 @@ def environment_promote(request: HttpRequest, name: str) -> HttpResponse:
     try:
         rows = forms.promote_rows(request.POST)
     except forms.FormProblem as exc:
-        messages.error(request, exc.message)
-        return redirect(back)
-    fields = [
-        ("a", source),
-        ("b", target),
-        ("mode", PROMOTE_VALUES if with_values else PROMOTE_STRUCTURE),
-        *forms.promote_fields(rows),
-    ]
-    if request.POST.get("step") == "save":
+        raise errors.InvalidInput(exc.message) from None
+    return {
+        "source": source,
+        "target": target,
+        "base_version_id": request.POST.get("base_version_id", "")[:64],
+        "rows": rows,
+        "with_values": with_values,
+        "back": back,
+        "fields": [
+            ("a", source),
+            ("b", target),
+            ("mode", COPY_VALUES if with_values else COPY_STRUCTURE),
+            *forms.promote_fields(rows),
+        ],
+    }
 
-        def again(message: str, status: int) -> HttpResponse:
-            messages.error(request, message)
-            return redirect(back)
 
-        return _run_save(
-            request,
-            name,
-            lambda context, change_id: changes.environment_promote(
-                name=name,
-                base_version_id=base_version_id,
-                source=source,
-                target=target,
-                rows=rows,
-                with_values=with_values,
-                context=context,
-                change_id=change_id,
-            ),
-            again=again,
-            reapply_action=reverse("secrets_admin:environment_promote", args=[name]),
-            reapply_fields=fields,
-            done=back,
-        )
+@require_POST
+@never_cache
+@require(Action.EDIT)
+def environment_copy_review(request: HttpRequest, name: str) -> HttpResponse:
+    """The review of copying the chosen rows or whole services from environment ``a`` to ``b``
+    of version ``base_version_id``."""
     try:
-        state, preview = changes.secret_preview_promote(
-            name=name,
-            base_version_id=base_version_id,
-            source=source,
-            target=target,
-            rows=rows,
-            with_values=with_values,
-        )
-    except changes.ChangeRefused as exc:
+        c = _copy_input(request, name)
+    except errors.InvalidInput as exc:
         messages.error(request, exc.message)
-        return redirect(back)
-    except aws.AwsError as exc:
-        return _aws_error_page(request, exc, name=name)
-    if not preview.cells and not preview.structure:
-        messages.info(request, f"No changes: {target} already has what you chose from {source}.")
-        return redirect(back)
-    if permissions.is_protected(target):
-        state.warnings.append(
-            f"{target} is a protected environment: promotion into {target} needs approval by a "
+        return redirect(reverse("secrets_admin:environment_diff", args=[name]))
+    source, target = c["source"], c["target"]
+
+    def protected() -> list[str]:
+        if not permissions.is_protected(target):
+            return []
+        return [
+            f"{target} is a protected environment: copying into {target} needs approval by a "
             "second person (a change request) and is not saved directly."
-        )
-    what = "values" if with_values else "structure (empty values)"
-    return _review_page(
+        ]
+
+    what = "values" if c["with_values"] else "structure (empty values)"
+    return review_step(
         request,
         name=name,
-        preview=preview,
-        state=state,
-        action=reverse("secrets_admin:environment_promote", args=[name]),
-        fields=fields,
-        title=f"Promote {what} from {source} to {target} in {name}",
-        back_fields=False,
-        back_url=back,
+        review=lambda: previews.secret_preview_environment_copy(
+            name=name,
+            base_version_id=c["base_version_id"],
+            source=source,
+            target=target,
+            rows=c["rows"],
+            with_values=c["with_values"],
+        ),
+        back=c["back"],
+        back_label="Back to the comparison",
+        no_changes=f"No changes: {target} already has what you chose from {source}.",
+        save_action=reverse("secrets_admin:environment_copy_save", args=[name]),
+        fields=c["fields"],
+        title=f"Copy {what} from {source} to {target} in {name}",
+        warnings=protected,
+    )
+
+
+@require_POST
+@never_cache
+@require(Action.EDIT)
+def environment_copy_save(request: HttpRequest, name: str) -> HttpResponse:
+    """Save the reviewed copy as one changeset (a change request for a protected target)."""
+    try:
+        c = _copy_input(request, name)
+    except errors.InvalidInput as exc:
+        messages.error(request, exc.message)
+        return redirect(reverse("secrets_admin:environment_diff", args=[name]))
+    return save_step(
+        request,
+        name=name,
+        run=lambda context, change_id: environment_copy.environment_copy(
+            name=name,
+            base_version_id=c["base_version_id"],
+            source=c["source"],
+            target=c["target"],
+            rows=c["rows"],
+            with_values=c["with_values"],
+            context=context,
+            change_id=change_id,
+        ),
+        back=c["back"],
+        reapply_action=reverse("secrets_admin:environment_copy_review", args=[name]),
+        reapply_fields=c["fields"],
     )

@@ -1,18 +1,19 @@
-"""The grid editor with its review and conflict steps, and the per-environment restore.
+"""The grid editor with its review and conflict steps, the per-environment restore, and the
+admins' create / undelete.
 
 Edited values live only in the browser's form until the person confirms (no drafts on the
-server). The steps, all on ``secret_edit``:
+server). One URL per step:
 
-* GET: the editor on the current version; POST ``step=edit``: the editor again on the posted base
-  with the posted edits filled back in;
-* POST ``step=review``: the changeset (cells added / changed / removed, masked, fingerprints),
-  the new size, warnings, and a confirm form carrying the edits and a fresh change id;
-* POST ``step=save``: one compare-and-swap save; a conflict shows base / theirs / yours.
+* ``secret_edit``: GET, the editor on the current version; POST, the editor again on the posted
+  base with the posted edits filled back in ("back to the editor");
+* ``secret_edit_review`` (POST): the changeset (cells added / changed / removed, masked,
+  fingerprints), the new size, warnings, and a confirm form carrying the edits and a change id;
+* ``secret_edit_save`` (POST): one compare-and-swap save; a conflict shows base / theirs / yours;
+* ``secret_restore_review`` -> ``secret_restore_save``: the same for restoring one environment.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -25,11 +26,15 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import audit, aws, changes, documents, forms
-from ..models import ChangeRequest
+from .. import audit, documents, errors, forms, reads
+from ..changes import editor, lifecycle, restore
+from ..changes import preview as previews
 from ..permissions import Action, require
 from . import HtmxHttpRequest
-from .secrets import _aws_error_page, _check_name
+from .errors import error_response
+from .saving import review_page, review_step, run_save, save_step
+
+NO_CHANGES = errors.NoChanges.message
 
 MAX_BLANK_ROWS = 20
 
@@ -45,19 +50,19 @@ def _editor(
     request: HttpRequest,
     name: str,
     *,
-    intent: changes.EditIntent | None = None,
+    intent: editor.EditIntent | None = None,
     base_version_id: str | None = None,
     error: str = "",
     notice: str = "",
     status: int = HTTPStatus.OK,
 ) -> HttpResponse:
     try:
-        state = changes.secret_edit_state(name=name, version_id=base_version_id)
-    except aws.AwsError as exc:
-        return _aws_error_page(request, exc, name=name)
+        state = reads.secret_edit_state(name=name, version_id=base_version_id)
+    except errors.PortalError as exc:
+        return error_response(request, exc, name=name)
     blank = _blank_rows(request) if request.method == "GET" else 1
     grid = (
-        forms.editor_grid(state.page, intent or changes.EditIntent(), blank_rows=blank)
+        forms.editor_grid(state.page, intent or editor.EditIntent(), blank_rows=blank)
         if not state.blocker
         else None
     )
@@ -73,10 +78,35 @@ def _editor(
             "notice": notice,
             "max_bytes": documents.MAX_SECRET_BYTES,
             "more_rows": min(MAX_BLANK_ROWS, blank + 3),
-            "all_environments": changes.ALL_ENVIRONMENTS,
+            "all_environments": editor.ALL_ENVIRONMENTS,
         },
         status=status,
     )
+
+
+def _posted(request: HttpRequest) -> tuple[str, editor.EditIntent]:
+    """The base version id and the edits of a posted editor form; bad input is a 400 with the
+    editor again (:class:`~secrets_admin.forms.FormProblem` carries the reason)."""
+    try:
+        return request.POST.get("base_version_id", "")[:64], forms.parse_edit_intent(request.POST)
+    except forms.FormProblem as exc:
+        raise errors.InvalidInput(exc.message) from None
+
+
+def _posted_edits(request: HttpRequest, name: str) -> tuple[str, editor.EditIntent] | HttpResponse:
+    """The posted base and edits to review or save, or the editor again when there is nothing
+    to review (bad input: 400; no base: the current version; no edit: "no changes")."""
+    try:
+        base_version_id, intent = _posted(request)
+    except errors.InvalidInput as exc:
+        return _editor(request, name, error=exc.message, status=exc.status)
+    if not base_version_id:
+        return _editor(request, name, intent=intent)
+    if intent.empty:
+        return _editor(
+            request, name, intent=intent, base_version_id=base_version_id, notice=NO_CHANGES
+        )
+    return base_version_id, intent
 
 
 @require_http_methods(["GET", "POST"])
@@ -84,39 +114,33 @@ def _editor(
 @sensitive_post_parameters()
 @require(Action.EDIT)
 def secret_edit(request: HttpRequest, name: str) -> HttpResponse:
-    """The editor (GET), and its review / save / back-to-editor steps (POST ``step``)."""
-    _check_name(name)
+    """The editor: on the current version (GET), or again on the posted base with the posted
+    edits filled back in (POST, "back to the editor")."""
     if request.method == "GET":
         return _editor(request, name)
-    base_version_id = request.POST.get("base_version_id", "")[:64]
     try:
-        intent = forms.parse_edit_intent(request.POST)
-    except forms.FormProblem as exc:
-        return _editor(request, name, error=exc.message, status=HTTPStatus.BAD_REQUEST)
-    step = request.POST.get("step", "review")
-    if not base_version_id or step == "edit":
-        return _editor(request, name, intent=intent, base_version_id=base_version_id or None)
-    if intent.empty:
-        return _editor(
-            request,
-            name,
-            intent=intent,
-            base_version_id=base_version_id,
-            notice=str(changes.NoChanges()),
-        )
-    if step == "save":
-        return _save(request, name, intent, base_version_id)
-    return _review(request, name, intent, base_version_id)
+        base_version_id, intent = _posted(request)
+    except errors.InvalidInput as exc:
+        return _editor(request, name, error=exc.message, status=exc.status)
+    return _editor(request, name, intent=intent, base_version_id=base_version_id or None)
 
 
-def _review(
-    request: HttpRequest, name: str, intent: changes.EditIntent, base_version_id: str
-) -> HttpResponse:
+@require_POST
+@never_cache
+@sensitive_post_parameters()
+@require(Action.EDIT)
+def secret_edit_review(request: HttpRequest, name: str) -> HttpResponse:
+    """The review of the posted edits: cells added / changed / removed (masked, fingerprints),
+    the new size, warnings, and a confirm form (to ``secret_edit_save``) with a fresh change id."""
+    posted = _posted_edits(request, name)
+    if isinstance(posted, HttpResponse):
+        return posted
+    base_version_id, intent = posted
     try:
-        state, preview = changes.secret_preview_changes(
+        state, preview = previews.secret_preview_changes(
             name=name, base_version_id=base_version_id, intent=intent
         )
-    except changes.ChangeRefused as exc:
+    except errors.ChangeRefused as exc:
         return _editor(
             request,
             name,
@@ -125,75 +149,50 @@ def _review(
             error=exc.message,
             status=HTTPStatus.BAD_REQUEST,
         )
-    except aws.AwsError as exc:
-        return _aws_error_page(request, exc, name=name)
+    except errors.PortalError as exc:
+        return error_response(request, exc, name=name)
     if not preview.cells and not preview.structure:
         return _editor(
-            request,
-            name,
-            intent=intent,
-            base_version_id=base_version_id,
-            notice=changes.NoChanges().message,
+            request, name, intent=intent, base_version_id=base_version_id, notice=NO_CHANGES
         )
-    return _review_page(
+    return review_page(
         request,
         name=name,
         preview=preview,
         state=state,
-        action=reverse("secrets_admin:secret_edit", args=[name]),
+        save_action=reverse("secrets_admin:secret_edit_save", args=[name]),
+        back_action=reverse("secrets_admin:secret_edit", args=[name]),
         fields=forms.intent_fields(intent),
         title=f"Review changes to {name}",
-        back_fields=True,
     )
 
 
-def _review_page(
-    request: HttpRequest,
-    *,
-    name: str,
-    preview: changes.Preview,
-    state: changes.EditState,
-    action: str,
-    fields: list[tuple[str, str]],
-    title: str,
-    back_fields: bool,
-    back_url: str = "",
-) -> HttpResponse:
-    return render(
-        request,
-        "secrets_admin/secret_edit_review.html",
-        {
-            "name": name,
-            "title": title,
-            "preview": preview,
-            "state": state,
-            "action": action,
-            "fields": fields,
-            "back_fields": back_fields,
-            "back_url": back_url,
-            "change_id": changes.new_change_id(),
-            "max_bytes": documents.MAX_SECRET_BYTES,
-        },
-    )
+@require_POST
+@never_cache
+@sensitive_post_parameters()
+@require(Action.EDIT)
+def secret_edit_save(request: HttpRequest, name: str) -> HttpResponse:
+    """Save the reviewed edits: one compare-and-swap save, or a change request for a protected
+    environment; a conflict shows base / theirs / yours."""
+    posted = _posted_edits(request, name)
+    if isinstance(posted, HttpResponse):
+        return posted
+    base_version_id, intent = posted
 
-
-def _save(
-    request: HttpRequest, name: str, intent: changes.EditIntent, base_version_id: str
-) -> HttpResponse:
-    def again(message: str, status: int) -> HttpResponse:
+    def again(exc: errors.PortalError) -> HttpResponse:
         return _editor(
             request,
             name,
             intent=intent,
             base_version_id=base_version_id,
-            error=message,
-            status=status,
+            error=exc.message,
+            status=exc.status,
         )
 
-    return _run_save(
+    return run_save(
         request,
         name,
-        lambda context, change_id: changes.secret_submit_changes(
+        lambda context, change_id: editor.secret_save_changes(
             name=name,
             base_version_id=base_version_id,
             changeset=intent,
@@ -202,78 +201,10 @@ def _save(
             comment=request.POST.get("comment", "")[:2000],
         ),
         again=again,
-        reapply_action=reverse("secrets_admin:secret_edit", args=[name]),
+        reapply_action=reverse("secrets_admin:secret_edit_review", args=[name]),
         reapply_fields=forms.intent_fields(intent),
         done=reverse("secrets_admin:secret_detail", args=[name]),
     )
-
-
-def _run_save(
-    request: HttpRequest,
-    name: str,
-    run: Callable[[audit.Context, str], changes.SaveResult | ChangeRequest],
-    *,
-    again: Callable[[str, int], HttpResponse],
-    reapply_action: str,
-    reapply_fields: list[tuple[str, str]],
-    done: str,
-) -> HttpResponse:
-    """Run one save use case and turn every outcome into a response (invariant 6)."""
-    change_id = request.POST.get("change_id", "")
-    try:
-        result = run(audit.Context.from_request(request), change_id)
-    except changes.Conflict as conflict:
-        return render(
-            request,
-            "secrets_admin/secret_edit_conflict.html",
-            {
-                "name": name,
-                "conflict": conflict,
-                "reapply_action": reapply_action,
-                "reapply_fields": reapply_fields,
-            },
-            status=HTTPStatus.CONFLICT,
-        )
-    except changes.NoChanges as exc:
-        return again(exc.message, HTTPStatus.OK)
-    except changes.ChangeRefused as exc:
-        status = (
-            HTTPStatus.CONFLICT
-            if isinstance(exc, changes.SaveContended)
-            else HTTPStatus.BAD_REQUEST
-        )
-        return again(exc.message, status)
-    except aws.SecretTooLarge as exc:
-        return again(exc.message, HTTPStatus.BAD_REQUEST)
-    except (audit.AuditUnavailable, changes.SavedUnrecorded) as exc:
-        return render(
-            request,
-            "secrets_admin/aws_error.html",
-            {"error": exc, "name": name},
-            status=HTTPStatus.SERVICE_UNAVAILABLE,
-        )
-    except aws.AwsError as exc:
-        return _aws_error_page(request, exc, name=name)
-    if isinstance(result, ChangeRequest):
-        messages.success(
-            request,
-            f"Nothing is saved yet: {', '.join(result.environments)} needs approval, so your "
-            f"edits became change request #{result.pk}. An approver has been asked to review it; "
-            "it is applied once approved.",
-        )
-        return redirect("secrets_admin:change_request_detail", request_id=result.pk)
-    if result.already_saved:
-        messages.info(request, f"This change was already saved (version {result.new_version_id}).")
-    else:
-        counts = changes.Preview(name, "", result.cells, result.structure, 0, 0).counts
-        messages.success(
-            request,
-            f"Saved as version {result.new_version_id}: {counts['added']} added, "
-            f"{counts['changed']} changed, {counts['removed']} removed"
-            + (f" (rebased {result.rebased}x onto others' saves)" if result.rebased else "")
-            + ".",
-        )
-    return redirect(done)
 
 
 @require_GET
@@ -281,7 +212,6 @@ def _run_save(
 def secret_edit_row(request: HtmxHttpRequest, name: str) -> HttpResponse:
     """One blank row for the editor (htmx): ``kind`` = key, service or environment; the
     environment columns come from the form's ``column`` fields (no AWS call)."""
-    _check_name(name)
     kind = request.GET.get("kind", "key")
     envs = [e for e in request.GET.getlist("column")[:200] if documents.name_problem(e) is None]
     grid = forms.rows_only_grid(envs)
@@ -300,7 +230,7 @@ def secret_edit_row(request: HtmxHttpRequest, name: str) -> HttpResponse:
             "row": forms.blank_key_row(grid.columns),
             "grid": grid,
             "item": ("", ""),
-            "all_environments": changes.ALL_ENVIRONMENTS,
+            "all_environments": editor.ALL_ENVIRONMENTS,
         },
     )
 
@@ -309,67 +239,68 @@ def secret_edit_row(request: HtmxHttpRequest, name: str) -> HttpResponse:
 # Restore one environment
 
 
-@require_POST
-@never_cache
-@require(Action.EDIT)
-def secret_restore_environment(request: HttpRequest, name: str) -> HttpResponse:
-    """Restore one environment to its content in an older version (POST ``environment``,
-    ``version_id``): ``step=review`` shows the changeset against the current version,
-    ``step=save`` saves it through the compare-and-swap path."""
-    _check_name(name)
-    environment = request.POST.get("environment", "")
+def _restore_input(request: HttpRequest, name: str) -> tuple[str, str, str]:
+    """``environment``, ``version_id`` posted, and the history page to go back to."""
+    environment = request.POST.get("environment", "")[:255]
     version_id = request.POST.get("version_id", "")[:64]
     history = reverse("secrets_admin:secret_history", args=[name])
     if not environment or not version_id:
-        messages.error(request, "Choose an environment and a version to restore.")
-        return redirect(history)
-    fields = [("environment", environment), ("version_id", version_id)]
-    if request.POST.get("step") == "save":
-        base_version_id = request.POST.get("base_version_id", "")[:64]
+        raise errors.InvalidInput("Choose an environment and a version to restore.")
+    return environment, version_id, history
 
-        def again(message: str, status: int) -> HttpResponse:
-            messages.error(request, message)
-            return redirect(history)
 
-        return _run_save(
-            request,
-            name,
-            lambda context, change_id: changes.secret_restore_environment(
-                name=name,
-                environment=environment,
-                version_id=version_id,
-                base_version_id=base_version_id,
-                context=context,
-                change_id=change_id,
-            ),
-            again=again,
-            reapply_action=reverse("secrets_admin:secret_restore_environment", args=[name]),
-            reapply_fields=fields,
-            done=history,
-        )
+@require_POST
+@never_cache
+@require(Action.EDIT)
+def secret_restore_review(request: HttpRequest, name: str) -> HttpResponse:
+    """The review of restoring one environment (POST ``environment``, ``version_id``) to its
+    content in an older version, against the current version."""
     try:
-        state, preview = changes.secret_preview_restore(
-            name=name, environment=environment, version_id=version_id
-        )
-    except changes.ChangeRefused as exc:
+        environment, version_id, history = _restore_input(request, name)
+    except errors.InvalidInput as exc:
         messages.error(request, exc.message)
-        return redirect(history)
-    except aws.AwsError as exc:
-        return _aws_error_page(request, exc, name=name)
-    if not preview.cells and not preview.structure:
-        messages.info(
-            request, f"No changes: {environment} is already as it was in version {version_id}."
-        )
-        return redirect(history)
-    return _review_page(
+        return redirect("secrets_admin:secret_history", name=name)
+    return review_step(
         request,
         name=name,
-        preview=preview,
-        state=state,
-        action=reverse("secrets_admin:secret_restore_environment", args=[name]),
-        fields=fields,
+        review=lambda: previews.secret_preview_restore(
+            name=name, environment=environment, version_id=version_id
+        ),
+        back=history,
+        back_label="Back to the history",
+        no_changes=f"No changes: {environment} is already as it was in version {version_id}.",
+        save_action=reverse("secrets_admin:secret_restore_save", args=[name]),
+        fields=[("environment", environment), ("version_id", version_id)],
         title=f"Restore {environment} of {name} to version {version_id}",
-        back_fields=False,
+    )
+
+
+@require_POST
+@never_cache
+@require(Action.EDIT)
+def secret_restore_save(request: HttpRequest, name: str) -> HttpResponse:
+    """Save the reviewed restore through the compare-and-swap path (a change request for a
+    protected environment)."""
+    try:
+        environment, version_id, history = _restore_input(request, name)
+    except errors.InvalidInput as exc:
+        messages.error(request, exc.message)
+        return redirect("secrets_admin:secret_history", name=name)
+    base_version_id = request.POST.get("base_version_id", "")[:64]
+    return save_step(
+        request,
+        name=name,
+        run=lambda context, change_id: restore.secret_restore_environment(
+            name=name,
+            environment=environment,
+            version_id=version_id,
+            base_version_id=base_version_id,
+            context=context,
+            change_id=change_id,
+        ),
+        back=history,
+        reapply_action=reverse("secrets_admin:secret_restore_review", args=[name]),
+        reapply_fields=[("environment", environment), ("version_id", version_id)],
     )
 
 
@@ -379,24 +310,19 @@ def secret_restore_environment(request: HttpRequest, name: str) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @never_cache
-@require(Action.CREATE_SECRET)
+@require(Action.ADMINISTER_SECRETS)
 def secret_create(request: HttpRequest) -> HttpResponse:
     """Create a unified secret with its first version (admins)."""
     form = forms.SecretCreateForm(request.POST or None)
     context: dict[str, Any] = {"form": form, "suffix": settings.PORTAL_SECRET_SUFFIX}
     if request.method == "POST" and form.is_valid():
         try:
-            created = changes.secret_create(
+            created = lifecycle.secret_create(
                 context=audit.Context.from_request(request), **form.use_case_arguments()
             )
-        except changes.SecretPendingDeletion as exc:
-            context.update(error=exc.message, pending=exc.name)
-        except changes.ChangeRefused as exc:
-            context["error"] = exc.message
-        except audit.AuditUnavailable as exc:
-            context["error"] = exc.message
-        except aws.AwsError as exc:
-            context["error"] = exc.message
+        except errors.PortalError as exc:
+            pending = exc.name if isinstance(exc, errors.SecretPendingDeletion) else ""
+            context.update(error=exc.message, pending=pending)
         else:
             name = f"{form.cleaned_data['repo']}{settings.PORTAL_SECRET_SUFFIX}"
             messages.success(request, f"Created {name} (version {created.version_id}).")
@@ -406,15 +332,12 @@ def secret_create(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@require(Action.CREATE_SECRET)
+@require(Action.ADMINISTER_SECRETS)
 def secret_undelete(request: HttpRequest, name: str) -> HttpResponse:
     """Cancel a scheduled deletion (``RestoreSecret``; admins)."""
-    _check_name(name)
     try:
-        changes.secret_undelete(name=name, context=audit.Context.from_request(request))
-    except audit.AuditUnavailable as exc:
-        messages.error(request, exc.message)
-    except aws.AwsError as exc:
+        lifecycle.secret_undelete(name=name, context=audit.Context.from_request(request))
+    except errors.PortalError as exc:
         messages.error(request, exc.message)
     else:
         messages.success(request, f"{name} is no longer scheduled for deletion.")

@@ -1,6 +1,7 @@
-"""Error pages that say what went wrong: bad input (400) and a failed CSRF check (403).
+"""Error pages that say what went wrong: any :class:`~secrets_admin.errors.PortalError` with its
+own status (:func:`error_response`), bad input (400) and a failed CSRF check (403).
 
-Both answer htmx requests with only the message fragment, so it lands where the request's
+All answer htmx requests with only the message fragment, so it lands where the request's
 result would have gone instead of nesting a whole page in a table cell.
 """
 
@@ -12,6 +13,8 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+
+from ..errors import PortalError
 
 
 def _bad_input_message(exception: Exception | None) -> str:
@@ -49,3 +52,18 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     if getattr(request, "htmx", False):
         template += "#error-message"
     return render(request, template, {}, status=HTTPStatus.FORBIDDEN)
+
+
+def error_response(
+    request: HttpRequest,
+    exc: PortalError,
+    *,
+    template: str = "secrets_admin/aws_error.html",
+    **context: object,
+) -> HttpResponse:
+    """The one way a view answers a :class:`~secrets_admin.errors.PortalError`: ``template``
+    (a full page, or its ``error-message`` fragment for htmx) with ``error`` = ``exc`` and
+    ``context``, at the error's own status (``exc.status``). The message never holds a value."""
+    if getattr(request, "htmx", False) and template == "secrets_admin/aws_error.html":
+        template += "#error-message"
+    return render(request, template, {"error": exc, **context}, status=exc.status)

@@ -7,9 +7,9 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from .. import aws, changes, history, reads
+from .. import errors, history, reads
 from ..permissions import Action, require
-from .secrets import _aws_error_page, _check_name
+from .errors import error_response
 
 
 @require_GET
@@ -18,12 +18,11 @@ from .secrets import _aws_error_page, _check_name
 def secret_history(request: HttpRequest, name: str) -> HttpResponse:
     """Every version (deprecated included): labels, date, author and summary from the audit log,
     a flag for versions written outside the portal, diff links and "restore environment"."""
-    _check_name(name)
     try:
         page = reads.secret_open(name)
         rows = history.secret_history(name)
-    except aws.AwsError as exc:
-        return _aws_error_page(request, exc, name=name)
+    except errors.PortalError as exc:
+        return error_response(request, exc, name=name)
     # "The one before": the next older version that was current at some point (not a staged one).
     before = [
         next((r.version_id for r in rows[i + 1 :] if not r.staged_only), "")
@@ -37,7 +36,7 @@ def secret_history(request: HttpRequest, name: str) -> HttpResponse:
             "secret": page,
             "rows": list(zip(rows, before, strict=True)),
             "restorable": [(env, page.protected.get(env, False)) for env in page.environments],
-            "blocker": changes.edit_blocker(page),
+            "blocker": reads.edit_blocker(page),
         },
     )
 
@@ -48,15 +47,14 @@ def secret_history(request: HttpRequest, name: str) -> HttpResponse:
 def secret_version_diff(request: HttpRequest, name: str) -> HttpResponse:
     """Cells added / removed / changed / type changed from version ``a`` to version ``b`` (GET),
     by fingerprint; permitted roles reveal either side through ``cell_reveal``."""
-    _check_name(name)
     before, after = request.GET.get("a", "")[:64], request.GET.get("b", "")[:64]
     context: dict[str, object] = {"name": name, "a": before, "b": after}
     try:
         context["versions"] = history.secret_history(name)
         if before and after:
             context["diff"] = history.secret_version_diff(name, before, after)
-    except changes.NotEditable as exc:
+    except errors.NotEditable as exc:  # the diff page says why, with the versions to choose
         context["error"] = exc.message
-    except aws.AwsError as exc:
-        return _aws_error_page(request, exc, name=name)
+    except errors.PortalError as exc:
+        return error_response(request, exc, name=name)
     return render(request, "secrets_admin/secret_version_diff.html", context)

@@ -7,9 +7,9 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from .. import aws, reads
+from .. import errors, reads
 from ..permissions import Action, require
-from .secrets import _aws_error_page, _check_name
+from .errors import error_response
 
 
 @require_GET
@@ -17,11 +17,10 @@ from .secrets import _aws_error_page, _check_name
 @require(Action.VIEW)
 def secret_integration(request: HttpRequest, name: str) -> HttpResponse:
     """The IAM policy for an application role and the environment variables of each key."""
-    _check_name(name)
     try:
         page = reads.secret_integration(name)
-    except aws.AwsError as exc:
-        return _aws_error_page(request, exc, name=name)
+    except errors.PortalError as exc:
+        return error_response(request, exc, name=name)
     return render(
         request, "secrets_admin/secret_integration.html", {"page": page, "secret": page.secret}
     )

@@ -1,9 +1,10 @@
 """The migration wizard (admins): legacy secrets and ``.env`` files into one unified secret, and
-the explicit "schedule deletion" of the legacy secrets afterwards (issue 7, part 5).
+the explicit "schedule deletion" of the legacy secrets afterwards (the standard's migration
+checklist).
 
-Steps, all on ``secret_migrate``: GET (choose sources and map them), POST ``step=preview``
-(the plan per cell: fingerprints and types, never a value), POST ``step=apply`` (create or
-update through the normal path), POST ``step=choose`` (back to the choices).
+One URL per step: ``secret_migrate`` (GET: choose sources and map them; POST: back to the
+choices), ``secret_migrate_preview`` (the plan per cell: fingerprints and types, never a value),
+``secret_migrate_apply`` (create or update through the normal path).
 
 Where the ``.env`` content lives between steps: only in the POSTed forms. The preview page
 carries it back in a hidden field (it is the person's own input, like the editor's review page
@@ -24,7 +25,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from .. import audit, aws, changes, forms
+from .. import audit, aws, errors, forms
+from ..changes import lifecycle, protocol
+from ..changes import migration as wizard
 from ..permissions import Action, require
 
 TEMPLATE = "secrets_admin/secret_migrate.html"
@@ -38,8 +41,8 @@ def _choose(
     status: int = HTTPStatus.OK,
 ) -> HttpResponse:
     try:
-        candidates = changes.migration_candidates()
-    except aws.AwsError as exc:
+        candidates = wizard.migration_candidates()
+    except errors.PortalError as exc:
         candidates, error = [], exc.message
     chosen = {s.name: s for s in migration.sources} if migration else {}
     rows = [
@@ -69,34 +72,47 @@ def _choose(
     )
 
 
+def _posted(request: HttpRequest) -> forms.MigrationRequest:
+    try:
+        return forms.migration_request(request.POST, request.FILES)
+    except forms.FormProblem as exc:
+        raise errors.InvalidInput(exc.message) from None
+
+
 @require_http_methods(["GET", "POST"])
 @never_cache
 @sensitive_post_parameters()
-@require(Action.CREATE_SECRET)
+@require(Action.ADMINISTER_SECRETS)
 def secret_migrate(request: HttpRequest) -> HttpResponse:
-    """The wizard: choose (GET), ``step=preview``, ``step=apply``, ``step=choose`` (back)."""
+    """Choose the sources (GET), or choose again with the posted choices (POST, "back")."""
     if request.method == "GET":
         return _choose(request)
     try:
-        migration = forms.migration_request(request.POST, request.FILES)
-    except forms.FormProblem as exc:
-        return _choose(request, error=exc.message, status=HTTPStatus.BAD_REQUEST)
-    step = request.POST.get("step", "preview")
-    if step == "choose":
-        return _choose(request, migration)
-    if step == "apply":
-        return _apply(request, migration)
+        migration = _posted(request)
+    except errors.InvalidInput as exc:
+        return _choose(request, error=exc.message, status=exc.status)
+    return _choose(request, migration)
+
+
+@require_POST
+@never_cache
+@sensitive_post_parameters()
+@require(Action.ADMINISTER_SECRETS)
+def secret_migrate_preview(request: HttpRequest) -> HttpResponse:
+    """The plan of the posted migration (nothing written), with a confirm form to apply it."""
     try:
-        plan = changes.migration_plan(
+        migration = _posted(request)
+    except errors.InvalidInput as exc:
+        return _choose(request, error=exc.message, status=exc.status)
+    try:
+        plan = wizard.migration_plan(
             repo=migration.repo,
             sources=migration.sources,
             env_text=migration.env_text,
             overwrite=migration.overwrite,
         )
-    except changes.ChangeRefused as exc:
-        return _choose(request, migration, error=exc.message, status=HTTPStatus.BAD_REQUEST)
-    except aws.AwsError as exc:
-        return _choose(request, migration, error=exc.message, status=HTTPStatus.BAD_GATEWAY)
+    except errors.PortalError as exc:
+        return _choose(request, migration, error=exc.message, status=exc.status)
     return render(
         request,
         TEMPLATE,
@@ -104,14 +120,23 @@ def secret_migrate(request: HttpRequest) -> HttpResponse:
             "step": "preview",
             "plan": plan,
             "fields": migration.fields(),
-            "change_id": changes.new_change_id(),
+            "change_id": protocol.new_change_id(),
         },
     )
 
 
-def _apply(request: HttpRequest, migration: forms.MigrationRequest) -> HttpResponse:
+@require_POST
+@never_cache
+@sensitive_post_parameters()
+@require(Action.ADMINISTER_SECRETS)
+def secret_migrate_apply(request: HttpRequest) -> HttpResponse:
+    """Apply the reviewed plan (re-planned on the server and checked against its digest)."""
     try:
-        result = changes.secret_migrate(
+        migration = _posted(request)
+    except errors.InvalidInput as exc:
+        return _choose(request, error=exc.message, status=exc.status)
+    try:
+        result = wizard.secret_migrate(
             repo=migration.repo,
             sources=migration.sources,
             env_text=migration.env_text,
@@ -120,36 +145,28 @@ def _apply(request: HttpRequest, migration: forms.MigrationRequest) -> HttpRespo
             context=audit.Context.from_request(request),
             change_id=request.POST.get("change_id", ""),
         )
-    except changes.Conflict as exc:
-        error = exc.message
-    except changes.ChangeRefused as exc:
-        error = exc.message
-    except (audit.AuditUnavailable, changes.SavedUnrecorded) as exc:
-        error = exc.message
-    except aws.AwsError as exc:
-        error = exc.message
-    else:
-        messages.success(
-            request,
-            f"{'Created' if result.created else 'Updated'} {result.name} (version "
-            f"{result.version_id}): {result.written} cell{'s' if result.written != 1 else ''} "
-            "migrated. The legacy secrets are untouched.",
-        )
-        return render(
-            request,
-            TEMPLATE,
-            {
-                "step": "done",
-                "result": result,
-                "windows": range(aws.RECOVERY_WINDOW_DAYS[0], aws.RECOVERY_WINDOW_DAYS[1] + 1),
-            },
-        )
-    return _choose(request, migration, error=error, status=HTTPStatus.BAD_REQUEST)
+    except errors.PortalError as exc:
+        return _choose(request, migration, error=exc.message, status=HTTPStatus.BAD_REQUEST)
+    messages.success(
+        request,
+        f"{'Created' if result.created else 'Updated'} {result.name} (version "
+        f"{result.version_id}): {result.written} cell{'s' if result.written != 1 else ''} "
+        "migrated. The legacy secrets are untouched.",
+    )
+    return render(
+        request,
+        TEMPLATE,
+        {
+            "step": "done",
+            "result": result,
+            "windows": range(aws.RECOVERY_WINDOW_DAYS[0], aws.RECOVERY_WINDOW_DAYS[1] + 1),
+        },
+    )
 
 
 @require_POST
 @never_cache
-@require(Action.CREATE_SECRET)
+@require(Action.ADMINISTER_SECRETS)
 def legacy_secret_schedule_deletion(request: HttpRequest) -> HttpResponse:
     """Schedule a legacy secret's deletion (POST ``name``, ``recovery_days`` 7-30; admins)."""
     name = request.POST.get("name", "")[:512]
@@ -158,14 +175,10 @@ def legacy_secret_schedule_deletion(request: HttpRequest) -> HttpResponse:
     except ValueError:
         days = 0
     try:
-        when = changes.legacy_secret_schedule_deletion(
+        when = lifecycle.legacy_secret_schedule_deletion(
             name=name, recovery_days=days, context=audit.Context.from_request(request)
         )
-    except changes.ChangeRefused as exc:
-        messages.error(request, exc.message)
-    except audit.AuditUnavailable as exc:
-        messages.error(request, exc.message)
-    except aws.AwsError as exc:
+    except errors.PortalError as exc:
         messages.error(request, exc.message)
     else:
         messages.success(

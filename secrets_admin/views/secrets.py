@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -17,26 +17,11 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
-from .. import audit, aws, listing, ratelimit, reads
+from .. import audit, aws, errors, listing, ratelimit, reads
 from ..models import ChangeRequest
 from ..permissions import Action, require
 from . import HtmxHttpRequest
-
-
-def _check_name(name: str) -> None:
-    """Only unified secrets (names ending in ``PORTAL_SECRET_SUFFIX``) are served here."""
-    if not name.endswith(settings.PORTAL_SECRET_SUFFIX):
-        raise Http404("Not a unified secret")
-
-
-def _aws_error_page(request: HttpRequest, exc: aws.AwsError, **ctx: Any) -> HttpResponse:
-    if isinstance(exc, aws.SecretNotFound):
-        status = HTTPStatus.NOT_FOUND
-    elif isinstance(exc, aws.BadParameter):
-        status = HTTPStatus.BAD_REQUEST
-    else:
-        status = HTTPStatus.BAD_GATEWAY
-    return render(request, "secrets_admin/aws_error.html", {"error": exc, **ctx}, status=status)
+from .errors import error_response
 
 
 @require_GET
@@ -50,8 +35,8 @@ def secret_list(request: HtmxHttpRequest) -> HttpResponse:
     """
     try:
         state = listing.listing_state()
-    except aws.AwsError as exc:
-        return _aws_error_page(request, exc)
+    except errors.PortalError as exc:
+        return error_response(request, exc)
     query = request.GET.get("q", "")[:200]
     page_number = request.GET.get("page", "")
     context: dict[str, Any] = {
@@ -116,11 +101,10 @@ def secret_list_refresh(request: HttpRequest) -> HttpResponse:
 @require(Action.VIEW)
 def secret_detail(request: HttpRequest, name: str) -> HttpResponse:
     """The environment x (service, key) grid of one secret, every value masked on the server."""
-    _check_name(name)
     try:
         page = reads.secret_open(name)
-    except aws.AwsError as exc:
-        return _aws_error_page(request, exc, name=name)
+    except errors.PortalError as exc:
+        return error_response(request, exc, name=name)
     return render(
         request,
         "secrets_admin/secret_detail.html",
@@ -164,7 +148,6 @@ def cell_reveal(request: HtmxHttpRequest, name: str) -> HttpResponse:
     fragment comes back; without JavaScript a small page shows the value. More than
     ``PORTAL_REVEAL_RATE`` reveals by one person get a 429 with ``Retry-After``.
     """
-    _check_name(name)
     template = "secrets_admin/cell_reveal.html"
     if request.htmx:
         template += "#cell-value"
@@ -188,10 +171,6 @@ def cell_reveal(request: HtmxHttpRequest, name: str) -> HttpResponse:
     try:
         value = reads.cell_reveal(name=name, context=audit.Context.from_request(request), **fields)
         context["value"] = value
-    except audit.AuditUnavailable as exc:
-        context["error"], status = exc.message, HTTPStatus.SERVICE_UNAVAILABLE
-    except reads.CellNotFound as exc:
-        context["error"], status = exc.message, HTTPStatus.CONFLICT
-    except aws.AwsError as exc:
-        context["error"], status = exc.message, HTTPStatus.BAD_GATEWAY
+    except errors.PortalError as exc:
+        return error_response(request, exc, template=template, **context)
     return render(request, template, context, status=status)

@@ -72,6 +72,8 @@ def _typed_values(recorded: Recorded) -> set[str]:
 #: hold them too. Any other value in those responses, or a typed value anywhere else, is a hit.
 PERMITTED_ECHOES: dict[str, tuple[frozenset[int], Callable[[Recorded], set[str]]]] = {
     "secrets_admin:secret_edit": (frozenset({200, 400, 409}), _typed_values),
+    "secrets_admin:secret_edit_review": (frozenset({200, 400, 409}), _typed_values),
+    "secrets_admin:secret_edit_save": (frozenset({200, 400, 409}), _typed_values),
 }
 
 

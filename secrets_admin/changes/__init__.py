@@ -1,0 +1,16 @@
+"""Write use cases, one module per flow (callers import the flow they use):
+
+* :mod:`.protocol` - DESIGN.md's write protocol: read a version, the request token, the
+  compare-and-swap run, and :func:`.protocol.save_changeset`, the one save every flow goes through;
+* :mod:`.editor` - the editor's intent -> changeset, and :func:`.editor.secret_save_changes`,
+  the one entry point of an edit (a direct save, or a change request for a protected environment);
+* :mod:`.preview` - the reviews (edit, restore, environment copy): nothing is written;
+* :mod:`.restore` - restore one environment to an older version's content;
+* :mod:`.environment_copy` - copy rows from one environment to another;
+* :mod:`.lifecycle` - create a secret, cancel its deletion, schedule a legacy secret's deletion;
+* :mod:`.migration` - the migration wizard (legacy secrets and ``.env`` files);
+* :mod:`.change_requests` - propose, approve, reject, cancel, bypass, acknowledge, apply, expire.
+
+Refusals are :class:`secrets_admin.errors.PortalError` subclasses; read-only queries live in
+:mod:`secrets_admin.reads`.
+"""

@@ -1,0 +1,182 @@
+"""The editor's use case: what a person asked for (:class:`EditIntent`) expanded into a
+changeset against a base version, and :func:`secret_save_changes`, the one entry point of a save
+(the editor, environment copies, migrations): a direct compare-and-swap save, or a change request
+when the changeset edits a protected environment (invariant 4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import audit, documents, permissions
+from ..documents import Edit
+from ..errors import InvalidChange
+from ..models import ChangeRequest
+from . import change_requests
+from .protocol import (
+    MAX_REBASES,
+    CellRef,
+    SaveResult,
+    protected_environments,
+    read_version,
+    save_changeset,
+)
+
+#: In an :class:`EditIntent`, "every editable environment" (protected ones are left out).
+ALL_ENVIRONMENTS = "*"
+
+
+@dataclass
+class EditIntent:
+    """The edits as a person expressed them in the editor, by name (never by grid position).
+
+    Expanded against a base document by :func:`changeset_for`; the same intent can be re-applied
+    on a newer version after a conflict. Holds typed values: never log or store it.
+    """
+
+    values: dict[CellRef, str] = field(default_factory=dict)  # newly typed values (strings)
+    deletes: list[CellRef] = field(default_factory=list)
+    delete_keys: list[tuple[str, str]] = field(default_factory=list)  # (service, key) everywhere
+    add_services: list[tuple[str, str]] = field(default_factory=list)  # (service, env or *)
+    remove_services: list[tuple[str, str]] = field(default_factory=list)  # (service, env or *)
+    add_environments: list[tuple[str, str]] = field(default_factory=list)  # (env, structure from)
+    remove_environments: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return f"EditIntent({len(self.values)} values, {len(self.deletes)} deletes, ...)"
+
+    @property
+    def empty(self) -> bool:
+        return not any(
+            (
+                self.values,
+                self.deletes,
+                self.delete_keys,
+                self.add_services,
+                self.remove_services,
+                self.add_environments,
+                self.remove_environments,
+            )
+        )
+
+
+def changeset_for(intent: EditIntent, document: dict[str, Any]) -> list[Edit]:
+    """Expand an intent into a changeset against ``document`` (the base).
+
+    Order: new environments (an environment "with the structure of" another gets its services
+    and keys with empty-string values), new services, values, deletions, removed services,
+    removed environments. "Every environment" (``*``) means every environment that is not
+    protected. Raises :class:`InvalidChange` for an impossible intent (an environment that
+    exists already, a structure source that does not, a cell both given a value and deleted).
+    """
+    edits: list[Edit] = []
+    envs = documents.environments(document)
+    for env, source in intent.add_environments:
+        if env in document:
+            raise InvalidChange(f"The environment {env} exists already.")
+        if source and source not in document:
+            raise InvalidChange(
+                f"The environment {source} to copy the structure of does not exist."
+            )
+        edits.append(Edit("add_environment", env))
+        envs.append(env)
+        for service, keys in (document[source] if source else {}).items():
+            edits.append(Edit("add_service", env, service))
+            edits.extend(Edit("set", env, service, key, "") for key in keys)
+    for service, where in intent.add_services:
+        if where == ALL_ENVIRONMENTS:
+            edits.extend(
+                Edit("add_service", env, service)
+                for env in envs
+                if not permissions.is_protected(env) and service not in document.get(env, {})
+            )
+        elif service in document.get(where, {}):
+            raise InvalidChange(f"The service {service} exists already in {where}.")
+        else:
+            edits.append(Edit("add_service", where, service))
+    for cell, value in intent.values.items():
+        if cell in intent.deletes:
+            raise InvalidChange(
+                f"{' · '.join(cell)} has both a new value and a deletion; keep one of them."
+            )
+        edits.append(Edit("set", *cell, value=value))
+    try:  # "everywhere" includes what the edits above add (a copied environment's keys)
+        working = documents.apply(document, edits)
+    except documents.ChangesetError as exc:
+        raise InvalidChange(f"This change can't be applied: {exc}.") from None
+    deleted = list(dict.fromkeys(intent.deletes))
+    for service, key in intent.delete_keys:
+        deleted.extend(
+            (env, service, key)
+            for env in envs
+            if not permissions.is_protected(env)
+            and key in working.get(env, {}).get(service, {})
+            and (env, service, key) not in deleted
+        )
+    edits.extend(Edit("delete", *cell) for cell in deleted)
+    for service, where in intent.remove_services:
+        targets = (
+            [e for e in envs if not permissions.is_protected(e) and service in working.get(e, {})]
+            if where == ALL_ENVIRONMENTS
+            else [where]
+        )
+        edits.extend(Edit("remove_service", env, service) for env in targets)
+    edits.extend(
+        Edit("remove_environment", env) for env in dict.fromkeys(intent.remove_environments)
+    )
+    return edits
+
+
+def secret_save_changes(
+    *,
+    name: str,
+    base_version_id: str,
+    changeset: Sequence[Edit] | EditIntent,
+    context: audit.Context,
+    change_id: str,
+    comment: str = "",
+    max_rebases: int = MAX_REBASES,
+) -> SaveResult | ChangeRequest:
+    """Save ``changeset`` made on version ``base_version_id`` as one new version (compare and
+    swap) when it edits no protected environment; otherwise open ONE change request for all of
+    it (invariant 4: a mixed changeset, say ``dev`` and ``main``, lands together or not at all).
+
+    ``changeset`` is a list of edits, or the editor's :class:`EditIntent` (expanded against the
+    base with :func:`changeset_for`). ``comment`` goes with a change request.
+
+    Raises, with nothing written: :class:`~secrets_admin.errors.InvalidChange` (an edit that
+    can't apply, a bad change id), :class:`~secrets_admin.errors.NoChanges`,
+    :class:`~secrets_admin.errors.NotEditable` (binary or non-standard base),
+    :class:`~secrets_admin.aws.SecretTooLarge`, :class:`~secrets_admin.audit.AuditUnavailable`
+    (fail closed), and what :func:`.change_requests.change_request_propose` raises. After writes
+    that did not land: :class:`~secrets_admin.errors.Conflict`,
+    :class:`~secrets_admin.errors.SaveContended`, :class:`~secrets_admin.aws.AwsError`.
+    A repeat of a change id that already landed returns its result with ``already_saved``.
+    """
+    base = read_version(name, base_version_id)
+    edits = (
+        changeset_for(changeset, base.document)
+        if isinstance(changeset, EditIntent)
+        else list(changeset)
+    )
+    if protected_environments(edits):
+        return change_requests.propose_on(
+            name=name,
+            base=base,
+            changeset=edits,
+            context=context,
+            change_id=change_id,
+            comment=comment,
+        )
+    return save_changeset(
+        name=name,
+        base=base,
+        changeset=edits,
+        context=context,
+        change_id=change_id,
+        max_rebases=max_rebases,
+        action=audit.AuditAction.SAVE,
+        detail={"kind": "edit"},
+    )

@@ -1,0 +1,162 @@
+"""A secret's life cycle in the portal (admins; DESIGN.md "Roles"): create a unified secret with
+its first version, cancel a scheduled deletion, and schedule the deletion of a legacy secret
+once it was migrated (the standard's migration checklist's last step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+
+from .. import audit, aws, documents, listing
+from ..documents import Edit
+from ..errors import ChangeRefused, InvalidChange, SecretExists, SecretPendingDeletion
+from .protocol import after_write, source_identity
+
+
+def secret_create(
+    *,
+    repo: str,
+    context: audit.Context,
+    description: str = "",
+    environments: Sequence[str] = documents.STANDARD_ENVIRONMENTS,
+    services: dict[str, list[str]] | None = None,
+    tags: dict[str, str] | None = None,
+    kms_key_id: str = "",
+    document: dict[str, Any] | None = None,
+) -> aws.CreatedSecret:
+    """Create ``<repo><suffix>`` with its first version (admins; DESIGN.md "Roles").
+
+    The first value holds ``environments`` each with the ``services`` template (service -> key
+    names, values empty strings), or, when given, the initial ``document`` (a conforming unified
+    document, e.g. the migration wizard's; ``environments`` and ``services`` are then ignored).
+    Raises :class:`InvalidChange` (name, environment, service or
+    key names), :class:`SecretExists`, :class:`SecretPendingDeletion` (restore it instead),
+    :class:`~secrets_admin.aws.AwsError`, :class:`~secrets_admin.audit.AuditUnavailable`.
+    """
+    name = f"{repo}{settings.PORTAL_SECRET_SUFFIX}"
+    problem = documents.secret_name_problem(name, settings.PORTAL_SECRET_SUFFIX)
+    if problem:
+        raise InvalidChange(f"{name}: {problem}.")
+    if document is not None:
+        problems = list(documents.structure_problems(document))
+        if problems or not document:
+            raise InvalidChange(
+                "The first value does not follow the standard: "
+                + "; ".join(problems or ["it has no environment"])
+                + "."
+            )
+        environments, services = list(document), {}
+    if not environments:
+        raise InvalidChange("Give at least one environment.")
+    edits: list[Edit] = []
+    for env in environments:
+        edits.append(Edit("add_environment", env))
+        for service, keys in (services or {}).items():
+            edits.append(Edit("add_service", env, service))
+            edits.extend(Edit("set", env, service, key, "") for key in keys)
+    try:
+        first = documents.apply({}, edits) if document is None else document
+    except documents.ChangesetError as exc:
+        raise InvalidChange(f"The template can't be used: {exc}.") from None
+    text = documents.serialise(first)
+    aws.check_size(text, secret=name)
+    created: aws.CreatedSecret | None = None
+    refusal: ChangeRefused | None = None
+    detail = {
+        "environments": list(environments),
+        "services": list(services or {}),
+        "tags": sorted(tags or {}),
+        "kms_key": bool(kms_key_id),
+    }
+    with audit.attempt(
+        audit.AuditAction.SECRET_CREATE, context=context, secret=name, detail=detail
+    ) as handle:
+        try:
+            created = aws.create(
+                name,
+                text=text,
+                description=description,
+                tags=tags,
+                kms_key_id=kms_key_id,
+                source_identity=source_identity(context),
+            )
+        except aws.AwsError as exc:
+            refusal = _existing_secret_refusal(name, exc)
+            if refusal is None:
+                raise
+            handle.failed(error_code=refusal.code, detail=detail)
+        else:
+            handle.succeeded(new_version=created.version_id, detail=detail)
+    if refusal is not None:
+        raise refusal
+    if created is None:  # narrowing for the type checker; cannot happen
+        raise RuntimeError("unexpected: created is None (created is set here)")
+    after_write(name, created.version_id, first, documents.size_bytes(text))
+    return created
+
+
+def _existing_secret_refusal(name: str, exc: aws.AwsError) -> ChangeRefused | None:
+    """Tell "exists" from "pending deletion" (AWS answers the latter with InvalidRequest, moto
+    with ResourceExists): one ``DescribeSecret`` decides."""
+    if exc.code not in ("ResourceExistsException", "InvalidRequestException"):
+        return None
+    try:
+        description = aws.describe(name)
+    except aws.AwsError:
+        return None
+    if description.meta.scheduled_for_deletion:
+        return SecretPendingDeletion(name)
+    return SecretExists(f"A secret named {name} already exists. Open it instead.")
+
+
+def secret_undelete(*, name: str, context: audit.Context) -> None:
+    """Cancel the scheduled deletion of ``name`` (``RestoreSecret``; admins), audited first.
+
+    Raises :class:`~secrets_admin.aws.AwsError`, :class:`~secrets_admin.audit.AuditUnavailable`.
+    """
+    with audit.attempt(audit.AuditAction.SECRET_UNDELETE, context=context, secret=name) as handle:
+        aws.restore_deleted(name, source_identity=source_identity(context))
+        handle.succeeded()
+    listing.invalidate()
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def legacy_secret_schedule_deletion(
+    *, name: str, recovery_days: int, context: audit.Context
+) -> datetime:
+    """Schedule the deletion of a legacy secret with a recovery window (7-30 days;
+    ``DeleteSecret RecoveryWindowInDays``), audited first (admins; the standard's migration
+    checklist's last step). Unified secrets are refused: the portal deletes only what was
+    migrated away. Returns the deletion date.
+
+    Raises :class:`InvalidChange` (a unified secret, a window outside 7-30 days),
+    :class:`~secrets_admin.aws.AwsError`, :class:`~secrets_admin.audit.AuditUnavailable`.
+    """
+    if name.endswith(settings.PORTAL_SECRET_SUFFIX):
+        raise InvalidChange(
+            f"{name} is a unified secret; the portal schedules deletion of legacy secrets only."
+        )
+    low, high = aws.RECOVERY_WINDOW_DAYS
+    if not low <= recovery_days <= high:
+        raise InvalidChange(f"Choose a recovery window of {low} to {high} days.")
+    detail = {"recovery_days": recovery_days}
+    with audit.attempt(
+        audit.AuditAction.SECRET_DELETE_SCHEDULE, context=context, secret=name, detail=detail
+    ) as handle:
+        when = aws.schedule_deletion(
+            name, recovery_days=recovery_days, source_identity=source_identity(context)
+        )
+        handle.succeeded(detail={**detail, "deletion_date": when.isoformat()})
+    listing.invalidate()
+    return when
+
+
+# Change requests (issue 6): a second person for protected environments (invariant 4)
+#
+# Statuses: open -> approved -> applied | conflicted; open -> rejected | cancelled | expired;

@@ -1,0 +1,79 @@
+"""The review step of every save (edit, restore, environment copy): open the version, build the
+changeset and describe what it would do (cells, structure, size, and the protected environments
+it edits: saving it then opens a change request). Nothing is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+from .. import reads
+from ..documents import Edit
+from ..errors import NotEditable
+from .editor import EditIntent, changeset_for
+from .environment_copy import CopyRow, environment_copy_changeset
+from .protocol import Preview, Version, preview, protected_environments
+from .restore import restore_changeset
+
+
+def _review(
+    *, name: str, version_id: str | None, changeset: Callable[[Version], list[Edit]]
+) -> tuple[reads.EditState, Preview]:
+    """Open ``name`` at ``version_id`` (current when ``None``), build the changeset on it and
+    describe the result. Raises :class:`~secrets_admin.errors.NotEditable` (with the reason),
+    what ``changeset`` raises, :class:`~secrets_admin.aws.AwsError`."""
+    state = reads.secret_edit_state(name=name, version_id=version_id)
+    if state.blocker or state.base is None:
+        raise NotEditable(state.blocker or "This secret can't be edited here.")
+    edits = changeset(state.base)
+    result = preview(name=name, base=state.base, changeset=edits)
+    return state, dataclasses.replace(result, needs_approval=protected_environments(edits))
+
+
+def secret_preview_changes(
+    *, name: str, base_version_id: str, intent: EditIntent
+) -> tuple[reads.EditState, Preview]:
+    """The review of the editor's ``intent`` on version ``base_version_id``. An empty preview
+    means "no changes". Raises as :func:`_review` and
+    :class:`~secrets_admin.errors.InvalidChange`."""
+    return _review(
+        name=name,
+        version_id=base_version_id,
+        changeset=lambda base: changeset_for(intent, base.document),
+    )
+
+
+def secret_preview_restore(
+    *, name: str, environment: str, version_id: str
+) -> tuple[reads.EditState, Preview]:
+    """The review of "restore ``environment`` to version ``version_id``" on the current version.
+    A protected environment is previewed like any other (``needs_approval`` names it)."""
+    return _review(
+        name=name,
+        version_id=None,
+        changeset=lambda base: restore_changeset(
+            name=name, environment=environment, version_id=version_id, base=base
+        ),
+    )
+
+
+def secret_preview_environment_copy(
+    *,
+    name: str,
+    base_version_id: str,
+    source: str,
+    target: str,
+    rows: Sequence[CopyRow],
+    with_values: bool,
+) -> tuple[reads.EditState, Preview]:
+    """The review of copying ``rows`` from ``source`` to ``target`` on version
+    ``base_version_id`` (the compare page's version). Raises as :func:`_review` and
+    :class:`~secrets_admin.errors.InvalidChange`."""
+    return _review(
+        name=name,
+        version_id=base_version_id,
+        changeset=lambda base: environment_copy_changeset(
+            base.document, source=source, target=target, rows=rows, with_values=with_values
+        ),
+    )
