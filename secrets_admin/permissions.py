@@ -30,7 +30,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import wraps
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -38,12 +38,15 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
 from . import scopes
 from .scopes import ASSIGNABLE_ROLES, IDP_GROUP_PREFIX, AccessRules, RevealPolicy, Role, Scope
+
+if TYPE_CHECKING:
+    from . import errors
 
 __all__ = ["ASSIGNABLE_ROLES", "Action", "RevealPolicy", "Role", "can", "role_for", "set_role"]
 
@@ -298,6 +301,67 @@ def may_approve(
     return all(can(user, Action.APPROVE, secret, env) for env in envs)
 
 
+def require_on(
+    user: AbstractBaseUser | AnonymousUser | None,
+    action: Action | str,
+    secret: SecretRef,
+    environments: Iterable[str],
+) -> None:
+    """Raise :class:`~secrets_admin.errors.Forbidden` unless ``user`` may perform ``action`` on
+    ``secret`` in every one of ``environments`` (the message names the ones not covered)."""
+    from . import errors
+
+    envs = sorted(set(environments))
+    if user is None:
+        raise errors.Forbidden("Only a signed-in person may change secrets.")
+    refused = [e for e in envs if not can(user, action, secret, e)]
+    if refused or (not envs and not can(user, action, secret)):
+        where = ", ".join(refused) or "this secret"
+        raise errors.Forbidden(
+            f"Your access rules do not let you {Action(action).value} {where} here. Ask "
+            f"{settings.PORTAL_ACCESS_CONTACT} if you need to."
+        )
+
+
+#: The longest reveal reason kept (characters); the audit column holds the rest of the event.
+MAX_REASON_LENGTH = 500
+
+
+def reveal_refusal(
+    user: AbstractBaseUser | AnonymousUser, secret: SecretRef, environment: str, reason: str
+) -> errors.PortalError | None:
+    """Why ``user`` may not reveal a value of ``secret`` in ``environment`` with ``reason``
+    (a :class:`~secrets_admin.errors.PortalError` to answer with), or ``None`` when they may.
+
+    A protected environment's reveal policy applies: ``deny`` refuses everyone (403),
+    ``approver`` all but approvers (403), and ``reason``/``approver`` need a reason (400).
+    """
+    from . import errors
+
+    policy = reveal_policy(environment)
+    if policy is RevealPolicy.DENY:
+        return errors.Forbidden(
+            f"Values of {environment} are never revealed here (reveal policy: deny). Compare "
+            "them by fingerprint instead."
+        )
+    if not can(user, Action.REVEAL, secret, environment):
+        needs = "approvers" if policy is RevealPolicy.APPROVER else "engineers"
+        return errors.Forbidden(
+            f"Only {needs} whose access rules cover {environment} of this secret may reveal its "
+            "values."
+        )
+    if policy is not None and not reason.strip():
+        return errors.InvalidInput(
+            f"Revealing a value of {environment} needs a reason: say why you need it in the "
+            "Reason field, then reveal again. The reason is kept in the audit log."
+        )
+    if len(reason) > MAX_REASON_LENGTH:
+        return errors.InvalidInput(
+            f"The reason is longer than {MAX_REASON_LENGTH} characters; shorten it."
+        )
+    return None
+
+
 S = TypeVar("S", bound=str | NamedSecret)
 
 
@@ -315,6 +379,11 @@ def visible_secrets(user: AbstractBaseUser | AnonymousUser, entries: Iterable[S]
         if scope.role(name, tags) >= Role.AUDITOR:
             out.append(entry)
     return out
+
+
+def sees_every_secret(user: AbstractBaseUser | AnonymousUser) -> bool:
+    """Whether ``user`` holds a role on every secret (account-wide counts may be shown)."""
+    return scope_of(user).unrestricted(Role.AUDITOR)
 
 
 def is_visible(user: AbstractBaseUser | AnonymousUser, secret: SecretRef) -> bool:
@@ -349,6 +418,12 @@ def visible_rows(
     allowed = visible_secrets(user, sorted(names))
     keep = Q(**{f"{field}__in": allowed})
     return rows.filter(keep | also if also is not None else keep)
+
+
+def visible_events(user: AbstractBaseUser | AnonymousUser, events: QuerySet[M]) -> QuerySet[M]:
+    """Audit ``events`` ``user`` may see: those about secrets in their scope, and of the events
+    about no secret (sign-ins, exports) only their own unless they see every secret."""
+    return visible_rows(user, events, also=Q(secret="", actor_id=getattr(user, "pk", None)))
 
 
 def approvers_for(secret: SecretRef, environments: Sequence[str]) -> list[Any]:
@@ -440,6 +515,9 @@ class ScopeMiddleware:
         secret = self._secret_of(user, view_kwargs)
         if secret is None or (secret and is_visible(user, secret)):
             return None
+        if "name" not in view_kwargs:
+            # As for a change request or event that does not exist; never the secret's name.
+            raise Http404("Not found")
         return out_of_scope_response(request, secret)
 
     @staticmethod
@@ -465,6 +543,7 @@ class ScopeMiddleware:
 def out_of_scope_response(request: HttpRequest, secret: str) -> HttpResponseBase:
     """The answer for a secret outside the person's scope: exactly a missing secret's 404."""
     from . import aws
+    from .views.errors import error_response
 
     error = aws.SecretNotFound(code="ResourceNotFoundException", secret=secret)
-    return render(request, "secrets_admin/aws_error.html", {"error": error}, status=404)
+    return error_response(request, error, name=secret)

@@ -158,12 +158,14 @@ def cell_reveal(
     service: str,
     key: str,
     context: audit.Context,
+    reason: str = "",
 ) -> str:
     """Return one cell's value from version ``version_id``, after recording a ``reveal`` event.
 
     The event is committed before the value is read (fail closed: raises
     :class:`~secrets_admin.audit.AuditUnavailable` and returns nothing when it cannot be).
-    Raises :class:`CellNotFound` or :class:`~secrets_admin.aws.AwsError`.
+    ``reason``: why the person reveals it (asked in protected environments), kept in the
+    chained event's ``detail``. Raises :class:`CellNotFound` or :class:`~secrets_admin.aws.AwsError`.
     """
     with audit.attempt(
         audit.AuditAction.REVEAL,
@@ -173,6 +175,7 @@ def cell_reveal(
         service=service,
         key=key,
         base_version=version_id,
+        **({"detail": {"reason": reason}} if reason else {}),
     ) as handle:
         value = aws.read_version(name, version_id)
         if value.text is None:
@@ -480,8 +483,10 @@ def change_requests_for(
     user: Any, *, mine: bool = False, waiting: bool = False, secret: str = "", status: str = ""
 ) -> QuerySet[ChangeRequest]:
     """Requests for the list page: ``mine`` (authored by ``user``), ``waiting`` (open, not
-    theirs, not voted on by them; approvers only), ``secret``, ``status`` (``""``: any)."""
-    qs = ChangeRequest.objects.all()
+    theirs, not voted on by them, and theirs to decide: approver on the secret in every
+    environment it touches), ``secret``, ``status`` (``""``: any). Only requests on secrets in
+    ``user``'s scope: the others do not exist for them."""
+    qs = permissions.visible_rows(user, ChangeRequest.objects.all())
     if mine:
         qs = qs.filter(author_username=user.get_username())
     if waiting:
@@ -494,12 +499,21 @@ def change_requests_for(
         qs = qs.filter(secret=secret)
     if status:
         qs = qs.filter(status=status)
+    if waiting and not permissions.scope_of(user).unrestricted(permissions.Role.APPROVER):
+        mine_to_decide = [
+            pk
+            for pk, name, envs in qs.values_list("pk", "secret", "environments")
+            if permissions.may_approve(user, name, envs)
+        ]
+        qs = qs.filter(pk__in=mine_to_decide)
     return qs
 
 
-def bypasses_to_review() -> QuerySet[ChangeRequest]:
-    """Break-glass bypasses no approver has acknowledged yet."""
-    return ChangeRequest.objects.exclude(bypass_reason="").filter(bypass_acknowledged_at=None)
+def bypasses_to_review(user: Any = None) -> QuerySet[ChangeRequest]:
+    """Break-glass bypasses no approver has acknowledged yet (on secrets in ``user``'s scope
+    when one is given)."""
+    qs = ChangeRequest.objects.exclude(bypass_reason="").filter(bypass_acknowledged_at=None)
+    return qs if user is None else permissions.visible_rows(user, qs)
 
 
 @dataclass

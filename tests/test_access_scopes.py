@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
-from secrets_admin import audit, aws, changes
+from secrets_admin import audit, aws
+from secrets_admin.changes import change_requests, protocol
 from secrets_admin.documents import Edit
 from secrets_admin.permissions import Role, set_role
 
@@ -79,12 +80,12 @@ def build_world(make_secret: Any, django_user_model: Any) -> Any:
         if with_request:
             proposer = django_user_model.objects.create_user(username="pat-proposer")
             set_role(proposer, [Role.ENGINEER])
-            cr = changes.change_request_propose(
+            cr = change_requests.change_request_propose(
                 name=name,
                 base_version_id=version,
                 changeset=[Edit("set", "main", "stripe", "secret_key", "sk_live_2")],
                 context=audit.Context(user=proposer),
-                change_id=changes.new_change_id(),
+                change_id=protocol.new_change_id(),
             )
             world["change_request"] = str(cr.pk)
         return world
