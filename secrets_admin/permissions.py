@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import enum
 import fnmatch
+import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -446,8 +447,9 @@ def access_summary(secret: SecretRef, environments: Iterable[str]) -> list[tuple
     ``[("payments-engineers", "edit sandbox, dev; propose main"), ...]`` (``scopes.AccessRules.
     summary``). People holding a global role directly (demo users) are not groups: not listed."""
     name, tags = _name_and_tags(secret)
-    resolved = tags() if callable(tags) else tags
-    return access_rules().summary(name, resolved, environments, is_protected=is_protected)
+    if callable(tags):  # looked up once, and only when some rule tests tags
+        tags = functools.cache(tags)
+    return access_rules().summary(name, tags, environments, is_protected=is_protected)
 
 
 # --------------------------------------------------------------------------------------------

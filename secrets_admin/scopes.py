@@ -224,7 +224,7 @@ class AccessRules:
     def summary(
         self,
         name: str,
-        tags: Mapping[str, str],
+        tags: Tags,
         environments: Iterable[str],
         *,
         is_protected: Callable[[str], bool],

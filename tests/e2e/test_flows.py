@@ -104,6 +104,7 @@ def test_read_only_pages_and_reveal_work_without_javascript(browse: Any, setting
     b.shot("non-standard-secret")
 
     b.goto(GRID)
+    page.get_by_label(re.compile("^Reason for revealing")).fill("checking the live key")
     page.get_by_role("button", name="Reveal main stripe secret_key").click()  # a plain POST form
     expect(page.locator("h1")).to_have_text("main · stripe · secret_key")
     expect(page.locator("code.revealed")).to_have_text("sk_live_FAKEcustprod")
