@@ -460,7 +460,8 @@ V = TypeVar("V", bound=Callable[..., HttpResponseBase])
 
 def require(action: Action | str) -> Callable[[V], V]:
     """View decorator: anonymous -> sign-in redirect; signed in without the role on anything ->
-    403 page. Per-secret checks happen where the view loads the secret.
+    403 page; without the role on the secret the URL names (:func:`secret_in_url`) -> 403.
+    Per-environment checks happen where the environments are known (saves, reveals).
 
     The 403 for a person with no role at all is the "no access" page saying whom to ask.
     """
@@ -475,6 +476,14 @@ def require(action: Action | str) -> Callable[[V], V]:
                 if role_for(user) is Role.NONE:
                     return render(request, "secrets_admin/no_access.html", status=403)
                 raise PermissionDenied(f"Your role may not {Action(action).value} here.")
+            if not scope_of(user).unrestricted(MINIMUM_ROLE[Action(action)]):
+                # Scopes: the role on the URL's secret (ScopeMiddleware answered 404 already
+                # when the secret is outside the scope altogether).
+                secret = secret_in_url(user, kwargs)
+                if secret and not can(user, action, secret):
+                    raise PermissionDenied(
+                        f"Your role on this secret may not {Action(action).value} here."
+                    )
             return view(request, *args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
@@ -488,7 +497,7 @@ class ScopeMiddleware:
     For every portal view whose URL names a secret (``name``), a change request
     (``request_id``) or an audit event (``seq``), a person whose scope does not hold that secret
     gets the same 404 as for a secret that does not exist (never a 403, so names do not leak),
-    before the view runs. People with a role on every secret pass at no cost; signed-out people
+    before the view runs (:func:`require` then checks the role on that secret). People with a role on every secret pass at no cost; signed-out people
     and people with no role at all are left to the view's :func:`require` (sign-in redirect,
     no-access page). Lists are filtered by the views (:func:`visible_secrets`,
     :func:`visible_rows`); per-environment rights by :func:`can` where the environment is known.
@@ -513,8 +522,8 @@ class ScopeMiddleware:
             return None
         scope = scope_of(user)
         if scope.highest is Role.NONE or scope.unrestricted(Role.AUDITOR):
-            return None
-        secret = self._secret_of(user, view_kwargs)
+            return None  # the view's own decorator answers (sign-in, no-access page)
+        secret = secret_in_url(user, view_kwargs)
         if secret is None or (secret and is_visible(user, secret)):
             return None
         if "name" not in view_kwargs:
@@ -522,24 +531,25 @@ class ScopeMiddleware:
             raise Http404("Not found")
         return out_of_scope_response(request, secret)
 
-    @staticmethod
-    def _secret_of(user: Any, kwargs: Mapping[str, Any]) -> str | None:
-        """The secret the URL is about ("" for an audit event about no secret that is not the
-        person's own: hidden like an out-of-scope one); ``None`` when the URL names none or the
-        object does not exist (the view answers that 404 itself)."""
-        from .models import AuditEvent, ChangeRequest
 
-        if "name" in kwargs:
-            return str(kwargs["name"])
-        if "request_id" in kwargs:
-            rows = ChangeRequest.objects.filter(pk=kwargs["request_id"])
-            return rows.values_list("secret", flat=True).first()
-        if "seq" in kwargs:
-            event = AuditEvent.objects.filter(seq=kwargs["seq"]).values("secret", "actor").first()
-            if event is None or (not event["secret"] and event["actor"] == user.pk):
-                return None
-            return str(event["secret"])
-        return None
+def secret_in_url(user: Any, kwargs: Mapping[str, Any]) -> str | None:
+    """The secret a portal URL is about: its ``name``, its change request's (``request_id``) or
+    its audit event's (``seq``; ``""`` for an event about no secret that is not ``user``'s own,
+    hidden like an out-of-scope one). ``None`` when the URL names none or the object does not
+    exist (the view answers that 404 itself)."""
+    from .models import AuditEvent, ChangeRequest
+
+    if "name" in kwargs:
+        return str(kwargs["name"])
+    if "request_id" in kwargs:
+        rows = ChangeRequest.objects.filter(pk=kwargs["request_id"])
+        return rows.values_list("secret", flat=True).first()
+    if "seq" in kwargs:
+        event = AuditEvent.objects.filter(seq=kwargs["seq"]).values("secret", "actor").first()
+        if event is None or (not event["secret"] and event["actor"] == user.pk):
+            return None
+        return str(event["secret"])
+    return None
 
 
 def out_of_scope_response(request: HttpRequest, secret: str) -> HttpResponseBase:

@@ -24,7 +24,18 @@ from secrets_admin.documents import Edit
 from secrets_admin.permissions import Role, set_role
 
 from .conftest import STANDARD_DOC, TEAM_A, TEAM_B
-from .test_access_matrix import CR, FOUND, MATRIX, NOT_FOUND, SECRET, Expect, Row, _form
+from .test_access_matrix import (
+    CR,
+    FORBIDDEN,
+    FOUND,
+    MATRIX,
+    NOT_FOUND,
+    OK,
+    SECRET,
+    Expect,
+    Row,
+    _form,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -116,3 +127,26 @@ def test_scoped_access(
     assert response.status_code == expected(entry, persona, world), where
     if response.status_code == FOUND and entry.method == "POST":
         assert not response["Location"].startswith(reverse("account_login")), where
+
+
+def test_role_is_checked_on_the_urls_secret_not_anywhere(
+    build_world: Any, team_rules: Any, django_user_model: Any, client: Any
+) -> None:
+    """An auditor of team A who is an engineer of team B may edit B's secret, not A's."""
+    from secrets_admin.permissions import set_idp_groups
+
+    world = build_world("team-a", with_request=True)
+    both = django_user_model.objects.create_user(username="ben")
+    set_idp_groups(both, ["team-a-auditors", "team-b-engineers"])
+    client.force_login(both)
+    edit_a = client.get(reverse("secrets_admin:secret_edit", args=[NAMES["team-a"]]))
+    edit_b = client.get(reverse("secrets_admin:secret_edit", args=[NAMES["team-b"]]))
+    assert (edit_a.status_code, edit_b.status_code) == (FORBIDDEN, OK)
+    cancel = client.post(
+        reverse("secrets_admin:change_request_cancel", args=[world["change_request"]])
+    )
+    assert cancel.status_code == FORBIDDEN  # proposing on A is beyond an auditor of A
+    assert (
+        client.get(reverse("secrets_admin:secret_edit", args=[NAMES["untagged"]])).status_code
+        == NOT_FOUND
+    )
