@@ -305,3 +305,25 @@ def test_grid_shows_the_reason_field_and_who_may_do_what(
     client.force_login(team_a_auditor)
     html = client.get(reverse("secrets_admin:secret_detail", args=["alpha-secrets"])).content
     assert b'name="reason"' not in html and b">Reveal<" not in html
+
+
+def test_waiting_for_me_lists_only_requests_the_approver_may_decide(
+    canary_world: dict[str, str], team_a_approver: Any, approver: Any, client: Any
+) -> None:
+    from secrets_admin.models import ChangeRequest
+
+    ids = dict(ChangeRequest.objects.values_list("secret", "pk"))
+    waiting = reverse("secrets_admin:change_request_detail", args=[ids["alpha-secrets"]])
+    client.force_login(team_a_approver)
+    html = client.get(reverse("secrets_admin:change_request_list"), {"show": "waiting"})
+    assert waiting in html.content.decode()
+    for name in ("bravo-secrets", "plain-secrets"):
+        other = reverse("secrets_admin:change_request_detail", args=[ids[name]])
+        assert other not in html.content.decode()
+        assert client.get(other).status_code == HTTPStatus.NOT_FOUND
+    client.force_login(approver)  # a global approver is asked for all three
+    html = client.get(reverse("secrets_admin:change_request_list"), {"show": "waiting"})
+    assert all(
+        reverse("secrets_admin:change_request_detail", args=[pk]) in html.content.decode()
+        for pk in ids.values()
+    )
