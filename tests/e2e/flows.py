@@ -187,6 +187,7 @@ def open_every_grid(run: CanaryRun) -> None:
 def reveal_in_cell_remask_and_navigate(run: CanaryRun) -> None:
     b = run.as_user("engineer")
     b.goto(_grid())
+    b.page.get_by_label(re.compile("^Reason for revealing")).fill("canary run")  # main asks
     for env, service, key in (("main", "stripe", "secret"), ("dev", "db", "pool")):
         b.page.get_by_role("button", name=f"Reveal {env} {service} {key}").click()
         expected = run.canaries.of((APP, env, service, key))

@@ -401,6 +401,7 @@ def test_an_edit_to_main_becomes_a_change_request_a_second_person_approves(brows
     expect(cell).to_have_count(1)
     proposed_fp = cell.locator("td").nth(5).locator("code.fp").inner_text()
     assert proposed_fp == documents.short(reads.fingerprint("sk_live_PROPOSED")) != before
+    cell.get_by_label("Reason for revealing proposed main stripe secret_key").fill("review")
     cell.get_by_role("button", name="Reveal proposed main stripe secret_key").click()
     expect(cell.locator("code.revealed")).to_have_text("sk_live_PROPOSED")
     approver.shot("proposed-value-revealed")
