@@ -211,6 +211,15 @@ class MigrationRequest:
     def __repr__(self) -> str:
         return f"MigrationRequest({self.repo!r}, {len(self.sources)} sources)"
 
+    def plan_arguments(self) -> dict[str, Any]:
+        """The arguments of ``migration_plan`` / ``secret_migrate`` this request gives."""
+        return {
+            "repo": self.repo,
+            "sources": self.sources,
+            "env_text": self.env_text,
+            "overwrite": self.overwrite,
+        }
+
     def fields(self) -> list[tuple[str, str]]:
         """Hidden fields that carry the request to the next step."""
         out = [("repo", self.repo), ("overwrite", "on" if self.overwrite else "")]

@@ -1,4 +1,4 @@
-"""Database models: names, metadata and fingerprints only, never a secret value (invariant 1)."""
+"""Database models: names, metadata and fingerprints only, never a secret value."""
 
 from __future__ import annotations
 
@@ -66,7 +66,8 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
 
 
 class AuditEvent(models.Model):
-    """One append-only, hash-chained audit record (DESIGN.md "Audit"). Never holds a value.
+    """One append-only, hash-chained audit record (ASVS 5.0 V16, "Security Logging and Error
+    Handling"). Never holds a value.
 
     ``hash`` = SHA-256 over ``prev_hash`` and the canonical serialisation of the other fields
     (``audit.canonical``). ``seq`` numbers events without gaps, so a deleted row is detected.
@@ -139,9 +140,9 @@ class AuditEvent(models.Model):
 
 
 class ChangeRequest(models.Model):
-    """A proposed changeset for a protected environment, waiting for approval (DESIGN.md terms).
+    """A proposed changeset for a protected environment, waiting for a second person's approval.
 
-    Metadata only (invariant 1): the proposed document lives in Secrets Manager as version
+    Metadata only, no value: the proposed document lives in Secrets Manager as version
     ``staged_version`` carrying the label ``label`` (``CR-<id>``). ``structure`` holds the
     changeset's ops and cell names, never values: the values of ``set`` edits are read back from
     the staged version when the request is applied. ``cells`` is the per-cell summary at proposal
@@ -241,3 +242,40 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.approver_username} {self.decision}s #{self.request_id}"
+
+    @property
+    def decided(self) -> str:
+        """The vote in the past tense for pages and e-mails: ``approved`` or ``rejected``."""
+        return "rejected" if self.decision == self.Decision.REJECT else "approved"
+
+
+# --- Audit devices (README "Audit you can prove"): the outbox and each device's progress.
+
+
+class AuditOutbox(models.Model):
+    """One audit event not yet delivered to every audit device (the transactional outbox).
+
+    Inserted in the transaction that appends the event (``audit.record``), so an event and its
+    delivery duty exist together or not at all; removed once every device has it
+    (``audit_devices.ship``). ``created`` is the event's time: the oldest row gives the lag
+    that ``PORTAL_AUDIT_MAX_LAG`` bounds.
+    """
+
+    seq = models.BigIntegerField(primary_key=True)
+    created = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"audit event #{self.seq} to ship"
+
+
+class AuditDeviceCursor(models.Model):
+    """How far one audit device (or the anchor sink, ``name="anchor"``) has got: the last
+    ``seq`` delivered (or anchored), when, and the last delivery error (a sentence, no value)."""
+
+    name = models.CharField(max_length=200, primary_key=True)
+    seq = models.BigIntegerField(default=0)
+    updated = models.DateTimeField()
+    error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"audit device {self.name} at #{self.seq}"

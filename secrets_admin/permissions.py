@@ -1,4 +1,4 @@
-"""Roles, scopes and access checks (DESIGN.md "Roles and scopes"; ASVS 5.0 8.2.1, 8.2.2,
+"""Roles, scopes and access checks (README "Access rules"; ASVS 5.0 8.2.1, 8.2.2,
 8.3.1: checked on the server, per object).
 
 Roles are ordered: each includes the rights of the ones before it.

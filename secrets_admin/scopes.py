@@ -1,6 +1,6 @@
 """Access rules: which identity-provider groups hold which role on which secrets and environments.
 
-DESIGN.md "Roles and scopes". A **rule** gives a role to groups on a **scope**: the secrets chosen
+README "Access rules". A **rule** gives a role to groups on a **scope**: the secrets chosen
 by name patterns and/or AWS tags, optionally limited to some environments. A person's right on a
 cell is the highest role any of their rules gives for that secret and environment. Today's
 global mapping ``PORTAL_ROLE_GROUPS`` is a rule on every secret and environment.

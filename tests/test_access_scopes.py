@@ -1,4 +1,4 @@
-"""The access matrix for scoped personas (DESIGN.md "Roles and scopes"; ASVS 5.0 8.2.2).
+"""The access matrix for scoped personas (README "Access rules"; ASVS 5.0 8.2.2).
 
 Every row of :data:`tests.test_access_matrix.MATRIX` for the portal's own URLs, as an engineer, an
 approver and an auditor of team A (``tests/conftest.py``), against a team-A secret, a team-B

@@ -1,4 +1,4 @@
-"""The scope canary (DESIGN.md "Roles and scopes": outside a person's scope a secret does not
+"""The scope canary (README "Access rules": outside a person's scope a secret does not
 exist for them).
 
 Team B's secret, a legacy secret of team B and an untagged secret hold names, key names and

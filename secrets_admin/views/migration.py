@@ -72,11 +72,12 @@ def _choose(
     )
 
 
-def _posted(request: HttpRequest) -> forms.MigrationRequest:
+def _posted(request: HttpRequest) -> forms.MigrationRequest | HttpResponse:
+    """The posted wizard fields, or the choices again with the reason (400)."""
     try:
         return forms.migration_request(request.POST, request.FILES)
     except forms.FormProblem as exc:
-        raise errors.InvalidInput(exc.message) from None
+        return _choose(request, error=exc.message, status=HTTPStatus.BAD_REQUEST)
 
 
 @require_http_methods(["GET", "POST"])
@@ -87,10 +88,9 @@ def secret_migrate(request: HttpRequest) -> HttpResponse:
     """Choose the sources (GET), or choose again with the posted choices (POST, "back")."""
     if request.method == "GET":
         return _choose(request)
-    try:
-        migration = _posted(request)
-    except errors.InvalidInput as exc:
-        return _choose(request, error=exc.message, status=exc.status)
+    migration = _posted(request)
+    if isinstance(migration, HttpResponse):
+        return migration
     return _choose(request, migration)
 
 
@@ -100,17 +100,11 @@ def secret_migrate(request: HttpRequest) -> HttpResponse:
 @require(Action.ADMINISTER_SECRETS)
 def secret_migrate_preview(request: HttpRequest) -> HttpResponse:
     """The plan of the posted migration (nothing written), with a confirm form to apply it."""
+    migration = _posted(request)
+    if isinstance(migration, HttpResponse):
+        return migration
     try:
-        migration = _posted(request)
-    except errors.InvalidInput as exc:
-        return _choose(request, error=exc.message, status=exc.status)
-    try:
-        plan = wizard.migration_plan(
-            repo=migration.repo,
-            sources=migration.sources,
-            env_text=migration.env_text,
-            overwrite=migration.overwrite,
-        )
+        plan = wizard.migration_plan(**migration.plan_arguments())
     except errors.PortalError as exc:
         return _choose(request, migration, error=exc.message, status=exc.status)
     return render(
@@ -131,16 +125,12 @@ def secret_migrate_preview(request: HttpRequest) -> HttpResponse:
 @require(Action.ADMINISTER_SECRETS)
 def secret_migrate_apply(request: HttpRequest) -> HttpResponse:
     """Apply the reviewed plan (re-planned on the server and checked against its digest)."""
-    try:
-        migration = _posted(request)
-    except errors.InvalidInput as exc:
-        return _choose(request, error=exc.message, status=exc.status)
+    migration = _posted(request)
+    if isinstance(migration, HttpResponse):
+        return migration
     try:
         result = wizard.secret_migrate(
-            repo=migration.repo,
-            sources=migration.sources,
-            env_text=migration.env_text,
-            overwrite=migration.overwrite,
+            **migration.plan_arguments(),
             digest=request.POST.get("digest", ""),
             context=audit.Context.from_request(request),
             change_id=request.POST.get("change_id", ""),
