@@ -479,7 +479,8 @@ def require(action: Action | str) -> Callable[[V], V]:
             if not scope_of(user).unrestricted(MINIMUM_ROLE[Action(action)]):
                 # Scopes: the role on the URL's secret (ScopeMiddleware answered 404 already
                 # when the secret is outside the scope altogether).
-                secret = secret_in_url(user, kwargs)
+                match = request.resolver_match
+                secret = secret_in_url(user, kwargs, url_name=(match and match.url_name) or "")
                 if secret and not can(user, action, secret):
                     raise PermissionDenied(
                         f"Your role on this secret may not {Action(action).value} here."
@@ -523,7 +524,7 @@ class ScopeMiddleware:
         scope = scope_of(user)
         if scope.highest is Role.NONE or scope.unrestricted(Role.AUDITOR):
             return None  # the view's own decorator answers (sign-in, no-access page)
-        secret = secret_in_url(user, view_kwargs)
+        secret = secret_in_url(user, view_kwargs, url_name=match.url_name or "")
         if secret is None or (secret and is_visible(user, secret)):
             return None
         if "name" not in view_kwargs:
@@ -532,17 +533,25 @@ class ScopeMiddleware:
         return out_of_scope_response(request, secret)
 
 
-def secret_in_url(user: Any, kwargs: Mapping[str, Any]) -> str | None:
-    """The secret a portal URL is about: its ``name``, its change request's (``request_id``) or
-    its audit event's (``seq``; ``""`` for an event about no secret that is not ``user``'s own,
-    hidden like an out-of-scope one). ``None`` when the URL names none or the object does not
-    exist (the view answers that 404 itself)."""
+#: URL names whose ``pk`` is a change request's id (the others name it ``request_id``).
+CHANGE_REQUEST_PK_URLS = frozenset({"audit_evidence"})
+
+
+def secret_in_url(user: Any, kwargs: Mapping[str, Any], *, url_name: str = "") -> str | None:
+    """The secret a portal URL is about: its ``name``, its change request's (``request_id``,
+    or ``pk`` of the URLs in :data:`CHANGE_REQUEST_PK_URLS`) or its audit event's (``seq``;
+    ``""`` for an event about no secret that is not ``user``'s own, hidden like an out-of-scope
+    one). ``None`` when the URL names none or the object does not exist (the view answers that
+    404 itself)."""
     from .models import AuditEvent, ChangeRequest
 
     if "name" in kwargs:
         return str(kwargs["name"])
-    if "request_id" in kwargs:
-        rows = ChangeRequest.objects.filter(pk=kwargs["request_id"])
+    request_id = kwargs.get("request_id")
+    if request_id is None and url_name in CHANGE_REQUEST_PK_URLS:
+        request_id = kwargs.get("pk")
+    if request_id is not None:
+        rows = ChangeRequest.objects.filter(pk=request_id)
         return rows.values_list("secret", flat=True).first()
     if "seq" in kwargs:
         event = AuditEvent.objects.filter(seq=kwargs["seq"]).values("secret", "actor").first()
