@@ -150,3 +150,22 @@ def test_role_is_checked_on_the_urls_secret_not_anywhere(
         client.get(reverse("secrets_admin:secret_edit", args=[NAMES["untagged"]])).status_code
         == NOT_FOUND
     )
+
+
+def test_pages_about_a_secret_offer_only_what_the_role_on_it_allows(
+    build_world: Any, team_rules: Any, django_user_model: Any, client: Any
+) -> None:
+    """Edit and Reveal on team B's secret for its engineer, not on team A's where they audit."""
+    from secrets_admin.permissions import set_idp_groups
+
+    build_world("team-a", with_request=False)
+    both = django_user_model.objects.create_user(username="ben")
+    set_idp_groups(both, ["team-a-auditors", "team-b-engineers"])
+    client.force_login(both)
+    for team, offered in (("team-a", False), ("team-b", True)):
+        for view in ("secret_detail", "environment_diff", "secret_history"):
+            html = client.get(reverse(f"secrets_admin:{view}", args=[NAMES[team]])).content
+            assert (b">Reveal<" in html or b"Restore" in html or b">Edit<" in html) is offered, (
+                view,
+                team,
+            )
