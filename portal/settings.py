@@ -110,6 +110,12 @@ PORTAL_GROUPS_CLAIM = env_str("PORTAL_GROUPS_CLAIM", sso.DEFAULT_GROUPS_CLAIM)
 #: Identity-provider group -> role label, applied at every SSO sign-in (permissions.roles_for_groups).
 PORTAL_ROLE_GROUPS = sso.role_groups_from_env(env_str("PORTAL_ROLE_GROUPS"))
 
+# --- Access scopes (README "Access rules"): who holds which role on which secrets and
+# environments. A TOML file, or the same rules as a JSON object; read and validated at start
+# (secrets_admin/apps.py), so a bad rule stops the process with the rule's line.
+PORTAL_ACCESS_FILE = env_str("PORTAL_ACCESS_FILE")
+PORTAL_ACCESS_RULES = env_str("PORTAL_ACCESS_RULES")
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if (PORTAL_DEMO or TESTING) else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
@@ -146,6 +152,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "secrets_admin.middleware.PortalMiddleware",
     "secrets_admin.middleware.NoStoreMiddleware",
+    # Access scopes: a secret outside the person's scope answers 404 before any view runs.
+    "secrets_admin.permissions.ScopeMiddleware",
     # Per-person budget of write steps (PORTAL_WRITE_RATE), after the CSRF check.
     "secrets_admin.throttle.WriteThrottleMiddleware",
     # HEAD is answered wherever GET is (load balancers' checks use it): innermost, so the views

@@ -414,10 +414,12 @@ def record_reveal(
     version_id: str,
     fingerprint: str = "",
     error_code: str = "",
+    reason: str = "",
 ) -> AuditEvent:
-    """Commit the one event of a reveal (DESIGN.md "Audit": a reveal is one row, committed
-    before the value is sent): ``(reveal, succeeded)`` with the cell's ``fingerprint``, or
-    ``(reveal, failed)`` with ``error_code`` (an AWS error code, or why the cell was not shown).
+    """Commit the one event of a reveal (a reveal is one row, committed before the value is
+    sent): ``(reveal, succeeded)`` with the cell's ``fingerprint``, or ``(reveal, failed)`` with
+    ``error_code`` (an AWS error code, or why the cell was not shown). ``reason``, the person's
+    stated reason (asked in protected environments), goes into the chained event's ``detail``.
 
     The caller reads the value first and sends it only after this returns. Raises
     :class:`AuditUnavailable` when the event cannot be committed (then no value may be sent:
@@ -436,6 +438,7 @@ def record_reveal(
             "base_version": version_id,
             "fingerprint_after": fingerprint,
             "error_code": error_code,
+            **({"detail": {"reason": reason}} if reason else {}),
         },
         durable=True,
     )

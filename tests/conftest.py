@@ -340,3 +340,62 @@ def saml_idp() -> Iterator[Any]:
 
     with SamlIdentityProvider() as idp:
         yield idp
+
+
+# --- Access scopes: two teams' rules (PORTAL_ACCESS_RULES) and team A's scoped personas.
+
+TEAM_A, TEAM_B = "team-a", "team-b"
+#: Two teams chosen by the ``team`` tag; team A's leads approve, its auditors read.
+TEAM_RULES: dict[str, Any] = {
+    "groups": ["team-a-engineers", "team-a-leads", "team-a-auditors", "team-b-engineers"],
+    "tag_keys": ["team"],
+    "rule": [
+        {"groups": ["team-a-engineers"], "role": "engineer", "secrets": {"tags": {"team": TEAM_A}}},
+        {"groups": ["team-a-leads"], "role": "approver", "secrets": {"tags": {"team": TEAM_A}}},
+        {"groups": ["team-a-auditors"], "role": "auditor", "secrets": {"tags": {"team": TEAM_A}}},
+        {"groups": ["team-b-engineers"], "role": "engineer", "secrets": {"tags": {"team": TEAM_B}}},
+    ],
+}
+#: A team-A secret, a team-B secret and an untagged one (names sort in this order).
+TEAM_A_SECRET, TEAM_B_SECRET, UNTAGGED_SECRET = "alpha-secrets", "bravo-secrets", "plain-secrets"
+
+
+@pytest.fixture
+def team_rules(settings: Any) -> dict[str, Any]:
+    """The two-team access rules in force (global personas keep their global roles)."""
+    settings.PORTAL_ACCESS_RULES = json.dumps(TEAM_RULES)
+    return TEAM_RULES
+
+
+@pytest.fixture
+def team_secrets(make_secret: Callable[..., str]) -> tuple[str, str, str]:
+    """The team-A, team-B and untagged secrets, each holding :data:`STANDARD_DOC`."""
+    make_secret(TEAM_A_SECRET, STANDARD_DOC, Tags=[{"Key": "team", "Value": TEAM_A}])
+    make_secret(TEAM_B_SECRET, STANDARD_DOC, Tags=[{"Key": "team", "Value": TEAM_B}])
+    make_secret(UNTAGGED_SECRET, STANDARD_DOC)
+    return TEAM_A_SECRET, TEAM_B_SECRET, UNTAGGED_SECRET
+
+
+def _scoped_persona(django_user_model: Any, username: str, idp_groups: list[str]) -> Any:
+    from secrets_admin.permissions import set_idp_groups
+
+    user = django_user_model.objects.create_user(
+        username=username, password=username, email=f"{username}@example.test"
+    )
+    set_idp_groups(user, idp_groups)
+    return user
+
+
+@pytest.fixture
+def team_a_engineer(django_user_model: Any, team_rules: Any) -> Any:
+    return _scoped_persona(django_user_model, "tara-team-a-engineer", ["team-a-engineers"])
+
+
+@pytest.fixture
+def team_a_approver(django_user_model: Any, team_rules: Any) -> Any:
+    return _scoped_persona(django_user_model, "lee-team-a-lead", ["team-a-leads"])
+
+
+@pytest.fixture
+def team_a_auditor(django_user_model: Any, team_rules: Any) -> Any:
+    return _scoped_persona(django_user_model, "aud-team-a-auditor", ["team-a-auditors"])

@@ -158,7 +158,13 @@ def test_engineer_reveals_both_sides_of_one_row_audited(
     for env in ("dev", "main"):
         response = client.post(
             reverse("secrets_admin:cell_reveal", args=["a-secrets"]),
-            {"version_id": version, "environment": env, "service": "stripe", "key": "secret_key"},
+            {
+                "version_id": version,
+                "environment": env,
+                "service": "stripe",
+                "key": "secret_key",
+                "reason": "comparing",  # asked in main (protected)
+            },
             headers={"HX-Request": "true"},
         )
         assert response.status_code == HTTPStatus.OK

@@ -355,6 +355,11 @@ def save_changeset(
     returns its result with ``already_saved``.
     """
     check_change_id(change_id)
+    if change_request is None and context.user is not None:
+        # Scopes: a direct save needs the engineer role on this secret in every environment it
+        # edits (an approved change request was checked when it was decided).
+        envs = {e.environment for e in changeset} | set(whole_environments)
+        permissions.require_on(context.user, permissions.Action.EDIT, name, envs)
     new_doc, new_text = apply_for_write(name, base, changeset)
     earlier = _earlier_success(name, change_id)
     if earlier is not None:

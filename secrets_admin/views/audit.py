@@ -26,7 +26,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import push_url
 
-from .. import audit, audit_devices
+from .. import audit, audit_devices, permissions
 from ..models import AuditChainHead, AuditEvent
 from ..permissions import Action, require
 from . import HtmxHttpRequest
@@ -80,7 +80,7 @@ def _log(
     if form.is_valid():
         event_filter = form.event_filter()
         params = event_filter.as_params()
-        events = event_filter.events().order_by("-seq")
+        events = permissions.visible_events(request.user, event_filter.events()).order_by("-seq")
         page = Paginator(events, settings.PORTAL_AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
     own_params = {k: v for k, v in params.items() if k not in preset}
     context = {
@@ -212,7 +212,10 @@ def audit_export(request: HttpRequest) -> HttpResponseBase:
         )
     content_type, export = EXPORT_FORMATS[export_format]
     response = StreamingHttpResponse(
-        export(event_filter.events().filter(seq__lte=through)), content_type=content_type
+        export(
+            permissions.visible_events(request.user, event_filter.events()).filter(seq__lte=through)
+        ),
+        content_type=content_type,
     )
     response["Content-Disposition"] = (
         f'attachment; filename="audit-through-{through}.{export_format}"'
