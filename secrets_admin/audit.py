@@ -481,8 +481,11 @@ def _require_no_transaction() -> None:
         )
 
 
-def _check_devices() -> None:
-    """Fail closed when the audit devices lag too far behind (``PORTAL_AUDIT_MAX_LAG``)."""
+def check_devices() -> None:
+    """Fail closed when the audit devices lag too far behind (``PORTAL_AUDIT_MAX_LAG``): raises
+    :class:`AuditDevicesBehind` (or :class:`AuditUnavailable` when the lag cannot be read).
+    :func:`attempt` calls it; a reveal (one row, :func:`record_reveal`) calls it before reading
+    the value, as Vault refuses requests when no audit device accepts them."""
     from . import audit_devices
 
     try:
@@ -522,7 +525,7 @@ def attempt(
     returns nothing); if the body had raised, its exception is re-raised instead.
     """
     _require_no_transaction()
-    _check_devices()
+    check_devices()
     event = _append(action, Outcome.ATTEMPTED, context, fields, durable=True)
     if event is None:  # narrowing for the type checker; cannot happen
         raise RuntimeError("unexpected: event is None (event is set here)")

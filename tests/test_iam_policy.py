@@ -171,7 +171,13 @@ def test_secret_permissions_are_scoped_to_unified_secret_arns(policy: str, setti
 
 
 #: Modules that call AWS, each with the policy file that grants its calls.
-AWS_CALLERS = {"secrets_admin/aws.py": ("portal-read.json", "portal-write.json")}
+AWS_CALLERS = {
+    "secrets_admin/aws.py": ("portal-read.json", "portal-write.json"),
+    # The audit devices and the anchor sink (CloudWatch Logs, S3 with Object Lock).
+    "secrets_admin/audit_devices.py": ("portal-audit-sinks.json",),
+    # The demo creates its own Object-Lock bucket in the embedded moto server: no AWS account.
+    "secrets_admin/demo.py": (),
+}
 
 
 def test_every_module_that_calls_aws_has_a_policy() -> None:
