@@ -121,6 +121,7 @@ qa: lint typecheck security test
 ## Redis on 127.0.0.1 (databases portal_bench, Redis dbs 4 and 5) and start everything else.
 bench: install-bench
 	$(PY) bench/run.py
+	$(PY) bench/hygiene_bench.py
 
 load: install-bench
 	$(PY) bench/load.py
