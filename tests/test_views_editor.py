@@ -97,7 +97,7 @@ def save_as(user: Any, base: str, *edits: Edit) -> protocol.SaveResult:
         base_version_id=base,
         changeset=list(edits),
         context=audit.Context(user=user),
-        change_id=protocol.new_change_id(),
+        change_id=protocol.new_change_id(user=user, name=NAME, base_version_id=base),
     )
 
 
@@ -505,7 +505,9 @@ def test_many_versions_in_a_day_warn_about_the_version_quota(
             base_version_id=aws.read_current(NAME).version_id,
             changeset=[Edit("set", "dev", "stripe", "public_key", f"v{i}")],
             context=ctx,
-            change_id=protocol.new_change_id(),
+            change_id=protocol.new_change_id(
+                user=ctx.user, name=NAME, base_version_id=aws.read_current(NAME).version_id
+            ),
         )
     html = as_user(engineer).get(edit_url()).content.decode()
     assert "3 versions of this secret were created in the last 24 hours" in html
@@ -595,7 +597,7 @@ def test_diff_between_two_versions_by_fingerprint(
             Edit("set", "sandbox", "stripe", "added", "x"),
         ],
         context=audit.Context(user=engineer),
-        change_id=protocol.new_change_id(),
+        change_id=protocol.new_change_id(user=engineer, name=NAME, base_version_id=v1),
     ).new_version_id
     response = as_user(engineer).get(
         reverse("secrets_admin:secret_version_diff", args=[NAME]), {"a": v1, "b": v2}
@@ -623,7 +625,7 @@ def test_restore_one_environment_from_history(
             Edit("set", "sandbox", "stripe", "public_key", "sb2"),
         ],
         context=ctx,
-        change_id=protocol.new_change_id(),
+        change_id=protocol.new_change_id(user=ctx.user, name=NAME, base_version_id=v1),
     ).new_version_id
     client = as_user(engineer)
     review_page = client.post(

@@ -114,7 +114,9 @@ def secret_migrate_preview(request: HttpRequest) -> HttpResponse:
             "step": "preview",
             "plan": plan,
             "fields": migration.fields(),
-            "change_id": protocol.new_change_id(),
+            "change_id": protocol.new_change_id(
+                user=request.user, name=plan.target, base_version_id=plan.base_version_id
+            ),
         },
     )
 

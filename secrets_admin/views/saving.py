@@ -53,7 +53,9 @@ def review_page(
             "fields": fields,
             "back_url": back_url,
             "back_label": back_label,
-            "change_id": protocol.new_change_id(),
+            "change_id": protocol.new_change_id(
+                user=request.user, name=name, base_version_id=preview.base_version_id
+            ),
             "max_bytes": documents.MAX_SECRET_BYTES,
         },
     )

@@ -1,0 +1,314 @@
+"""Guarantees a hand-made post cannot bend, tried as a hostile engineer would through the views:
+server-minted change ids, idempotency that matches the whole change, "applied" checked against
+Secrets Manager, approvals that bind (author never applies, approved requests expire, what the
+approver saw is what lands, break-glass reasons in the chain, leftover labels cleaned)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from http import HTTPStatus
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from secrets_admin import audit, aws, documents
+from secrets_admin.changes import change_requests, editor, protocol
+from secrets_admin.documents import Edit
+from secrets_admin.forms import field_name
+from secrets_admin.models import Approval, AuditEvent, ChangeRequest
+
+from .conftest import STANDARD_DOC
+
+pytestmark = pytest.mark.django_db
+
+NAME = "a-secrets"
+CANARY = "CANARY-integrity-7d1c"
+MAIN_EDIT = Edit("set", "main", "stripe", "secret_key", CANARY)
+
+
+def ctx(user: Any) -> audit.Context:
+    return audit.Context(user=user, client_ip="127.0.0.1", user_agent="pytest")
+
+
+def current_doc() -> Any:
+    return documents.parse(aws.read_current(NAME).text or "")
+
+
+def cr_labels(sm: Any) -> dict[str, list[str]]:
+    stages = sm.describe_secret(SecretId=NAME)["VersionIdsToStages"]
+    return {
+        version: [label for label in labels if label.startswith("CR-")]
+        for version, labels in stages.items()
+        if any(label.startswith("CR-") for label in labels)
+    }
+
+
+def propose(user: Any, *edits: Edit) -> ChangeRequest:
+    base = aws.read_current(NAME).version_id
+    return change_requests.change_request_propose(
+        name=NAME,
+        base_version_id=base,
+        changeset=list(edits),
+        context=ctx(user),
+        change_id=protocol.new_change_id(user=user, name=NAME, base_version_id=base),
+    )
+
+
+def review(client: Any, base: str, values: dict[tuple[str, str, str], str]) -> Any:
+    """The editor's review step for ``values`` typed on version ``base``."""
+    return client.post(
+        reverse("secrets_admin:secret_edit_review", args=[NAME]),
+        {"base_version_id": base, **{field_name("set", *c): v for c, v in values.items()}},
+    )
+
+
+def save_post(
+    client: Any, base: str, values: dict[tuple[str, str, str], str], change_id: str
+) -> Any:
+    """A hand-made post to the editor's save step."""
+    return client.post(
+        reverse("secrets_admin:secret_edit_save", args=[NAME]),
+        {
+            "base_version_id": base,
+            "change_id": change_id,
+            **{field_name("set", *c): v for c, v in values.items()},
+        },
+    )
+
+
+def reviewed_token(client: Any, cr: ChangeRequest) -> str:
+    """The signed token the request's page gives its approve / apply form."""
+    page = client.get(reverse("secrets_admin:change_request_detail", args=[cr.pk]))
+    assert page.status_code == HTTPStatus.OK
+    return str(page.context["reviewed"])
+
+
+def decide(client: Any, action: str, cr: ChangeRequest) -> Any:
+    """Open the request's page as the approver would, then post its ``action`` form."""
+    return client.post(
+        reverse(f"secrets_admin:change_request_{action}", args=[cr.pk]),
+        {"reviewed": reviewed_token(client, cr)},
+    )
+
+
+@pytest.fixture
+def secret(make_secret: Any) -> str:
+    make_secret(NAME, STANDARD_DOC)
+    return aws.read_current(NAME).version_id
+
+
+DEV_KEY = ("dev", "stripe", "public_key")
+
+
+# --------------------------------------------------------------------------------------------
+# 1. Change ids are the server's; "applied" is what Secrets Manager holds
+
+
+def test_guessed_change_request_rebase_id_is_refused_and_the_approval_still_lands(
+    secret: str, engineer: Any, approver: Any, as_user: Any
+) -> None:
+    cr = propose(engineer, MAIN_EDIT)
+    client = as_user(engineer)
+    crafted = save_post(client, secret, {DEV_KEY: "pk_dev_2"}, f"change-request-{cr.pk}-rebase")
+    assert crafted.status_code == HTTPStatus.BAD_REQUEST
+    assert b"was not issued for you" in crafted.content
+    assert aws.read_current(NAME).version_id == secret  # nothing saved
+    # An honest dev save moves the base, so the approval takes the rebase path.
+    token = review(client, secret, {DEV_KEY: "pk_dev_2"}).context["change_id"]
+    assert save_post(client, secret, {DEV_KEY: "pk_dev_2"}, token).status_code == HTTPStatus.FOUND
+    approved = decide(as_user(approver), "approve", cr)
+    assert approved.status_code == HTTPStatus.FOUND
+    cr.refresh_from_db()
+    doc = current_doc()
+    assert cr.status == "applied" and cr.applied_version == aws.read_current(NAME).version_id
+    assert doc["main"]["stripe"]["secret_key"] == CANARY and doc["dev"]["stripe"]["public_key"] == (
+        "pk_dev_2"
+    )
+    assert AuditEvent.objects.filter(
+        action="change_request_apply", outcome="succeeded", change_request=cr.pk
+    ).exists()
+
+
+@pytest.mark.parametrize("who", ["tampered", "someone else's", "another version's"])
+def test_foreign_or_tampered_change_id_is_a_400_and_saves_nothing(
+    secret: str, engineer: Any, approver: Any, as_user: Any, who: str
+) -> None:
+    if who == "someone else's":
+        change_id = review(as_user(approver), secret, {DEV_KEY: "x"}).context["change_id"]
+    else:
+        change_id = review(as_user(engineer), secret, {DEV_KEY: "x"}).context["change_id"]
+    if who == "tampered":
+        change_id = change_id[:-2] + ("AA" if not change_id.endswith("AA") else "BB")
+    base = secret
+    if who == "another version's":
+        editor.secret_save_changes(
+            name=NAME,
+            base_version_id=secret,
+            changeset=[Edit("set", "sandbox", "stripe", "public_key", "pk2")],
+            context=ctx(approver),
+            change_id=protocol.new_change_id(user=approver, name=NAME, base_version_id=secret),
+        )
+        base = aws.read_current(NAME).version_id  # the id was minted for the older base
+    before = aws.read_current(NAME).version_id
+    response = save_post(as_user(engineer), base, {DEV_KEY: "x"}, change_id)
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert aws.read_current(NAME).version_id == before
+
+
+def test_repeat_of_a_change_id_with_other_values_is_saved_not_called_already_saved(
+    secret: str, engineer: Any, as_user: Any
+) -> None:
+    client = as_user(engineer)
+    change_id = review(client, secret, {DEV_KEY: "first"}).context["change_id"]
+    assert save_post(client, secret, {DEV_KEY: "first"}, change_id).status_code == HTTPStatus.FOUND
+    # The same (valid) id, reposted with another change: a different change, never "already".
+    sandbox = ("sandbox", "stripe", "public_key")
+    again = save_post(client, secret, {sandbox: "second"}, change_id)
+    assert again.status_code == HTTPStatus.FOUND
+    assert "already saved" not in client.get(again["Location"]).content.decode()
+    assert current_doc()["sandbox"]["stripe"]["public_key"] == "second"
+    # A true repeat (same author, id, values and base) still is one, and writes nothing.
+    versions = len(aws.list_versions(NAME))
+    repeat = save_post(client, secret, {DEV_KEY: "first"}, change_id)
+    assert "already saved" in client.get(repeat["Location"]).content.decode()
+    assert len(aws.list_versions(NAME)) == versions
+
+
+def test_applied_is_read_from_the_current_version_in_secrets_manager(
+    secret: str, engineer: Any, approver: Any, sm: Any
+) -> None:
+    cr = propose(engineer, MAIN_EDIT)
+    assert change_requests.current_holds(cr) is None  # proposed, not current
+    done = change_requests.change_request_approve(
+        request_id=cr.pk,
+        context=ctx(approver),
+        reviewed=change_requests.change_request_reviewed_token(cr, secret),
+    )
+    assert done.status == "applied"
+    assert change_requests.current_holds(done) == done.applied_version == cr.staged_version
+    # AWSCURRENT moved back outside the portal: the request's cells are no longer current.
+    sm.update_secret_version_stage(
+        SecretId=NAME,
+        VersionStage="AWSCURRENT",
+        MoveToVersionId=secret,
+        RemoveFromVersionId=cr.staged_version,
+    )
+    assert change_requests.current_holds(done) is None
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Approvals bind
+
+
+def _approved_not_applied(cr: ChangeRequest, approver: Any, *, ago: timedelta) -> None:
+    """Arrange a request whose approval is complete but whose apply failed (an AWS error)."""
+    Approval.objects.create(
+        request=cr, approver=approver, approver_username=approver.get_username(), decision="approve"
+    )
+    Approval.objects.filter(request=cr).update(created=timezone.now() - ago)
+    ChangeRequest.objects.filter(pk=cr.pk).update(status="approved")
+
+
+def test_author_cannot_apply_their_own_approved_request(
+    secret: str, approver: Any, admin: Any, as_user: Any
+) -> None:
+    cr = propose(approver, MAIN_EDIT)  # an approver is the author
+    _approved_not_applied(cr, admin, ago=timedelta(minutes=1))
+    client = as_user(approver)
+    page = client.get(reverse("secrets_admin:change_request_detail", args=[cr.pk]))
+    assert b"Apply again" not in page.content
+    response = client.post(
+        reverse("secrets_admin:change_request_apply", args=[cr.pk]),
+        {"reviewed": page.context["reviewed"]},
+    )
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    cr.refresh_from_db()
+    assert cr.status == "approved" and aws.read_current(NAME).version_id == secret
+    # Another approver may.
+    applied = decide(as_user(admin), "apply", cr)
+    assert applied.status_code == HTTPStatus.FOUND
+    cr.refresh_from_db()
+    assert cr.status == "applied" and current_doc()["main"]["stripe"]["secret_key"] == CANARY
+
+
+def test_approved_but_unapplied_request_expires(
+    secret: str, engineer: Any, approver: Any, admin: Any, as_user: Any, sm: Any, settings: Any
+) -> None:
+    settings.PORTAL_APPROVED_CHANGE_REQUEST_HOURS = 1
+    late = propose(engineer, MAIN_EDIT)
+    _approved_not_applied(late, approver, ago=timedelta(hours=2))
+    refused = decide(as_user(admin), "apply", late)
+    assert refused.status_code == HTTPStatus.CONFLICT and b"expired" in refused.content
+    assert aws.read_current(NAME).version_id == secret
+    # Without the setting, the request's own expiry applies to approved requests too.
+    settings.PORTAL_APPROVED_CHANGE_REQUEST_HOURS = 0
+    old = propose(engineer, Edit("set", "main", "stripe", "public_key", "pk2"))
+    _approved_not_applied(old, approver, ago=timedelta(minutes=1))
+    ChangeRequest.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    settings.PORTAL_APPROVED_CHANGE_REQUEST_HOURS = 1
+    call_command("change_requests_expire", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    late.refresh_from_db()
+    old.refresh_from_db()
+    assert late.status == old.status == "expired"
+    assert cr_labels(sm) == {}
+
+
+def test_break_glass_reason_is_part_of_the_hash_chained_event(
+    secret: str, admin: Any, settings: Any
+) -> None:
+    settings.PORTAL_BREAK_GLASS_USERS = ["ada-admin"]
+    cr = propose(admin, MAIN_EDIT)
+    change_requests.change_request_bypass(request_id=cr.pk, context=ctx(admin), reason="outage 42")
+    ChangeRequest.objects.filter(pk=cr.pk).update(bypass_reason="nothing to see")
+    events = AuditEvent.objects.filter(action="change_request_bypass", change_request=cr.pk)
+    assert [e.detail.get("reason") for e in events] == ["outage 42", "outage 42"]
+    assert audit.verify().ok
+
+
+def test_approval_of_a_page_older_than_the_current_version_is_409_and_applies_nothing(
+    secret: str, engineer: Any, approver: Any, as_user: Any
+) -> None:
+    cr = propose(engineer, MAIN_EDIT)
+    client = as_user(approver)
+    token = reviewed_token(client, cr)
+    editor.secret_save_changes(  # the base moves after the approver's page was rendered
+        name=NAME,
+        base_version_id=secret,
+        changeset=[Edit("set", "sandbox", "stripe", "public_key", "pk2")],
+        context=ctx(engineer),
+        change_id=protocol.new_change_id(user=engineer, name=NAME, base_version_id=secret),
+    )
+    moved = aws.read_current(NAME).version_id
+    stale = client.post(
+        reverse("secrets_admin:change_request_approve", args=[cr.pk]), {"reviewed": token}
+    )
+    assert stale.status_code == HTTPStatus.CONFLICT
+    assert b"changed since you reviewed it" in stale.content
+    forged = client.post(
+        reverse("secrets_admin:change_request_approve", args=[cr.pk]), {"reviewed": token + "x"}
+    )
+    assert forged.status_code == HTTPStatus.BAD_REQUEST
+    cr.refresh_from_db()
+    assert cr.status == "open" and not Approval.objects.exists()
+    assert aws.read_current(NAME).version_id == moved
+
+
+def test_leftover_label_moved_out_of_band_is_removed_on_close_and_explained(
+    secret: str, engineer: Any, as_user: Any, sm: Any
+) -> None:
+    cr = propose(engineer, MAIN_EDIT)
+    sm.update_secret_version_stage(  # someone moves CR-<id> by hand
+        SecretId=NAME,
+        VersionStage=cr.label,
+        MoveToVersionId=secret,
+        RemoveFromVersionId=cr.staged_version,
+    )
+    assert cr_labels(sm) == {secret: [cr.label]}
+    client = as_user(engineer)
+    client.post(reverse("secrets_admin:change_request_cancel", args=[cr.pk]))
+    assert cr_labels(sm) == {}
+    page = client.get(reverse("secrets_admin:change_request_detail", args=[cr.pk]))
+    assert f"moved outside the portal to version {secret}".encode() in page.content
