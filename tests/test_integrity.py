@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from secrets_admin import audit, aws, documents
+from secrets_admin import audit, aws, documents, reads
 from secrets_admin.changes import change_requests, editor, protocol
 from secrets_admin.documents import Edit
 from secrets_admin.forms import field_name
@@ -312,3 +312,78 @@ def test_leftover_label_moved_out_of_band_is_removed_on_close_and_explained(
     assert cr_labels(sm) == {}
     page = client.get(reverse("secrets_admin:change_request_detail", args=[cr.pk]))
     assert f"moved outside the portal to version {secret}".encode() in page.content
+
+
+# --------------------------------------------------------------------------------------------
+# 2. The review is no value oracle
+
+
+STORED_DEV = STANDARD_DOC["dev"]["stripe"]["public_key"]  # what a guesser tries to confirm
+
+
+def test_review_never_shows_a_fingerprint_of_a_typed_value(
+    secret: str, engineer: Any, as_user: Any
+) -> None:
+    guess = "pk_guess_1"
+    response = review(as_user(engineer), secret, {DEV_KEY: guess})
+    assert response.status_code == HTTPStatus.OK and b"changed" in response.content
+    assert documents.short(reads.fingerprint(guess)).encode() not in response.content
+
+
+def test_review_and_no_changes_are_recorded_as_comparisons_naming_the_cells(
+    secret: str, engineer: Any, as_user: Any
+) -> None:
+    client = as_user(engineer)
+    same = review(client, secret, {DEV_KEY: STORED_DEV, ("dev", "stripe", "new_key"): "n"})
+    assert same.status_code == HTTPStatus.OK
+    equal = review(client, secret, {DEV_KEY: STORED_DEV})  # "no changes": the guess was right
+    assert b"No changes" in equal.content or b"no changes" in equal.content
+    events = AuditEvent.objects.filter(action="value_compare").order_by("seq")
+    assert [e.detail["cells"] for e in events] == [
+        [{"environment": "dev", "service": "stripe", "key": "public_key"}]
+    ] * 2  # the new key holds no stored value: nothing compared there
+    assert all(e.actor_username == "erin-engineer" and e.secret == NAME for e in events)
+    assert STORED_DEV not in repr([e.detail for e in events])
+    assert audit.verify().ok
+
+
+def test_comparisons_count_against_the_reveal_budget(
+    secret: str, engineer: Any, as_user: Any, settings: Any
+) -> None:
+    settings.PORTAL_REVEAL_RATE = "3/h"
+    client = as_user(engineer)
+    for i in range(2):
+        assert review(client, secret, {DEV_KEY: f"guess-{i}"}).status_code == HTTPStatus.OK
+    change_id = review(client, secret, {DEV_KEY: "guess-2"}).context["change_id"]
+    refused_save = save_post(client, secret, {DEV_KEY: "guess-2"}, change_id)
+    assert refused_save.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert aws.read_current(NAME).version_id == secret  # nothing saved
+    assert review(client, secret, {DEV_KEY: "guess-3"}).status_code == (
+        HTTPStatus.TOO_MANY_REQUESTS
+    )
+    reveal = client.post(
+        reverse("secrets_admin:cell_reveal", args=[NAME]),
+        {"version_id": secret, "environment": "dev", "service": "stripe", "key": "public_key"},
+    )
+    assert reveal.status_code == HTTPStatus.TOO_MANY_REQUESTS  # one budget for both
+    assert AuditEvent.objects.filter(action="value_compare").count() == 3
+
+
+def test_conflict_page_shows_no_fingerprint_of_the_typed_value_and_is_recorded(
+    secret: str, engineer: Any, approver: Any, as_user: Any
+) -> None:
+    client = as_user(engineer)
+    change_id = review(client, secret, {DEV_KEY: "mine"}).context["change_id"]
+    editor.secret_save_changes(  # someone else changes the same cell first
+        name=NAME,
+        base_version_id=secret,
+        changeset=[Edit("set", *DEV_KEY, value="theirs")],
+        context=ctx(approver),
+        change_id=protocol.new_change_id(user=approver, name=NAME, base_version_id=secret),
+    )
+    conflict = save_post(client, secret, {DEV_KEY: "mine"}, change_id)
+    assert conflict.status_code == HTTPStatus.CONFLICT
+    assert documents.short(reads.fingerprint("mine")).encode() not in conflict.content
+    assert documents.short(reads.fingerprint("theirs")).encode() in conflict.content
+    compared = AuditEvent.objects.filter(action="value_compare", actor_username="erin-engineer")
+    assert compared.count() == 2  # the review and the save

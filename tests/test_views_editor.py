@@ -257,7 +257,8 @@ def test_full_edit_flow_review_then_save_once(opened: Any) -> None:
     assert reviewed.status_code == HTTPStatus.OK
     assert "1 added, 1 changed, 1 removed" in html
     fp = reads.fingerprint
-    assert documents.short(fp(TYPED)) in html and documents.short(fp("sk_test_dev")) in html
+    # The stored value's fingerprint, never the typed one's (no value oracle).
+    assert documents.short(fp(TYPED)) not in html and documents.short(fp("sk_test_dev")) in html
     assert aws.read_current(NAME).version_id == base  # nothing saved by the review
     saved = post_form(client, html, "save")
     assert saved.status_code == HTTPStatus.FOUND
@@ -532,8 +533,9 @@ def test_conflict_shows_base_theirs_yours_and_reapplies_on_current(
     page = conflict.content.decode()
     assert conflict.status_code == HTTPStatus.CONFLICT
     fp = reads.fingerprint
-    for value in ("sk_test_dev", "THEIRS-value", TYPED):
+    for value in ("sk_test_dev", "THEIRS-value"):
         assert documents.short(fp(value)) in page
+    assert documents.short(fp(TYPED)) not in page  # yours: typed, so no fingerprint
     assert "THEIRS-value" not in page and "sk_test_dev" not in page
     assert page.count(">Reveal</button>") == 3  # one per side, through the audited reveal
     assert theirs.new_version_id in page
