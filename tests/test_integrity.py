@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from secrets_admin import audit, aws, documents, reads
 from secrets_admin.changes import change_requests, editor, protocol
+from secrets_admin.changes import migration as wizard
 from secrets_admin.documents import Edit
 from secrets_admin.forms import field_name
 from secrets_admin.models import Approval, AuditEvent, ChangeRequest
@@ -387,3 +388,69 @@ def test_conflict_page_shows_no_fingerprint_of_the_typed_value_and_is_recorded(
     assert documents.short(reads.fingerprint("theirs")).encode() in conflict.content
     compared = AuditEvent.objects.filter(action="value_compare", actor_username="erin-engineer")
     assert compared.count() == 2  # the review and the save
+
+
+# --------------------------------------------------------------------------------------------
+# 4. Admin reach stays inside the standard's world
+
+
+def test_schedule_deletion_only_for_a_legacy_secret_of_an_existing_or_migrated_unified_secret(
+    admin: Any, as_user: Any, make_secret: Any, sm: Any
+) -> None:
+    make_secret("shop-secrets", {"dev": {}})
+    make_secret("shop-stripe-dev", {"k": "v"})  # legacy of shop-secrets
+    make_secret("billing-db-prod", {"k": "v"})  # legacy-looking, but billing-secrets is absent
+    make_secret("payroll-export", {"k": "v"})  # outside the standard's world
+    client = as_user(admin)
+    url = reverse("secrets_admin:legacy_secret_schedule_deletion")
+    for name in ("billing-db-prod", "payroll-export", "no-such-secret-dev"):
+        refused = client.post(url, {"name": name, "recovery_days": "7"}, follow=True)
+        assert "will not schedule its deletion" in refused.content.decode() or (
+            "not a live secret the portal manages" in refused.content.decode()
+        ), name
+    for name in ("billing-db-prod", "payroll-export"):
+        assert sm.describe_secret(SecretId=name).get("DeletedDate") is None
+    done = client.post(url, {"name": "shop-stripe-dev", "recovery_days": "9"}, follow=True)
+    assert "(9 days to restore it)" in done.content.decode()  # the recovery window, shown
+    assert sm.describe_secret(SecretId="shop-stripe-dev").get("DeletedDate")
+    event = AuditEvent.objects.get(action="secret_delete_schedule", outcome="succeeded")
+    assert event.detail["legacy_of"] == "shop-secrets" and event.detail["recovery_days"] == 9
+    # What the portal migrated may go too, whatever its name.
+    plan = wizard.migration_plan(
+        repo="shop", sources=[wizard.MigrationSource("payroll-export", "dev", "payroll")]
+    )
+    wizard.secret_migrate(
+        repo="shop",
+        sources=[wizard.MigrationSource("payroll-export", "dev", "payroll")],
+        digest=plan.digest,
+        context=ctx(admin),
+        change_id=protocol.new_change_id(
+            user=admin, name="shop-secrets", base_version_id=plan.base_version_id
+        ),
+    )
+    migrated = client.post(url, {"name": "payroll-export", "recovery_days": "7"}, follow=True)
+    assert "scheduled for deletion" in migrated.content.decode()
+    assert sm.describe_secret(SecretId="payroll-export").get("DeletedDate")
+
+
+@pytest.mark.parametrize("step", ["secret_migrate_preview", "secret_migrate_apply"])
+def test_migration_wizard_refuses_a_source_it_does_not_list(
+    admin: Any, as_user: Any, make_secret: Any, step: str
+) -> None:
+    make_secret("shop-stripe-dev", {"secret_key": "sk_legacy"})
+    make_secret("payments-secrets", {"main": {"stripe": {"secret_key": "sk_live_payments"}}})
+    data = {
+        "repo": "shop",
+        "legacy": ["shop-stripe-dev", "payments-secrets"],  # another repo's unified secret
+        field_name("legacy_env", "shop-stripe-dev"): "dev",
+        field_name("legacy_service", "shop-stripe-dev"): "stripe",
+        field_name("legacy_env", "payments-secrets"): "dev",
+        field_name("legacy_service", "payments-secrets"): "payments",
+        "digest": "x",
+        "change_id": "x",
+    }
+    response = as_user(admin).post(reverse(f"secrets_admin:{step}"), data)
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert b"not among the legacy secrets this wizard lists" in response.content
+    assert "shop-secrets" not in [m.name for m in aws.iter_secrets()]
+    assert not AuditEvent.objects.filter(action="secret_migrate").exists()

@@ -33,8 +33,13 @@ def migration_candidates() -> list[MigrationCandidate]:
     """Every live secret that is not a unified one, legacy-looking names first, each with the
     mapping its name suggests (``compliance.legacy_match``). ceil(N/100) ``ListSecrets``; no
     value is read. Raises :class:`~secrets_admin.aws.AwsError`."""
+    return _candidates(list(aws.iter_secrets()))
+
+
+def _candidates(listed: Sequence[aws.SecretMeta]) -> list[MigrationCandidate]:
+    """:func:`migration_candidates` of the secrets ``listed`` by ``ListSecrets``."""
     policy, _ = lint.policy()
-    metas = [m for m in aws.iter_secrets() if not m.scheduled_for_deletion and not m.owning_service]
+    metas = [m for m in listed if not m.scheduled_for_deletion and not m.owning_service]
     repos = {m.name[: -len(policy.suffix)] for m in metas if m.name.endswith(policy.suffix)}
     envs = [*policy.required_environments, *policy.known_environments]
     others = [m.name for m in metas if not m.name.endswith(policy.suffix)]
@@ -84,6 +89,25 @@ def _read_legacy(source: MigrationSource) -> migration.Read:
     )
 
 
+def _refuse_unlisted(sources: Sequence[MigrationSource]) -> None:
+    """Refuse sources the wizard does not list (:func:`migration_candidates`): a name typed into
+    the form (a unified secret, another service's secret, one scheduled for deletion) is never
+    read or migrated. A name AWS does not hold reads nothing and stays that source's problem in
+    the plan. Raises :class:`InvalidChange` naming them; ceil(N/100) ``ListSecrets``."""
+    named = [s.name for s in sources if s.name]
+    if not named:
+        return
+    metas = list(aws.iter_secrets())
+    offered = {c.name for c in _candidates(metas)}
+    # A listed secret deleted since is shown as that source's problem ("not found") by the plan.
+    unlisted = [n for n in named if n not in offered and n in {m.name for m in metas}]
+    if unlisted:
+        raise InvalidChange(
+            f"{', '.join(sorted(unlisted)[:5])}: not among the legacy secrets this wizard lists, "
+            "so it can't be a source. Choose from the list. Nothing was read."
+        )
+
+
 def _mapping_problems(source: MigrationSource) -> list[str]:
     problems = []
     for kind, name in (("environment", source.environment), ("service", source.service)):
@@ -115,6 +139,7 @@ def migration_plan(
         raise InvalidChange(f"{name}: {problem}.")
     if not sources:
         raise InvalidChange("Choose at least one legacy secret, or give a .env file.")
+    _refuse_unlisted(sources)
     try:
         base: Version | None = read_version(name)
     except aws.SecretNotFound:
