@@ -60,11 +60,13 @@ class Limited:
 
     rate: Rate
     retry_after: int
+    #: What was counted, for the message ("reveals", "changes").
+    events: str = "reveals"
 
     @property
     def message(self) -> str:
         return (
-            f"Too many reveals: the limit is {self.rate.describe()}. "
+            f"Too many {self.events}: the limit is {self.rate.describe()}. "
             f"Try again in {self.retry_after} s. Ask an admin if you need more."
         )
 
@@ -93,6 +95,11 @@ REVEAL_SCOPE = "reveal"
 def reveal_rate() -> Rate:
     """The configured reveal rate (``PORTAL_REVEAL_RATE``); the system check validates it."""
     return Rate.parse(settings.PORTAL_REVEAL_RATE)
+
+
+def write_rate() -> Rate:
+    """The configured rate of write steps per person (``PORTAL_WRITE_RATE``); checked at start-up."""
+    return Rate.parse(settings.PORTAL_WRITE_RATE)
 
 
 def consume(scope: str, who: str, rate: Rate, *, now: float | None = None) -> Limited | None:
