@@ -358,6 +358,7 @@ def test_comparisons_count_against_the_reveal_budget(
     change_id = review(client, secret, {DEV_KEY: "guess-2"}).context["change_id"]
     refused_save = save_post(client, secret, {DEV_KEY: "guess-2"}, change_id)
     assert refused_save.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert 1 <= int(refused_save["Retry-After"]) <= 3600
     assert aws.read_current(NAME).version_id == secret  # nothing saved
     assert review(client, secret, {DEV_KEY: "guess-3"}).status_code == (
         HTTPStatus.TOO_MANY_REQUESTS
