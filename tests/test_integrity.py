@@ -455,3 +455,19 @@ def test_migration_wizard_refuses_a_source_it_does_not_list(
     assert b"not among the legacy secrets this wizard lists" in response.content
     assert "shop-secrets" not in [m.name for m in aws.iter_secrets()]
     assert not AuditEvent.objects.filter(action="secret_migrate").exists()
+
+
+def test_migration_preview_of_typed_env_values_is_a_recorded_comparison_without_fingerprints(
+    admin: Any, as_user: Any, make_secret: Any
+) -> None:
+    make_secret("shop-secrets", {"dev": {"stripe": {"secret_key": "sk_stored"}}})
+    response = as_user(admin).post(
+        reverse("secrets_admin:secret_migrate_preview"),
+        {"repo": "shop", "dotenv_text": "STRIPE_SECRET_KEY=sk_guess\n", "dotenv_env": "dev"},
+    )
+    assert response.status_code == HTTPStatus.OK
+    assert documents.short(reads.fingerprint("sk_guess")).encode() not in response.content
+    event = AuditEvent.objects.get(action="value_compare")
+    assert event.secret == "shop-secrets" and event.detail["cells"] == [
+        {"environment": "dev", "service": "stripe", "key": "secret_key"}
+    ]

@@ -26,6 +26,18 @@ def typed_values_compare(
     is used up, and :class:`~secrets_admin.audit.AuditUnavailable` (fail closed).
     """
     compared = [c for c in dict.fromkeys(cells) if documents.lookup(base.document, c)[0]]
+    return stored_values_compare(
+        name=name, base_version_id=base.version_id, cells=compared, context=context
+    )
+
+
+def stored_values_compare(
+    *, name: str, base_version_id: str, cells: Iterable[CellRef], context: audit.Context
+) -> int:
+    """:func:`typed_values_compare` for ``cells`` already known to hold a stored value in
+    version ``base_version_id`` (e.g. a migration plan's ``.env`` cells that exist already).
+    Same budget, audit event and errors."""
+    compared = list(dict.fromkeys(cells))
     if not compared:
         return 0
     user = context.user
@@ -39,7 +51,7 @@ def typed_values_compare(
         context=context,
         secret=name,
         environment=environments.pop() if len(environments) == 1 else "",
-        base_version=base.version_id,
+        base_version=base_version_id,
         detail={
             "cells": [{"environment": e, "service": s, "key": k} for e, s, k in compared],
             "count": len(compared),

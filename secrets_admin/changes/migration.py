@@ -14,6 +14,7 @@ from .. import audit, aws, compliance, documents, lint, migration, reads
 from ..errors import InvalidChange, NoChanges
 from ..models import ChangeRequest
 from . import lifecycle
+from .comparison import stored_values_compare
 from .editor import secret_save_changes
 from .protocol import Version, read_version
 
@@ -61,6 +62,10 @@ def _candidates(listed: Sequence[aws.SecretMeta]) -> list[MigrationCandidate]:
     return sorted(out, key=lambda c: (not c.legacy, c.name))
 
 
+#: How the ``.env`` source is named in a plan (its values were typed or uploaded by the person).
+ENV_FILE = ".env file"
+
+
 @dataclass(frozen=True)
 class MigrationSource:
     """One chosen source and its mapping: a legacy secret (``name``) or the ``.env`` file
@@ -72,7 +77,7 @@ class MigrationSource:
 
     @property
     def label(self) -> str:
-        return self.name or ".env file"
+        return self.name or ENV_FILE
 
 
 def _read_legacy(source: MigrationSource) -> migration.Read:
@@ -169,6 +174,32 @@ def migration_plan(
         fingerprint=reads.fingerprint,
         required_environments=settings.PORTAL_REQUIRED_ENVIRONMENTS,
     )
+
+
+def migration_preview(
+    *,
+    repo: str,
+    sources: Sequence[MigrationSource],
+    context: audit.Context,
+    env_text: str = "",
+    overwrite: bool = False,
+) -> migration.Plan:
+    """:func:`migration_plan` for the wizard's preview page. The plan says whether each typed
+    ``.env`` value equals the unified secret's (``same``), so those cells are recorded and
+    charged as a comparison (:func:`.comparison.stored_values_compare`). Raises as
+    :func:`migration_plan` and :class:`~secrets_admin.ratelimit.ComparisonsLimited`."""
+    plan = migration_plan(repo=repo, sources=sources, env_text=env_text, overwrite=overwrite)
+    stored_values_compare(
+        name=plan.target,
+        base_version_id=plan.base_version_id,
+        cells=[
+            (c.environment, c.service, c.key)
+            for c in plan.cells
+            if c.source == ENV_FILE and c.existing_fingerprint
+        ],
+        context=context,
+    )
+    return plan
 
 
 @dataclass(frozen=True)
