@@ -1,11 +1,18 @@
 """Change requests: a second person for protected environments (invariant 4).
 
-Statuses: open -> approved -> applied | conflicted; open -> rejected | cancelled | expired;
-open -> bypassed (break-glass; applied, or conflicted). Every transition out of "open" goes
-through :func:`_transition`: a change of the request row locked inside a transaction
+Statuses: open -> approved -> applied | conflicted | expired (not applied in time:
+:func:`approved_deadline`); open -> rejected | cancelled | expired; open -> bypassed
+(break-glass; applied, or conflicted). Every transition out of "open" goes through
+:func:`_transition`: a change of the request row locked inside a transaction
 (``select_for_update``), so two approvers approving at once move it once and it is applied once;
-the compare-and-swap on AWSCURRENT guards the write itself as well. The ``CR-<id>`` label is
-removed whenever a request leaves "open"/"approved", so no label is left behind.
+the compare-and-swap on AWSCURRENT guards the write itself as well.
+
+What binds an approval (invariant 4): the approver's form carries a signed digest of the page
+they reviewed (:func:`change_request_reviewed_token`), checked under the row lock; the author
+never approves or applies; "applied" is recorded only when ``AWSCURRENT`` holds the request's
+cells (:func:`current_holds`); the apply path mints its own change id, never one a person could
+submit. The ``CR-<id>`` label is removed from every version that carries it whenever a request
+leaves "open"/"approved", so no label is left behind, even one moved outside the portal.
 """
 
 from __future__ import annotations
