@@ -38,7 +38,7 @@ def test_change_and_read_types_print_no_value(make_secret: Any, ctx: audit.Conte
     base = protocol.read_version(NAME)
     intent = editor.EditIntent(values={("dev", "stripe", "secret_key"): TYPED})
     state, preview = previews.secret_preview_changes(
-        name=NAME, base_version_id=base.version_id, intent=intent
+        name=NAME, base_version_id=base.version_id, intent=intent, context=ctx
     )
     cell = ("dev", "stripe", "secret_key")
     conflict_cell = protocol.ConflictCell(
