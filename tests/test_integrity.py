@@ -159,6 +159,37 @@ def test_foreign_or_tampered_change_id_is_a_400_and_saves_nothing(
     assert aws.read_current(NAME).version_id == before
 
 
+@pytest.mark.parametrize("flow", ["secret_restore_save", "environment_copy_save"])
+def test_restore_and_copy_refuse_a_change_id_minted_for_someone_else_with_a_400(
+    secret: str, engineer: Any, approver: Any, as_user: Any, flow: str
+) -> None:
+    editor.secret_save_changes(  # a second version, so there is something to restore
+        name=NAME,
+        base_version_id=secret,
+        changeset=[Edit("set", "dev", "stripe", "public_key", "pk2")],
+        context=ctx(approver),
+        change_id=protocol.new_change_id(user=approver, name=NAME, base_version_id=secret),
+    )
+    current = aws.read_current(NAME).version_id
+    foreign = protocol.new_change_id(user=approver, name=NAME, base_version_id=current)
+    data = {
+        "secret_restore_save": {"environment": "dev", "version_id": secret},
+        "environment_copy_save": {
+            "a": "dev",
+            "b": "sandbox",
+            field_name("row", "stripe", "secret_key"): "on",
+            "mode": "values",
+        },
+    }[flow]
+    response = as_user(engineer).post(
+        reverse(f"secrets_admin:{flow}", args=[NAME]),
+        {**data, "base_version_id": current, "change_id": foreign},
+    )
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert b"was not issued for you" in response.content
+    assert aws.read_current(NAME).version_id == current
+
+
 def test_repeat_of_a_change_id_with_other_values_is_saved_not_called_already_saved(
     secret: str, engineer: Any, as_user: Any
 ) -> None:

@@ -271,6 +271,12 @@ _CHANGE_ID_SALT = "secrets_admin.change_id"
 CHANGE_ID_MAX_AGE = 24 * 3600
 
 
+class ForeignChangeId(InvalidChange):
+    """A change id this server did not mint for this user, secret and base version (400)."""
+
+    code = "ForeignChangeId"
+
+
 def new_change_id(*, user: Any, name: str, base_version_id: str) -> str:
     """A fresh change id, minted by the server when a review page is rendered and carried by its
     confirm form: a random nonce signed (``django.core.signing``) together with the user's id,
@@ -292,12 +298,12 @@ def open_change_id(
     """The nonce of a change id minted by :func:`new_change_id` for ``context.user``, ``name``
     and ``base_version_id`` (32 hex digits; it becomes part of a ``ClientRequestToken``).
 
-    Raises :class:`~secrets_admin.errors.InvalidChange` (400) for a missing, tampered, expired
+    Raises :class:`ForeignChangeId` (400) for a missing, tampered, expired
     (older than :data:`CHANGE_ID_MAX_AGE` seconds) or foreign id: another user's, another
     secret's, another base version's (ASVS 5.0 2.2: the server validates what the browser
     sends).
     """
-    refused = InvalidChange(
+    refused = ForeignChangeId(
         "This change id was not issued for you, this secret and this version (or it is older "
         "than a day), so nothing was saved. Review the change again."
     )

@@ -173,6 +173,8 @@ def save_step(
     with its message, a save ends there too."""
 
     def again(exc: errors.PortalError) -> HttpResponse:
+        if isinstance(exc, protocol.ForeignChangeId):  # a crafted post: 400, not a redirect
+            return error_response(request, exc, name=name)
         messages.error(request, exc.message)
         return redirect(back)
 
