@@ -58,6 +58,17 @@ def propose(user: Any, *edits: Edit) -> ChangeRequest:
     )
 
 
+def save_as(user: Any, base: str, edit: Edit) -> protocol.SaveResult | ChangeRequest:
+    """Someone saves ``edit`` on version ``base`` through the use case (another browser)."""
+    return editor.secret_save_changes(
+        name=NAME,
+        base_version_id=base,
+        changeset=[edit],
+        context=ctx(user),
+        change_id=protocol.new_change_id(user=user, name=NAME, base_version_id=base),
+    )
+
+
 def review(client: Any, base: str, values: dict[tuple[str, str, str], str]) -> Any:
     """The editor's review step for ``values`` typed on version ``base``."""
     return client.post(
@@ -145,13 +156,7 @@ def test_foreign_or_tampered_change_id_is_a_400_and_saves_nothing(
         change_id = change_id[:-2] + ("AA" if not change_id.endswith("AA") else "BB")
     base = secret
     if who == "another version's":
-        editor.secret_save_changes(
-            name=NAME,
-            base_version_id=secret,
-            changeset=[Edit("set", "sandbox", "stripe", "public_key", "pk2")],
-            context=ctx(approver),
-            change_id=protocol.new_change_id(user=approver, name=NAME, base_version_id=secret),
-        )
+        save_as(approver, secret, Edit("set", "sandbox", "stripe", "public_key", "pk2"))
         base = aws.read_current(NAME).version_id  # the id was minted for the older base
     before = aws.read_current(NAME).version_id
     response = save_post(as_user(engineer), base, {DEV_KEY: "x"}, change_id)
@@ -163,13 +168,8 @@ def test_foreign_or_tampered_change_id_is_a_400_and_saves_nothing(
 def test_restore_and_copy_refuse_a_change_id_minted_for_someone_else_with_a_400(
     secret: str, engineer: Any, approver: Any, as_user: Any, flow: str
 ) -> None:
-    editor.secret_save_changes(  # a second version, so there is something to restore
-        name=NAME,
-        base_version_id=secret,
-        changeset=[Edit("set", "dev", "stripe", "public_key", "pk2")],
-        context=ctx(approver),
-        change_id=protocol.new_change_id(user=approver, name=NAME, base_version_id=secret),
-    )
+    # A second version, so there is something to restore.
+    save_as(approver, secret, Edit("set", "dev", "stripe", "public_key", "pk2"))
     current = aws.read_current(NAME).version_id
     foreign = protocol.new_change_id(user=approver, name=NAME, base_version_id=current)
     data = {
@@ -306,13 +306,8 @@ def test_approval_of_a_page_older_than_the_current_version_is_409_and_applies_no
     cr = propose(engineer, MAIN_EDIT)
     client = as_user(approver)
     token = reviewed_token(client, cr)
-    editor.secret_save_changes(  # the base moves after the approver's page was rendered
-        name=NAME,
-        base_version_id=secret,
-        changeset=[Edit("set", "sandbox", "stripe", "public_key", "pk2")],
-        context=ctx(engineer),
-        change_id=protocol.new_change_id(user=engineer, name=NAME, base_version_id=secret),
-    )
+    # The base moves after the approver's page was rendered.
+    save_as(engineer, secret, Edit("set", "sandbox", "stripe", "public_key", "pk2"))
     moved = aws.read_current(NAME).version_id
     stale = client.post(
         reverse("secrets_admin:change_request_approve", args=[cr.pk]), {"reviewed": token}
@@ -407,13 +402,8 @@ def test_conflict_page_shows_no_fingerprint_of_the_typed_value_and_is_recorded(
 ) -> None:
     client = as_user(engineer)
     change_id = review(client, secret, {DEV_KEY: "mine"}).context["change_id"]
-    editor.secret_save_changes(  # someone else changes the same cell first
-        name=NAME,
-        base_version_id=secret,
-        changeset=[Edit("set", *DEV_KEY, value="theirs")],
-        context=ctx(approver),
-        change_id=protocol.new_change_id(user=approver, name=NAME, base_version_id=secret),
-    )
+    # Someone else changes the same cell first.
+    save_as(approver, secret, Edit("set", *DEV_KEY, value="theirs"))
     conflict = save_post(client, secret, {DEV_KEY: "mine"}, change_id)
     assert conflict.status_code == HTTPStatus.CONFLICT
     assert documents.short(reads.fingerprint("mine")).encode() not in conflict.content
