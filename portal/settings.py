@@ -16,6 +16,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from portal import sso
+from secrets_admin.observability import logs as _observability_logs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -304,6 +305,42 @@ LOGGING = {
     },
 }
 
+# --- deploy: operators' logs (secrets_admin/observability/logs.py). One line per request and per
+# audit event: JSON on stdout in production, readable text on stderr in the demo and tests
+# (PORTAL_LOG_FORMAT=json|text overrides). Tracebacks never render messages or locals.
+PORTAL_LOG_FORMAT = env_str("PORTAL_LOG_FORMAT", "text" if (PORTAL_DEMO or TESTING) else "json")
+if PORTAL_LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured("PORTAL_LOG_FORMAT must be json or text.")
+LOGGING = _observability_logs.logging_config(
+    json_lines=PORTAL_LOG_FORMAT == "json", level=env_str("LOG_LEVEL", "INFO")
+)
+# Outermost, so the request line times (and sees the status of) everything below it.
+MIDDLEWARE.insert(0, "secrets_admin.observability.logs.RequestLogMiddleware")
+# --- end deploy: logs
+
+# --- deploy: Prometheus metrics (secrets_admin/observability/metrics.py). /metrics answers only
+# "Authorization: Bearer <PORTAL_METRICS_TOKEN>"; unset, the endpoint does not exist (404).
+PORTAL_METRICS_TOKEN = env_str("PORTAL_METRICS_TOKEN")
+# --- end deploy: metrics
+
+# --- deploy: error reports to Sentry (secrets_admin/observability/sentry.py), the `sentry` extra.
+# Off unless SENTRY_DSN is set; request bodies, cookies, locals and exception messages are dropped.
+SENTRY_DSN = env_str("SENTRY_DSN")
+if SENTRY_DSN:
+    try:
+        from secrets_admin.observability import sentry as _sentry
+
+        _sentry.init(
+            SENTRY_DSN,
+            environment=env_str("SENTRY_ENVIRONMENT", "demo" if PORTAL_DEMO else "production"),
+            release=env_str("SENTRY_RELEASE"),
+        )
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            "SENTRY_DSN is set but the sentry extra is missing: pip install 'secrets-portal[sentry]'."
+        ) from exc
+# --- end deploy: Sentry
+
 # --- The portal itself
 AWS_REGION = env_str("AWS_REGION", env_str("AWS_DEFAULT_REGION", "us-east-1"))
 os.environ.setdefault("AWS_DEFAULT_REGION", AWS_REGION)
@@ -366,6 +403,36 @@ PORTAL_TRUSTED_PROXIES = env_list("PORTAL_TRUSTED_PROXIES")
 #: Write steps (review, save, propose, restore, copy, migrate) per person per window, as
 #: PORTAL_REVEAL_RATE: one person cannot tie up the workers with a run of large posts.
 PORTAL_WRITE_RATE = env_str("PORTAL_WRITE_RATE", "30/m")
+
+# --- Audit devices and signed anchors (README "Audit you can prove"; auditdev).
+# Devices, comma-separated: stdout, file:/path, cloudwatch:GROUP:STREAM, s3:BUCKET/PREFIX, or
+# "none". Anchors: s3:BUCKET/PREFIX (Object Lock on) or cloudwatch:GROUP:STREAM, signed with
+# PORTAL_AUDIT_SIGNING_KEY (Ed25519: PEM PKCS#8, or base64 of the raw 32-byte private key).
+PORTAL_AUDIT_DEVICES = env_list("PORTAL_AUDIT_DEVICES")
+PORTAL_AUDIT_ANCHORS = env_str("PORTAL_AUDIT_ANCHORS")
+PORTAL_AUDIT_SIGNING_KEY = env_str("PORTAL_AUDIT_SIGNING_KEY")
+# After a key rotation: the old public keys (base64 raw, comma-separated), so old anchors verify.
+PORTAL_AUDIT_PREVIOUS_PUBLIC_KEYS = env_list("PORTAL_AUDIT_PREVIOUS_PUBLIC_KEYS")
+PORTAL_AUDIT_ANCHOR_EVERY = env_int("PORTAL_AUDIT_ANCHOR_EVERY", 100)  # events
+PORTAL_AUDIT_ANCHOR_MINUTES = env_int("PORTAL_AUDIT_ANCHOR_MINUTES", 15)
+PORTAL_AUDIT_ANCHOR_RETENTION_DAYS = env_int("PORTAL_AUDIT_ANCHOR_RETENTION_DAYS", 2557)  # 7 y
+PORTAL_AUDIT_MAX_LAG = env_int("PORTAL_AUDIT_MAX_LAG", 900)  # seconds; 0: never refuse
+PORTAL_AUDIT_SHIP_INTERVAL = env_float("PORTAL_AUDIT_SHIP_INTERVAL", 2.0)  # seconds
+# The worker thread ships in each web process; tests ship explicitly (audit_devices.ship).
+PORTAL_AUDIT_SHIP_IN_BACKGROUND = env_bool("PORTAL_AUDIT_SHIP_IN_BACKGROUND", not TESTING)
+if not (PORTAL_DEMO or TESTING):
+    if not PORTAL_AUDIT_SIGNING_KEY:
+        raise ImproperlyConfigured(
+            "Set PORTAL_AUDIT_SIGNING_KEY to an Ed25519 private key (PEM, or base64 of the raw "
+            "32 bytes) kept outside the database: it signs the audit chain's anchors "
+            "(production mode: PORTAL_DEMO is not set)."
+        )
+    if not PORTAL_AUDIT_DEVICES:
+        raise ImproperlyConfigured(
+            "Set PORTAL_AUDIT_DEVICES to the audit devices events are shipped to (stdout, "
+            "file:/path, cloudwatch:GROUP:STREAM, s3:BUCKET/PREFIX), or to 'none' to run "
+            "without any (production mode: PORTAL_DEMO is not set)."
+        )
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Take SQLite's writer lock at BEGIN, so audit appends queue instead of failing mid-transaction.

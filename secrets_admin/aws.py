@@ -29,6 +29,7 @@ from django.conf import settings
 
 from . import errors
 from .documents import MAX_SECRET_BYTES
+from .observability.logs import count_aws_calls
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -240,7 +241,7 @@ def client() -> SecretsManagerClient:
     c = getattr(_local, "client", None)
     if c is None:
         session = boto3.session.Session()
-        c = session.client("secretsmanager", config=_config)
+        c = count_aws_calls(session.client("secretsmanager", config=_config))
         _local.client = c
     return c
 
@@ -249,7 +250,7 @@ def sts_client() -> STSClient:
     """The STS client of this thread, created on first use (same settings as :func:`client`)."""
     c = getattr(_local, "sts", None)
     if c is None:
-        c = boto3.session.Session().client("sts", config=_config)
+        c = count_aws_calls(boto3.session.Session().client("sts", config=_config))
         _local.sts = c
     return c
 
@@ -349,7 +350,7 @@ def write_client(source_identity: str) -> SecretsManagerClient:
         aws_session_token=credentials["SessionToken"],
         region_name=region(),
     )
-    assumed = session.client("secretsmanager", config=_config)
+    assumed = count_aws_calls(session.client("secretsmanager", config=_config))
     cache[(role_arn, identity)] = _AssumedClient(assumed, credentials["Expiration"])
     return assumed
 

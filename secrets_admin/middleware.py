@@ -1,5 +1,5 @@
-"""Request id, session lifetime (ASVS 5.0 7.3.1, 7.3.2), an unreachable identity provider, and
-``Cache-Control: no-store`` (14.3.2)."""
+"""Request id, session lifetime (ASVS 5.0 7.3.1, 7.3.2), an unreachable identity provider or a
+replayed SAML response, and ``Cache-Control: no-store`` (14.3.2)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,16 @@ from http import HTTPStatus
 import requests
 from django.conf import settings
 from django.contrib.auth import logout
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.cache import add_never_cache_headers
 
 from .adapters import AUTH_ERROR_MESSAGES, record_login_failed, sso_error_response
 
 IDLE_KEY = "portal_last_seen"
+#: How often the idle clock is moved forward (seconds): a session is ended after
+#: ``PORTAL_SESSION_IDLE_TIMEOUT`` minus at most this much of inactivity.
+IDLE_STAMP_SECONDS = 60
 #: When the session's user signed in (epoch seconds); set by ``signals.stamp_sign_in``.
 SIGNED_IN_KEY = "portal_signed_in_at"
 #: Why ``logout`` was called, read by the audit receiver (``signals.audit_sign_out``).
@@ -49,7 +53,8 @@ class PortalMiddleware:
             elif isinstance(signed_in, int) and now - signed_in > settings.SESSION_COOKIE_AGE:
                 setattr(request, LOGOUT_REASON_ATTR, "max_age")
                 logout(request)
-            else:
+            elif not isinstance(last, int) or now - last >= IDLE_STAMP_SECONDS:
+                # Not on every request: each stamp is a session write (a Redis round trip).
                 session[IDLE_KEY] = now
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
@@ -62,11 +67,19 @@ class PortalMiddleware:
         match = request.resolver_match
         if match is None or not match.func.__module__.startswith("allauth."):
             return None
-        if not isinstance(exception, requests.RequestException | urllib.error.URLError):
-            return None
         provider = str(
             match.kwargs.get("provider_id") or match.kwargs.get("organization_slug") or ""
         )
+        if match.url_name == "saml_finish_acs" and isinstance(exception, PermissionDenied):
+            # deploy: a SAML response whose InResponseTo names no sign-in pending in this
+            # session (a replayed or foreign assertion): allauth refuses it with PermissionDenied,
+            # which would otherwise show the role page ("Not allowed").
+            record_login_failed(request, provider=provider, code="state_mismatch")
+            return sso_error_response(
+                request, AUTH_ERROR_MESSAGES["state_mismatch"], status=HTTPStatus.UNAUTHORIZED
+            )
+        if not isinstance(exception, requests.RequestException | urllib.error.URLError):
+            return None
         record_login_failed(request, provider=provider, code="idp_unreachable")
         return sso_error_response(
             request, AUTH_ERROR_MESSAGES["idp_unreachable"], status=HTTPStatus.BAD_GATEWAY

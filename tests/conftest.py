@@ -23,12 +23,13 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from secrets_admin import aws
+from secrets_admin import aws, moto_fix
 from secrets_admin.permissions import Role, set_role
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
+    moto_fix.apply()  # stage-less reads return AWSCURRENT, as on AWS (secrets_admin/moto_fix.py)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -77,6 +78,31 @@ def make_secret(sm: Any) -> Callable[..., str]:
         return str(sm.create_secret(**args)["ARN"])
 
     return make
+
+
+# --- AWS calls counted at the portal's boto3 client (test_aws, test_grid_cache).
+
+
+class CallCounter:
+    """Counts Secrets Manager API calls of the gateway's client (botocore event hooks)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, model: Any, **kwargs: Any) -> None:
+        self.calls.append(model.name)
+
+    def count(self, name: str) -> int:
+        return self.calls.count(name)
+
+
+@pytest.fixture
+def calls() -> Iterator[CallCounter]:
+    counter = CallCounter()
+    client = aws.client()
+    client.meta.events.register("before-call.secrets-manager", counter)
+    yield counter
+    client.meta.events.unregister("before-call.secrets-manager", counter)
 
 
 STANDARD_DOC = {
@@ -190,16 +216,22 @@ def sso_environ(issuer: str) -> dict[str, str]:
 def sso(idp: Any, settings: Any) -> Any:
     """Settings pointing the portal at the test IdP (built from environment variables like
     production), its people reset to ``SSO_USERS``; returns the provider."""
+    use_sso_environ(settings, sso_environ(idp.issuer))
+    idp.set_users(SSO_USERS)
+    return idp
+
+
+def use_sso_environ(settings: Any, environ: dict[str, str]) -> None:
+    """Configure the SSO providers from deployment-style variables, with their origins in the
+    CSP ``form-action`` and the tests' group -> role mapping."""
     from portal import sso as sso_settings
 
-    providers = sso_settings.providers_from_env(sso_environ(idp.issuer))
+    providers = sso_settings.providers_from_env(environ)
     settings.SOCIALACCOUNT_PROVIDERS = providers
     settings.PORTAL_ROLE_GROUPS = dict(SSO_ROLE_GROUPS)
     directives = dict(settings.CONTENT_SECURITY_POLICY["DIRECTIVES"])
     directives["form-action"] = ["'self'", *sso_settings.form_action_origins(providers)]
     settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": directives}
-    idp.set_users(SSO_USERS)
-    return idp
 
 
 def self_signed_certificate(common_name: str = "idp.example.test") -> tuple[str, str]:
@@ -280,3 +312,13 @@ def django_db_modify_db_settings(
     db = settings.DATABASES["default"]
     if db["ENGINE"].endswith("sqlite3"):
         db.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+
+
+# --- deploy: a running SAML 2.0 identity provider (pysaml2's IdP, tests/saml_idp.py), once per
+# session, for tests/test_sso_saml_idp.py (HTTP) and tests/test_sso_saml_browser.py (Chromium).
+@pytest.fixture(scope="session")
+def saml_idp() -> Iterator[Any]:
+    from .saml_idp import SamlIdentityProvider
+
+    with SamlIdentityProvider() as idp:
+        yield idp

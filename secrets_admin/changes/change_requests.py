@@ -29,7 +29,7 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .. import audit, aws, documents, listing, notifications, permissions
+from .. import audit, aws, documents, notifications, permissions
 from ..documents import Edit
 from ..errors import (
     ChangeRequestNotFound,
@@ -51,6 +51,7 @@ from .protocol import (
     apply_for_write,
     cell_state,
     compare,
+    listing_write_through,
     new_change_id,
     open_change_id,
     read_version,
@@ -661,7 +662,8 @@ def _apply(cr: ChangeRequest, context: audit.Context) -> ChangeRequest:
         cr.applied_version = landed
     cr.save(update_fields=["status", "applied_version", "outcome_message", "updated"])
     _drop_label(cr, context)
-    listing.invalidate()
+    if cr.applied_version:
+        listing_write_through(cr.secret, cr.applied_version)
     notifications.author_told(
         cr, "conflicted" if conflicts else "applied", by=source_identity(context)
     )

@@ -11,11 +11,11 @@ from typing import Any
 
 from django.conf import settings
 
-from .. import audit, aws, compliance, documents, lint, listing
+from .. import audit, aws, compliance, documents, lint
 from ..documents import Edit
 from ..errors import ChangeRefused, InvalidChange, SecretExists, SecretPendingDeletion
 from ..models import AuditEvent
-from .protocol import after_write, source_identity
+from .protocol import after_write, listing_write_through, source_identity
 
 
 def secret_create(
@@ -122,7 +122,7 @@ def secret_undelete(*, name: str, context: audit.Context) -> None:
     with audit.attempt(audit.AuditAction.SECRET_UNDELETE, context=context, secret=name) as handle:
         aws.restore_deleted(name, source_identity=source_identity(context))
         handle.succeeded()
-    listing.invalidate()
+    listing_write_through(name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -160,7 +160,7 @@ def legacy_secret_schedule_deletion(
             name, recovery_days=recovery_days, source_identity=source_identity(context)
         )
         handle.succeeded(detail={**detail, "deletion_date": when.isoformat()})
-    listing.invalidate()
+    listing_write_through(name)
     return when
 
 
