@@ -65,7 +65,12 @@ def applied(make_secret: Any, engineer: Any, approver: Any) -> ChangeRequest:
     audit.record(audit.AuditAction.SIGN_IN, context=audit.Context(user=engineer))
     cr = propose(engineer)
     change_requests.change_request_approve(
-        request_id=cr.pk, context=audit.Context(user=approver), comment="ok"
+        request_id=cr.pk,
+        context=audit.Context(user=approver),
+        comment="ok",
+        reviewed=change_requests.change_request_reviewed_token(
+            cr, aws.read_current(NAME).version_id
+        ),
     )
     cr.refresh_from_db()
     assert cr.status == ChangeRequest.Status.APPLIED
