@@ -361,6 +361,19 @@ PORTAL_VALUE_RULES = (
     json.loads(env_str("PORTAL_VALUE_RULES")) if env_str("PORTAL_VALUE_RULES") else None
 )
 PORTAL_COMPLIANCE_CACHE_SECONDS = env_int("PORTAL_COMPLIANCE_CACHE_SECONDS", 120)
+
+# --- Credential hygiene (the account-wide, value-free index; README "Credential hygiene")
+# Days a credential may stay unchanged, per environment: "<env or pattern>=<days>", first match.
+PORTAL_STALE_DAYS = env_str("PORTAL_STALE_DAYS", "main=90,*=180")
+# Keys holding configuration rather than credentials: not checked for reuse or staleness.
+PORTAL_NOT_CREDENTIAL_KEYS = env_list(
+    "PORTAL_NOT_CREDENTIAL_KEYS",
+    "region,*_region,url,*_url,host,*_host,hostname,*_hostname,endpoint*,*_endpoint,*_name,port,*_port,*public_key,*publishable_key,*_id",
+)
+# Earlier versions read (once each) to date a cell's last change when a secret is first indexed.
+PORTAL_INDEX_HISTORY_VERSIONS = env_int("PORTAL_INDEX_HISTORY_VERSIONS", 5)
+# Whether the background listing refresh also re-indexes secrets whose version changed.
+PORTAL_INDEX_ON_REFRESH = env_bool("PORTAL_INDEX_ON_REFRESH", True)
 # Audit (CloudTrail): writes assume this role with SourceIdentity=<user> when set (CloudTrail).
 PORTAL_WRITE_ROLE_ARN = env_str("PORTAL_WRITE_ROLE_ARN")
 PORTAL_WRITE_ROLE_SECONDS = env_int("PORTAL_WRITE_ROLE_SECONDS", 3600)

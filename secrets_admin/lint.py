@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.urls import reverse
 
-from . import aws, compliance, documents, listing
+from . import aws, compliance, documents, hygiene, listing
 
 CACHE_KEY = "portal:compliance:v1"
 
@@ -95,6 +95,8 @@ def run(*, use_cache: bool = True) -> Report:
         listing.remember(meta.name, value.version_id, classified)
         contents[meta.name] = classified
     findings = problems + compliance.check(metas, contents, policy=pol)
+    # Reuse, staleness and empty production values come from the hygiene index (no AWS call).
+    findings = compliance.sort_findings([*findings, *hygiene.findings()])
     report = Report(
         findings=findings,
         checked_at=time.time(),
@@ -127,8 +129,14 @@ def for_secrets(findings: list[compliance.Finding], names: list[str]) -> list[co
     return [f for f in findings if f.secret in wanted or f.related in wanted]
 
 
-def as_json(report: Report, findings: list[compliance.Finding]) -> dict[str, Any]:
-    """The JSON shape of ``secrets_lint --format json`` (no value anywhere)."""
+def as_json(
+    report: Report,
+    findings: list[compliance.Finding],
+    adoption: list[hygiene.AdoptionRow] | None = None,
+) -> dict[str, Any]:
+    """The JSON shape of ``secrets_lint --format json`` (no value anywhere); ``adoption`` adds
+    each repository's adoption of the standard (``hygiene.adoption``) under ``"adoption"``."""
+    extra = {} if adoption is None else {"adoption": [row.as_dict() for row in adoption]}
     return {
         "checked_at": report.checked_at,
         "secrets_listed": report.secrets_listed,
@@ -136,4 +144,5 @@ def as_json(report: Report, findings: list[compliance.Finding]) -> dict[str, Any
         "values_read": report.values_read,
         "counts": compliance.counts(findings),
         "findings": [{**f.as_dict(), "fix_url": fix_url(f)} for f in findings],
+        **extra,
     }

@@ -153,3 +153,15 @@ def require(action: Action | str) -> Callable[[V], V]:
         return wrapper  # type: ignore[return-value]
 
     return decorator
+
+
+def visible_secret_names(user: AbstractBaseUser | AnonymousUser) -> frozenset[str] | None:
+    """The secrets ``user`` may see in account-wide views (hygiene pages, their exports): ``None``
+    for every secret, else the set of names (empty for a person without a role).
+
+    Today any role sees every secret (DESIGN.md "Roles"); per-secret scopes plug in here, so every
+    account-wide question about which secrets someone may see is answered by this one function.
+    """
+    if not can(user, Action.VIEW):
+        return frozenset()
+    return None

@@ -407,9 +407,12 @@ def secret_edit_state(*, name: str, version_id: str | None = None) -> EditState:
 
     Costs ``DescribeSecret`` + ``GetSecretValue`` + ``ListSecretVersionIds`` (one per 100
     versions, for the version-quota warning). Reads only. Raises
-    :class:`~secrets_admin.aws.AwsError`.
+    :class:`~secrets_admin.aws.AwsError`; :class:`~secrets_admin.aws.AmbiguousCurrent` (409)
+    when ``AWSCURRENT`` is on more than one version, a state AWS never produces, so that no
+    edit is reviewed, saved or proposed onto a guess.
     """
     page = secret_open(name, version_id=version_id)
+    aws.refuse_ambiguous_current(name, page.description)
     blocker = edit_blocker(page)
     activity = None
     base = None

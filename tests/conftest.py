@@ -58,6 +58,24 @@ def fast_password_hashing(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+# --- Hygiene index: a background listing refresh runs in a thread with its own database
+# connection, which cannot see (or wait out) a test's open transaction. Tests that exercise it
+# turn it on and use ``transactional_db``.
+@pytest.fixture
+def aws_calls() -> list[str]:
+    """Secrets Manager operations this thread's client makes from now on (hygiene tests)."""
+    made: list[str] = []
+    aws.client().meta.events.register(
+        "before-call.secrets-manager", lambda model, **kw: made.append(model.name)
+    )
+    return made
+
+
+@pytest.fixture(autouse=True)
+def no_index_on_background_refresh(settings: Any) -> None:
+    settings.PORTAL_INDEX_ON_REFRESH = False
+
+
 @pytest.fixture
 def sm(moto_endpoint: str) -> Any:
     """A plain boto3 client on the moto server, for arranging AWS state in tests."""

@@ -38,7 +38,7 @@ from django.conf import settings
 from django.core import signing
 from django.db import DatabaseError
 
-from .. import audit, aws, documents, listing, permissions
+from .. import audit, aws, documents, index, listing, permissions
 from ..documents import Edit
 from ..errors import Conflict, InvalidChange, NoChanges, NotEditable, SaveContended, SavedUnrecorded
 from ..models import AuditEvent
@@ -665,8 +665,9 @@ def listing_write_through(name: str, version_id: str = "") -> None:
 
 
 def after_write(name: str, version_id: str, document: dict[str, Any], size: int) -> None:
-    """Update the listing's entry and remember the new structure (names only) of a conforming
-    ``document`` of ``size`` bytes just written (no serialising or parsing again)."""
+    """Update the listing's entry, remember the new structure (names only) of a conforming
+    ``document`` of ``size`` bytes just written and index its cells' fingerprints (no
+    serialising or parsing again, no AWS call beyond the listing's)."""
     listing_write_through(name, version_id)
     try:
         listing.remember(
@@ -674,6 +675,7 @@ def after_write(name: str, version_id: str, document: dict[str, Any], size: int)
             version_id,
             documents.Classified(kind="conforming", document=document, size_bytes=size),
         )
+        index.record_write(name=name, version_id=version_id, document=document)
     except DatabaseError:  # the save landed; a stale summary only shows "not read yet"
         log.warning("could not record the summary of %s after a save", name)
 

@@ -17,9 +17,9 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
-from .. import audit, aws, errors, grid, listing, ratelimit, reads
+from .. import audit, aws, errors, grid, hygiene, listing, ratelimit, reads
 from ..models import ChangeRequest
-from ..permissions import Action, can, require
+from ..permissions import Action, can, require, visible_secret_names
 from . import HtmxHttpRequest
 from .errors import error_response
 
@@ -122,11 +122,19 @@ def secret_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
             page.rows_html = expanded if expanded is not None else page.rows_html
     except errors.PortalError as exc:
         return error_response(request, exc, name=name)
+    reuse = (
+        hygiene.reuse_notes(
+            name=name, version_id=page.version_id, visible=visible_secret_names(request.user)
+        )
+        if page.version_id
+        else []
+    )
     return render(
         request,
         "secrets_admin/secret_detail.html",
         {
             "secret": page,
+            "reuse": reuse,
             "reveal_url": reveal_url,
             "missing": page.missing_cells,
             "reveal_seconds": settings.PORTAL_REVEAL_SECONDS,

@@ -360,6 +360,26 @@ def read_only_pages(run: CanaryRun) -> None:
 
 
 @flow
+def hygiene_pages(run: CanaryRun) -> None:
+    """The account-wide index, filled by a scan, and the four hygiene pages read from it."""
+    from secrets_admin import index
+
+    index.scan()
+    b = run.as_user("auditor")
+    b.goto("/hygiene/services/?environment=main&service=stripe&presence=present")
+    expect(b.page.locator("table.matrix")).to_contain_text(APP.removesuffix("-secrets"))
+    b.shot("service-matrix")
+    for path, name in (
+        ("/hygiene/reuse/", "credential-reuse"),
+        ("/hygiene/stale/", "credential-staleness"),
+        ("/hygiene/adoption/?sort=-passed", "standard-adoption"),
+    ):
+        b.goto(path)
+        b.shot(name)
+    b.goto(_grid())  # the grid with its reuse markers (none here: every canary is unique)
+
+
+@flow
 def audit_log_export_and_verify(run: CanaryRun) -> None:
     """The log, filtered; the chain check; CSV and JSON Lines exports downloaded and kept for the
     search, with JavaScript and without."""

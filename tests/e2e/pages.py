@@ -324,6 +324,11 @@ PAGES: list[PortalPage] = [
     PortalPage("integration", "engineer", GRID + "integration/"),
     PortalPage("compliance", "auditor", "/compliance/"),
     PortalPage("compliance-errors", "auditor", "/compliance/?severity=error"),
+    # Credential hygiene, from the index the site's scan filled.
+    PortalPage("service-matrix", "auditor", "/hygiene/services/?environment=main"),
+    PortalPage("credential-reuse", "auditor", "/hygiene/reuse/"),
+    PortalPage("credential-staleness", "auditor", "/hygiene/stale/"),
+    PortalPage("standard-adoption", "auditor", "/hygiene/adoption/?sort=-passed"),
     PortalPage("audit-log", "auditor", "/audit/"),
     PortalPage("audit-log-filtered", "auditor", "/audit/?action=reveal", then=filter_audit_log),
     PortalPage("audit-verify", "auditor", "/audit/", then=verify_chain),
