@@ -391,6 +391,9 @@ PORTAL_AUDIT_PAGE_SIZE = env_int("PORTAL_AUDIT_PAGE_SIZE", 50)
 PORTAL_REQUIRED_APPROVALS = max(1, env_int("PORTAL_REQUIRED_APPROVALS", 1))
 PORTAL_CHANGE_REQUEST_DAYS = env_int("PORTAL_CHANGE_REQUEST_DAYS", 7)
 PORTAL_BREAK_GLASS_USERS = env_list("PORTAL_BREAK_GLASS_USERS")
+# Approved-but-unapplied change requests (integrity): hours after the last approval before an
+# approved request that was not applied expires; 0 (default) = the request's own expiry.
+PORTAL_APPROVED_CHANGE_REQUEST_HOURS = env_int("PORTAL_APPROVED_CHANGE_REQUEST_HOURS", 0)
 # Notifications (Django's email framework; the demo prints them on the console). Links in emails
 # start with PORTAL_BASE_URL (e.g. https://secrets.example.com); tests use the locmem backend.
 EMAIL_BACKEND = env_str(

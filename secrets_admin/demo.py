@@ -124,7 +124,9 @@ def seed_change_request() -> int | None:
         base_version_id=current.version_id,
         changeset=[documents.Edit("set", "main", service, key, "FAKE-rotated-demo-value")],
         context=audit.Context(user=engineer),
-        change_id=protocol.new_change_id(),
+        change_id=protocol.new_change_id(
+            user=engineer, name=name, base_version_id=current.version_id
+        ),
         comment="Demo: rotate one production value.",
     )
     return cr.pk

@@ -2,6 +2,8 @@
 
 Used for reveals (ASVS 5.0 2.4.1 "anti-automation"): a person who reveals more than
 ``PORTAL_REVEAL_RATE`` values per window is refused with a 429 and told when to try again.
+Responses that tell whether typed values equal stored ones (the editor's review and save) count
+against the same budget (:class:`ComparisonsLimited`).
 With several app instances the cache must be shared (``CACHE_URL``, Redis), as for sessions.
 """
 
@@ -11,9 +13,12 @@ import logging
 import re
 import time
 from dataclasses import dataclass
+from http import HTTPStatus
 
 from django.conf import settings
 from django.core.cache import cache
+
+from .errors import PortalError
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +69,27 @@ class Limited:
             f"Too many {self.events}: the limit is {self.rate.describe()}. "
             f"Try again in {self.retry_after} s. Ask an admin if you need more."
         )
+
+
+class ComparisonsLimited(PortalError):
+    """A response that would compare typed values with stored ones, refused because the person
+    used up the reveal budget (429): each such comparison answers "equal or not" for a guess,
+    so it counts like a reveal (ASVS 5.0 2.4.1 anti-automation)."""
+
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    code = "ComparisonsLimited"
+
+    def __init__(self, limited: Limited) -> None:
+        super().__init__(
+            "Too many reveals and comparisons of typed values with stored ones: the limit is "
+            f"{limited.rate.describe()}. Try again in {limited.retry_after} s; your edits were "
+            "not reviewed or saved. Ask an admin if you need more."
+        )
+        self.retry_after = limited.retry_after
+
+
+#: The budget reveals and comparisons of typed values share (:func:`consume` scope).
+REVEAL_SCOPE = "reveal"
 
 
 def reveal_rate() -> Rate:

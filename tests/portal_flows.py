@@ -3,6 +3,8 @@ button it offers for the next step (each step of a wizard has its own URL)."""
 
 from __future__ import annotations
 
+import html
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -60,9 +62,14 @@ def restore_environment(client: Any, name: str, environment: str, version_id: st
 
 
 def approve_change_request(client: Any, request_id: int) -> Any:
-    """Approve from the change request's page (applies once approvals are complete)."""
+    """Approve from the change request's page (applies once approvals are complete), carrying
+    back the signed summary of what the page showed, as the browser's form does."""
+    page = client.get(reverse("secrets_admin:change_request_detail", args=[request_id]))
+    reviewed = re.search(r'name="reviewed" value="([^"]+)"', page.content.decode())
+    assert reviewed, "the request's page offers an approve form"
     response = client.post(
-        reverse("secrets_admin:change_request_approve", args=[request_id]), {"comment": "ok"}
+        reverse("secrets_admin:change_request_approve", args=[request_id]),
+        {"comment": "ok", "reviewed": html.unescape(reviewed.group(1))},
     )
     assert response.status_code == HTTPStatus.FOUND
     return response

@@ -188,7 +188,8 @@ MATRIX: list[Row] = [
     row("secrets_admin:change_request_list", (), "POST", everyone(NOT_ALLOWED)),
     row("secrets_admin:change_request_detail", (CR,), "GET", for_role(Role.AUDITOR)),
     row("secrets_admin:change_request_detail", ("999999",), "GET", for_role(Role.AUDITOR, ok=NOT_FOUND)),
-    row("secrets_admin:change_request_approve", (CR,), "POST", for_role(Role.APPROVER, ok=FOUND)),
+    row("secrets_admin:change_request_approve", (CR,), "POST", for_role(Role.APPROVER, ok=FOUND), data={"reviewed": "{reviewed}"}),
+    row("secrets_admin:change_request_approve", (CR,), "POST", for_role(Role.APPROVER, ok=HTTPStatus.BAD_REQUEST)),
     row("secrets_admin:change_request_approve", ("999999",), "POST", for_role(Role.APPROVER, ok=NOT_FOUND)),
     row("secrets_admin:change_request_approve", (CR,), "GET", everyone(NOT_ALLOWED)),
     row("secrets_admin:change_request_apply", (CR,), "POST", for_role(Role.APPROVER, ok=HTTPStatus.CONFLICT)),
@@ -330,9 +331,16 @@ def world(make_secret: Any, django_user_model: Any) -> dict[str, str]:
         base_version_id=version,
         changeset=[Edit("set", "main", "stripe", "secret_key", "sk_live_2")],
         context=audit.Context(user=proposer),
-        change_id=protocol.new_change_id(),
+        change_id=protocol.new_change_id(
+            user=proposer, name="shop-secrets", base_version_id=version
+        ),
     )
-    return {"secret": "shop-secrets", "version": version, "change_request": str(cr.pk)}
+    return {
+        "secret": "shop-secrets",
+        "version": version,
+        "change_request": str(cr.pk),
+        "reviewed": change_requests.change_request_reviewed_token(cr, version),
+    }
 
 
 @pytest.mark.parametrize(

@@ -96,9 +96,10 @@ def build_world(make_secret: Any, django_user_model: Any) -> Any:
                 base_version_id=version,
                 changeset=[Edit("set", "main", "stripe", "secret_key", "sk_live_2")],
                 context=audit.Context(user=proposer),
-                change_id=protocol.new_change_id(),
+                change_id=protocol.new_change_id(user=proposer, name=name, base_version_id=version),
             )
             world["change_request"] = str(cr.pk)
+            world["reviewed"] = change_requests.change_request_reviewed_token(cr, version)
         return world
 
     return build

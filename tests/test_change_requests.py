@@ -45,23 +45,36 @@ def cr_labels(sm: Any) -> list[str]:
 
 
 def propose(user: Any, *edits: Edit, base: str | None = None) -> ChangeRequest:
+    base_version_id = base or aws.read_current(NAME).version_id
     return change_requests.change_request_propose(
         name=NAME,
-        base_version_id=base or aws.read_current(NAME).version_id,
+        base_version_id=base_version_id,
         changeset=list(edits),
         context=ctx(user),
-        change_id=protocol.new_change_id(),
+        change_id=protocol.new_change_id(user=user, name=NAME, base_version_id=base_version_id),
         comment="please",
     )
 
 
 def save(user: Any, *edits: Edit) -> protocol.SaveResult:
+    base_version_id = aws.read_current(NAME).version_id
     return editor.secret_save_changes(
         name=NAME,
-        base_version_id=aws.read_current(NAME).version_id,
+        base_version_id=base_version_id,
         changeset=list(edits),
         context=ctx(user),
-        change_id=protocol.new_change_id(),
+        change_id=protocol.new_change_id(user=user, name=NAME, base_version_id=base_version_id),
+    )
+
+
+def reviewed(cr: ChangeRequest) -> str:
+    """The token of the request's page as an approver would see it now."""
+    return change_requests.change_request_reviewed_token(cr, aws.read_current(NAME).version_id)
+
+
+def approve(user: Any, cr: ChangeRequest) -> ChangeRequest:
+    return change_requests.change_request_approve(
+        request_id=cr.pk, context=ctx(user), reviewed=reviewed(cr)
     )
 
 
@@ -97,7 +110,8 @@ def test_engineer_proposes_approver_approves_and_current_holds_it(
     page = client.get(reverse("secrets_admin:change_request_detail", args=[cr.pk]))
     assert page.status_code == HTTPStatus.OK and b"secret_key" in page.content
     response = client.post(
-        reverse("secrets_admin:change_request_approve", args=[cr.pk]), {"comment": "ok"}
+        reverse("secrets_admin:change_request_approve", args=[cr.pk]),
+        {"comment": "ok", "reviewed": page.context["reviewed"]},
     )
     assert response.status_code == HTTPStatus.FOUND
     cr.refresh_from_db()
@@ -129,7 +143,7 @@ def test_self_approval_is_refused_for_every_role(
     author = request.getfixturevalue(author_role)
     cr = propose(author, MAIN_EDIT)
     with pytest.raises(errors.ChangeRequestRefused):
-        change_requests.change_request_approve(request_id=cr.pk, context=ctx(author))
+        approve(author, cr)
     response = as_user(author).post(reverse("secrets_admin:change_request_approve", args=[cr.pk]))
     assert response.status_code == HTTPStatus.FORBIDDEN
     cr.refresh_from_db()
@@ -140,7 +154,7 @@ def test_self_approval_is_refused_for_every_role(
 def test_admin_author_gets_the_self_approval_reason(secret: str, admin: Any) -> None:
     cr = propose(admin, MAIN_EDIT)
     with pytest.raises(errors.SelfApproval, match="a second person has to"):
-        change_requests.change_request_approve(request_id=cr.pk, context=ctx(admin))
+        approve(admin, cr)
     refused = AuditEvent.objects.get(action="change_request_approve", outcome="failed")
     assert refused.error_code == "SelfApproval" and refused.change_request == cr.pk
 
@@ -150,14 +164,11 @@ def test_one_vote_per_approver_and_required_approvals(
 ) -> None:
     settings.PORTAL_REQUIRED_APPROVALS = 2
     cr = propose(engineer, MAIN_EDIT)
-    assert (
-        change_requests.change_request_approve(request_id=cr.pk, context=ctx(approver)).status
-        == "open"
-    )
+    assert approve(approver, cr).status == "open"
     with pytest.raises(errors.ChangeRequestRefused, match="voted on this change request already"):
-        change_requests.change_request_approve(request_id=cr.pk, context=ctx(approver))
+        approve(approver, cr)
     assert aws.read_current(NAME).version_id == secret
-    done = change_requests.change_request_approve(request_id=cr.pk, context=ctx(admin))
+    done = approve(admin, cr)
     assert done.status == "applied" and current_doc()["main"]["stripe"]["secret_key"] == CANARY
 
 
@@ -174,7 +185,7 @@ def test_rejection_leaves_current_untouched_and_no_label(
     assert aws.read_current(NAME).version_id == secret and cr_labels(sm) == []
     assert current_doc() == STANDARD_DOC
     with pytest.raises(errors.ChangeRequestRefused, match="no longer open"):
-        change_requests.change_request_approve(request_id=cr.pk, context=ctx(approver))
+        approve(approver, cr)
     assert "rejected" in mail.outbox[-1].subject and mail.outbox[-1].to == ["erin@example.test"]
 
 
@@ -194,7 +205,7 @@ def test_sandbox_edit_between_proposal_and_approval_is_kept_by_a_rebase(
 ) -> None:
     cr = propose(engineer, MAIN_EDIT)
     other = save(engineer, Edit("set", "sandbox", "stripe", "public_key", "pk_sand_2"))
-    done = change_requests.change_request_approve(request_id=cr.pk, context=ctx(approver))
+    done = approve(approver, cr)
     assert done.status == "applied"
     current = aws.read_current(NAME)
     assert (
@@ -223,11 +234,11 @@ def test_conflicting_main_edit_marks_the_request_conflicted(
     assert b"will conflict" not in page.content
     # Someone else changes the same main cell (e.g. through another, approved request).
     other = propose(admin, Edit("set", "main", "stripe", "secret_key", "sk_live_theirs"))
-    change_requests.change_request_approve(request_id=other.pk, context=ctx(approver))
+    approve(approver, other)
     theirs = aws.read_current(NAME).version_id
     page = as_user(approver).get(reverse("secrets_admin:change_request_detail", args=[cr.pk]))
     assert b"will conflict" in page.content
-    done = change_requests.change_request_approve(request_id=cr.pk, context=ctx(approver))
+    done = approve(approver, cr)
     assert done.status == "conflicted" and "main / stripe / secret_key" in done.outcome_message
     assert aws.read_current(NAME).version_id == theirs  # nothing applied
     assert current_doc()["main"]["stripe"]["secret_key"] == "sk_live_theirs"
@@ -247,11 +258,11 @@ def test_mixed_changeset_becomes_one_request_and_nothing_is_saved(
         base_version_id=secret,
         changeset=[Edit("set", "dev", "stripe", "public_key", "pk_dev_2"), MAIN_EDIT],
         context=ctx(engineer),
-        change_id=protocol.new_change_id(),
+        change_id=protocol.new_change_id(user=engineer, name=NAME, base_version_id=secret),
     )
     assert isinstance(result, ChangeRequest) and result.environments == ["dev", "main"]
     assert aws.read_current(NAME).version_id == secret
-    change_requests.change_request_approve(request_id=result.pk, context=ctx(approver))
+    approve(approver, result)
     doc = current_doc()
     assert doc["dev"]["stripe"]["public_key"] == "pk_dev_2"
     assert doc["main"]["stripe"]["secret_key"] == CANARY
@@ -263,13 +274,13 @@ def test_submit_saves_directly_without_protected_environments(secret: str, engin
         base_version_id=secret,
         changeset=[Edit("set", "dev", "stripe", "public_key", "pk_dev_2")],
         context=ctx(engineer),
-        change_id=protocol.new_change_id(),
+        change_id=protocol.new_change_id(user=engineer, name=NAME, base_version_id=secret),
     )
     assert isinstance(result, protocol.SaveResult) and not ChangeRequest.objects.exists()
 
 
 def test_double_submit_of_a_proposal_opens_one_request(secret: str, engineer: Any, sm: Any) -> None:
-    change_id = protocol.new_change_id()
+    change_id = protocol.new_change_id(user=engineer, name=NAME, base_version_id=secret)
     first, second = (
         change_requests.change_request_propose(
             name=NAME,
@@ -332,7 +343,7 @@ def test_expiry_marks_expired_and_removes_the_label(
     assert AuditEvent.objects.filter(action="change_request_expire", change_request=cr.pk).exists()
     assert "expired" in mail.outbox[-1].subject and mail.outbox[-1].to == ["erin@example.test"]
     with pytest.raises(errors.ChangeRequestRefused):
-        change_requests.change_request_approve(request_id=cr.pk, context=ctx(approver))
+        approve(approver, cr)
 
 
 def test_break_glass_applies_own_request_with_a_reason_and_waits_for_acknowledgement(
@@ -383,7 +394,11 @@ def test_canary_stays_out_of_request_pages_emails_and_database(
         client.get(reverse("secrets_admin:change_request_list")),
         client.get(reverse("secrets_admin:change_request_detail", args=[cr.pk])),
         client.get(reverse("secrets_admin:secret_detail", args=[NAME])),
-        client.post(reverse("secrets_admin:change_request_approve", args=[cr.pk]), follow=True),
+        client.post(
+            reverse("secrets_admin:change_request_approve", args=[cr.pk]),
+            {"reviewed": reviewed(cr)},
+            follow=True,
+        ),
     ]
     for response in pages:
         assert CANARY.encode() not in response.content
@@ -425,7 +440,7 @@ def test_two_approvers_approving_at_once_apply_once(
     def vote(user: Any) -> None:
         try:
             barrier.wait()
-            done = change_requests.change_request_approve(request_id=cr.pk, context=ctx(user))
+            done = approve(user, cr)
             outcomes[user.get_username()] = done.status
         except errors.ChangeRequestRefused as exc:
             outcomes[user.get_username()] = f"refused: {exc.message}"

@@ -57,7 +57,8 @@ def save(ctx: audit.Context, base: str, *edits: Edit, change_id: str | None = No
         base_version_id=base,
         changeset=list(edits),
         context=ctx,
-        change_id=change_id or protocol.new_change_id(),
+        change_id=change_id
+        or protocol.new_change_id(user=ctx.user, name=NAME, base_version_id=base),
     )
 
 
@@ -260,8 +261,9 @@ def test_double_submit_of_one_change_creates_one_version(
     make_secret(NAME, STANDARD_DOC)
     base = aws.read_current(NAME).version_id
     edit = Edit("set", "dev", "stripe", "public_key", "pk_once")
-    first = save(ctx, base, edit, change_id="c" * 32)
-    second = save(ctx, base, edit, change_id="c" * 32)
+    change_id = protocol.new_change_id(user=ctx.user, name=NAME, base_version_id=base)
+    first = save(ctx, base, edit, change_id=change_id)
+    second = save(ctx, base, edit, change_id=change_id)
     assert second.already_saved and second.new_version_id == first.new_version_id
     assert len(aws.list_versions(NAME)) == 2
     assert AuditEvent.objects.filter(action="save", outcome="succeeded").count() == 1
@@ -276,9 +278,15 @@ def test_repeat_unknown_to_the_audit_log_is_confirmed_by_describe_secret(
     base = aws.read_current(NAME)
     edit = Edit("set", "dev", "stripe", "public_key", "pk_once")
     # The first run, by hand: staged with the change's token and made current, no audit outcome.
+    change_id = protocol.new_change_id(user=ctx.user, name=NAME, base_version_id=base.version_id)
+    nonce = protocol.open_change_id(
+        change_id, context=ctx, name=NAME, base_version_id=base.version_id
+    )
     landed = sm.put_secret_value(
         SecretId=NAME,
-        ClientRequestToken=protocol.request_token(NAME, "d" * 32, base.version_id),
+        ClientRequestToken=protocol.request_token(
+            NAME, nonce, base.version_id, protocol.changeset_digest([edit])
+        ),
         SecretString=documents.serialise(documents.apply(documents.parse(base.text or ""), [edit])),
         VersionStages=[aws.STAGING_LABEL],
     )["VersionId"]
@@ -289,7 +297,7 @@ def test_repeat_unknown_to_the_audit_log_is_confirmed_by_describe_secret(
         RemoveFromVersionId=base.version_id,
     )
     calls.calls.clear()
-    second = save(ctx, base.version_id, edit, change_id="d" * 32)
+    second = save(ctx, base.version_id, edit, change_id=change_id)
     assert second.new_version_id == landed
     assert "DescribeSecret" in calls.calls
     assert len(aws.list_versions(NAME)) == 2
@@ -556,7 +564,7 @@ def restore(ctx: audit.Context, environment: str, version: str, base: str) -> An
         version_id=version,
         base_version_id=base,
         context=ctx,
-        change_id=protocol.new_change_id(),
+        change_id=protocol.new_change_id(user=ctx.user, name=NAME, base_version_id=base),
     )
 
 

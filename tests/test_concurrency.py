@@ -73,7 +73,7 @@ def test_twenty_people_saving_different_cells_all_land(make_secret: Any, sm: Any
                     base_version_id=version,
                     changeset=[edit],
                     context=ctx,
-                    change_id=protocol.new_change_id(),
+                    change_id=protocol.new_change_id(user=None, name=NAME, base_version_id=version),
                 )
             except errors.SaveContended:
                 with lock:
@@ -122,7 +122,7 @@ def same_cell_round(base: str, round_: int) -> tuple[list[tuple[int, str]], list
                 base_version_id=base,
                 changeset=[Edit("set", "dev", "svc", "shared", f"round{round_}-person{i}")],
                 context=ctx,
-                change_id=protocol.new_change_id(),
+                change_id=protocol.new_change_id(user=None, name=NAME, base_version_id=base),
             )
         except errors.Conflict as conflict:
             with lock:
@@ -171,7 +171,7 @@ def test_twenty_people_saving_the_same_cell_one_wins_each_round(make_secret: Any
 def test_a_double_submit_racing_itself_creates_one_version(make_secret: Any) -> None:
     make_secret(NAME, {"dev": {"svc": {"k": "v"}}})
     base = aws.read_current(NAME).version_id
-    change_id = protocol.new_change_id()
+    change_id = protocol.new_change_id(user=None, name=NAME, base_version_id=base)
     barrier = threading.Barrier(2)
     results: list[protocol.SaveResult] = []
 

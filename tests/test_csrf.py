@@ -150,12 +150,13 @@ def test_no_get_writes_an_audit_event_or_calls_a_write_api(
     Manager, and an expired open change request stays as it is (expiring it is the
     ``change_requests_expire`` command's write, never a page view's)."""
     make_secret(SAMPLE_SECRET, STANDARD_DOC)
+    base = aws.read_current(SAMPLE_SECRET).version_id
     expired = change_requests.change_request_propose(
         name=SAMPLE_SECRET,
-        base_version_id=aws.read_current(SAMPLE_SECRET).version_id,
+        base_version_id=base,
         changeset=[Edit("set", "main", "stripe", "secret_key", "x")],
         context=audit.Context(user=engineer),
-        change_id=protocol.new_change_id(),
+        change_id=protocol.new_change_id(user=engineer, name=SAMPLE_SECRET, base_version_id=base),
     )
     ChangeRequest.objects.filter(pk=expired.pk).update(
         expires_at=timezone.now() - timedelta(days=1)

@@ -47,12 +47,13 @@ def s3(moto_endpoint: str) -> Any:
 
 def propose(engineer: Any) -> ChangeRequest:
     """The engineer proposes one production value on ``NAME``."""
+    base = aws.read_current(NAME).version_id
     return change_requests.change_request_propose(
         name=NAME,
-        base_version_id=aws.read_current(NAME).version_id,
+        base_version_id=base,
         changeset=[Edit("set", "main", "stripe", "secret_key", CANARY)],
         context=audit.Context(user=engineer),
-        change_id=protocol.new_change_id(),
+        change_id=protocol.new_change_id(user=engineer, name=NAME, base_version_id=base),
         comment="rotate",
     )
 
@@ -64,7 +65,12 @@ def applied(make_secret: Any, engineer: Any, approver: Any) -> ChangeRequest:
     audit.record(audit.AuditAction.SIGN_IN, context=audit.Context(user=engineer))
     cr = propose(engineer)
     change_requests.change_request_approve(
-        request_id=cr.pk, context=audit.Context(user=approver), comment="ok"
+        request_id=cr.pk,
+        context=audit.Context(user=approver),
+        comment="ok",
+        reviewed=change_requests.change_request_reviewed_token(
+            cr, aws.read_current(NAME).version_id
+        ),
     )
     cr.refresh_from_db()
     assert cr.status == ChangeRequest.Status.APPLIED
@@ -213,7 +219,13 @@ def test_a_request_spanning_anchors_gets_one_short_proof_per_anchor(
     audit_devices.anchor_now()
     for _ in range(5):
         audit.record(audit.AuditAction.SIGN_IN)
-    change_requests.change_request_approve(request_id=cr.pk, context=audit.Context(user=approver))
+    change_requests.change_request_approve(
+        request_id=cr.pk,
+        context=audit.Context(user=approver),
+        reviewed=change_requests.change_request_reviewed_token(
+            cr, aws.read_current(NAME).version_id
+        ),
+    )
 
     data = evidence.build(cr.pk)
     pack = json.loads(data)

@@ -28,13 +28,14 @@ def _save_versions(user: Any, count: int) -> list[str]:
     """``count`` saves through the write protocol; their version ids, oldest first."""
     made = []
     for n in range(count):
+        base = aws.read_current(NAME).version_id
         made.append(
             editor.secret_save_changes(
                 name=NAME,
-                base_version_id=aws.read_current(NAME).version_id,
+                base_version_id=base,
                 changeset=[Edit("set", "dev", "stripe", "public_key", f"pk_{n}")],
                 context=audit.Context(user=user),
-                change_id=protocol.new_change_id(),
+                change_id=protocol.new_change_id(user=user, name=NAME, base_version_id=base),
             ).new_version_id
         )
     return made

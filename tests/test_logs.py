@@ -97,7 +97,11 @@ def test_one_line_per_audit_event_with_the_request_id(
 
     audit_lines = lines.of("portal.audit")
     assert audit_lines, "every committed audit event is logged"
-    save = next(a for a in audit_lines if a["outcome"] == "succeeded" and a["secret"] == NAME)
+    save = next(
+        a
+        for a in audit_lines
+        if a["action"] == "save" and a["outcome"] == "succeeded" and a["secret"] == NAME
+    )
     assert save["request_id"] == saved["X-Request-ID"]
     assert save["actor"] == "erin-engineer" and save["seq"] >= 1
     assert CANARY not in lines.everything()

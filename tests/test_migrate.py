@@ -54,7 +54,7 @@ def test_promote_with_values_copies_exact_values_into_an_unprotected_environment
         rows=[("stripe", "secret_key"), ("db", "")],
         with_values=True,
         context=_context(engineer),
-        change_id=protocol.new_change_id(),
+        change_id=protocol.new_change_id(user=engineer, name="a-secrets", base_version_id=base),
     )
     after = aws.read_current("a-secrets")
     assert after.version_id == result.new_version_id != base
@@ -80,7 +80,7 @@ def test_promote_structure_only_adds_empty_values_and_never_blanks_existing_ones
         rows=[("stripe", "")],
         with_values=False,
         context=_context(engineer),
-        change_id=protocol.new_change_id(),
+        change_id=protocol.new_change_id(user=engineer, name="a-secrets", base_version_id=base),
     )
     assert _current("a-secrets")["sandbox"]["stripe"] == {
         "public_key": "pk_CANARY-sand",
@@ -101,7 +101,7 @@ def test_promote_into_main_creates_a_change_request(make_secret: Any, engineer: 
         rows=[("stripe", "secret_key")],
         with_values=True,
         context=_context(engineer),
-        change_id=protocol.new_change_id(),
+        change_id=protocol.new_change_id(user=engineer, name="a-secrets", base_version_id=base),
     )
     assert isinstance(result, ChangeRequest)
     assert result.status == ChangeRequest.Status.OPEN
@@ -180,7 +180,8 @@ def test_promote_into_main_through_the_page_opens_a_change_request(
         "needs approval" in review.content.decode() or "change request" in review.content.decode()
     )
     base = aws.read_current("a-secrets").version_id
-    saved = _copy(client, "save", b="main", change_id=protocol.new_change_id())
+    change_id = protocol.new_change_id(user=engineer, name="a-secrets", base_version_id=base)
+    saved = _copy(client, "save", b="main", change_id=change_id)
     request_ = ChangeRequest.objects.get()
     assert saved["Location"] == reverse("secrets_admin:change_request_detail", args=[request_.pk])
     page = client.get(saved["Location"]).content.decode()

@@ -97,12 +97,22 @@ def canary_world(
             base_version_id=version,
             changeset=[Edit("set", "main", service, key, f"rotated-{name}")],
             context=as_engineer,
-            change_id=protocol.new_change_id(),
+            change_id=protocol.new_change_id(
+                user=as_engineer.user, name=name, base_version_id=version
+            ),
         )
         requests[name] = (version, cr.pk)
     lint.run(use_cache=False)
     version, cr_pk = requests["alpha-secrets"]
-    return {"secret": "alpha-secrets", "version": version, "change_request": str(cr_pk)}
+    reviewed = change_requests.change_request_reviewed_token(
+        change_requests.change_request_get(cr_pk), version
+    )
+    return {
+        "secret": "alpha-secrets",
+        "version": version,
+        "change_request": str(cr_pk),
+        "reviewed": reviewed,
+    }
 
 
 class Searched:
@@ -267,7 +277,7 @@ def test_protected_reveal_reason_is_in_the_chained_event_and_the_timeline(
     assert response.status_code == HTTPStatus.OK
     assert b"alpha-main-token-3" in response.content
 
-    event = AuditEvent.objects.get(action="reveal", outcome="attempted")
+    event = AuditEvent.objects.get(action="reveal", outcome="succeeded")
     assert event.environment == "main"
     assert event.detail == {"reason": "INC-4711: checking the live token"}
     assert audit.compute_hash(event) == event.hash  # the reason is part of the chained hash
@@ -290,7 +300,9 @@ def test_reveal_policy_approver_and_deny_refuse_engineers(
     response = _reveal(client, alpha, "main", "why")
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert b"alpha-main-token-3" not in response.content
-    assert AuditEvent.objects.filter(action="reveal", environment="main").count() == 2
+    assert (
+        AuditEvent.objects.filter(action="reveal", environment="main").count() == 1
+    )  # the one allowed reveal: one row; refusals read nothing
 
 
 def test_grid_shows_the_reason_field_and_who_may_do_what(

@@ -38,7 +38,7 @@ def test_change_and_read_types_print_no_value(make_secret: Any, ctx: audit.Conte
     base = protocol.read_version(NAME)
     intent = editor.EditIntent(values={("dev", "stripe", "secret_key"): TYPED})
     state, preview = previews.secret_preview_changes(
-        name=NAME, base_version_id=base.version_id, intent=intent
+        name=NAME, base_version_id=base.version_id, intent=intent, context=ctx
     )
     cell = ("dev", "stripe", "secret_key")
     conflict_cell = protocol.ConflictCell(
@@ -59,7 +59,7 @@ def test_change_and_read_types_print_no_value(make_secret: Any, ctx: audit.Conte
         base_version_id=base.version_id,
         changeset=[Edit("set", "sandbox", "stripe", "secret_key", TYPED)],
         context=ctx,
-        change_id=protocol.new_change_id(),
+        change_id=protocol.new_change_id(user=ctx.user, name=NAME, base_version_id=base.version_id),
     )
     assert isinstance(saved, protocol.SaveResult) and saved.cells
     assert_value_free(
@@ -89,6 +89,6 @@ def test_refusals_print_no_value(make_secret: Any, ctx: audit.Context) -> None:
                 Edit("delete", "dev", "x", "y"),
             ],
             context=ctx,
-            change_id=protocol.new_change_id(),
+            change_id=protocol.new_change_id(user=ctx.user, name=NAME, base_version_id=base),
         )
     assert_value_free(refused.value)

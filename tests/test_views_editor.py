@@ -97,7 +97,7 @@ def save_as(user: Any, base: str, *edits: Edit) -> protocol.SaveResult:
         base_version_id=base,
         changeset=list(edits),
         context=audit.Context(user=user),
-        change_id=protocol.new_change_id(),
+        change_id=protocol.new_change_id(user=user, name=NAME, base_version_id=base),
     )
 
 
@@ -257,7 +257,8 @@ def test_full_edit_flow_review_then_save_once(opened: Any) -> None:
     assert reviewed.status_code == HTTPStatus.OK
     assert "1 added, 1 changed, 1 removed" in html
     fp = reads.fingerprint
-    assert documents.short(fp(TYPED)) in html and documents.short(fp("sk_test_dev")) in html
+    # The stored value's fingerprint, never the typed one's (no value oracle).
+    assert documents.short(fp(TYPED)) not in html and documents.short(fp("sk_test_dev")) in html
     assert aws.read_current(NAME).version_id == base  # nothing saved by the review
     saved = post_form(client, html, "save")
     assert saved.status_code == HTTPStatus.FOUND
@@ -505,7 +506,9 @@ def test_many_versions_in_a_day_warn_about_the_version_quota(
             base_version_id=aws.read_current(NAME).version_id,
             changeset=[Edit("set", "dev", "stripe", "public_key", f"v{i}")],
             context=ctx,
-            change_id=protocol.new_change_id(),
+            change_id=protocol.new_change_id(
+                user=ctx.user, name=NAME, base_version_id=aws.read_current(NAME).version_id
+            ),
         )
     html = as_user(engineer).get(edit_url()).content.decode()
     assert "3 versions of this secret were created in the last 24 hours" in html
@@ -530,8 +533,9 @@ def test_conflict_shows_base_theirs_yours_and_reapplies_on_current(
     page = conflict.content.decode()
     assert conflict.status_code == HTTPStatus.CONFLICT
     fp = reads.fingerprint
-    for value in ("sk_test_dev", "THEIRS-value", TYPED):
+    for value in ("sk_test_dev", "THEIRS-value"):
         assert documents.short(fp(value)) in page
+    assert documents.short(fp(TYPED)) not in page  # yours: typed, so no fingerprint
     assert "THEIRS-value" not in page and "sk_test_dev" not in page
     assert page.count(">Reveal</button>") == 3  # one per side, through the audited reveal
     assert theirs.new_version_id in page
@@ -595,7 +599,7 @@ def test_diff_between_two_versions_by_fingerprint(
             Edit("set", "sandbox", "stripe", "added", "x"),
         ],
         context=audit.Context(user=engineer),
-        change_id=protocol.new_change_id(),
+        change_id=protocol.new_change_id(user=engineer, name=NAME, base_version_id=v1),
     ).new_version_id
     response = as_user(engineer).get(
         reverse("secrets_admin:secret_version_diff", args=[NAME]), {"a": v1, "b": v2}
@@ -623,7 +627,7 @@ def test_restore_one_environment_from_history(
             Edit("set", "sandbox", "stripe", "public_key", "sb2"),
         ],
         context=ctx,
-        change_id=protocol.new_change_id(),
+        change_id=protocol.new_change_id(user=ctx.user, name=NAME, base_version_id=v1),
     ).new_version_id
     client = as_user(engineer)
     review_page = client.post(

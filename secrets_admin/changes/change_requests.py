@@ -1,21 +1,31 @@
 """Change requests: a second person for protected environments (invariant 4).
 
-Statuses: open -> approved -> applied | conflicted; open -> rejected | cancelled | expired;
-open -> bypassed (break-glass; applied, or conflicted). Every transition out of "open" goes
-through :func:`_transition`: a change of the request row locked inside a transaction
+Statuses: open -> approved -> applied | conflicted | expired (not applied in time:
+:func:`approved_deadline`); open -> rejected | cancelled | expired; open -> bypassed
+(break-glass; applied, or conflicted). Every transition out of "open" goes through
+:func:`_transition`: a change of the request row locked inside a transaction
 (``select_for_update``), so two approvers approving at once move it once and it is applied once;
-the compare-and-swap on AWSCURRENT guards the write itself as well. The ``CR-<id>`` label is
-removed whenever a request leaves "open"/"approved", so no label is left behind.
+the compare-and-swap on AWSCURRENT guards the write itself as well.
+
+What binds an approval (invariant 4): the approver's form carries a signed digest of the page
+they reviewed (:func:`change_request_reviewed_token`), checked under the row lock; the author
+never approves or applies; "applied" is recorded only when ``AWSCURRENT`` holds the request's
+cells (:func:`current_holds`); the apply path mints its own change id, never one a person could
+submit. The ``CR-<id>`` label is removed from every version that carries it whenever a request
+leaves "open"/"approved", so no label is left behind, even one moved outside the portal.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
+from django.core import signing
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -26,9 +36,12 @@ from ..errors import (
     ChangeRequestNotOpen,
     ChangeRequestRefused,
     Conflict,
+    InvalidChange,
+    InvalidInput,
     LabelLimit,
     NoChanges,
     SelfApproval,
+    StateConflict,
 )
 from ..models import Approval, ChangeRequest
 from .protocol import (
@@ -36,9 +49,11 @@ from .protocol import (
     CellRef,
     Version,
     apply_for_write,
-    check_change_id,
+    cell_state,
     compare,
     listing_write_through,
+    new_change_id,
+    open_change_id,
     read_version,
     request_token,
     save_changeset,
@@ -47,6 +62,20 @@ from .protocol import (
 )
 
 Status = ChangeRequest.Status
+
+#: The salt of the signed "what I reviewed" token an approve or apply form carries.
+_REVIEWED_SALT = "secrets_admin.change_request_reviewed"
+
+
+class ChangedSinceReview(StateConflict):
+    """The request, its base or the current version moved since the approver's page was
+    rendered: nothing was approved or applied (409; invariant 4: what lands is what was
+    approved)."""
+
+
+class NotLanded(StateConflict):
+    """The apply ran but Secrets Manager's ``AWSCURRENT`` does not hold the request's cells:
+    the request stays approved (409)."""
 
 
 def change_request_label(request_id: int) -> str:
@@ -123,20 +152,26 @@ def propose_on(
     permissions.require_on(
         user, permissions.Action.PROPOSE, name, {e.environment for e in changeset}
     )
-    check_change_id(change_id)
-    earlier = ChangeRequest.objects.filter(secret=name, change_id=change_id).first()
-    if earlier is not None:  # a double submit: the request exists already
-        return earlier
+    nonce = open_change_id(change_id, context=context, name=name, base_version_id=base.version_id)
     new_doc, new_text = apply_for_write(name, base, changeset)
-    _label_room(name, aws.describe(name))
     landed = compare(name, base, new_doc, size_bytes=documents.size_bytes(new_text))
+    cells = [c.as_detail() for c in landed.cells]
+    # A double submit: the same id (signed for this author, secret and base) and the same cells.
+    earlier = ChangeRequest.objects.filter(
+        secret=name, change_id=nonce, author_username=user.get_username()
+    ).first()
+    if earlier is not None and earlier.base_version == base.version_id and earlier.cells == cells:
+        return earlier
+    if earlier is not None:
+        raise InvalidChange("This change id was used for another change. Review it again.")
+    _label_room(name, aws.describe(name))
     try:
         cr = ChangeRequest.objects.create(
             secret=name,
             environments=sorted({e.environment for e in changeset}),
             base_version=base.version_id,
-            change_id=change_id,
-            cells=[c.as_detail() for c in landed.cells],
+            change_id=nonce,
+            cells=cells,
             structure=_structure_of(changeset),
             author=user,
             required_approvals=settings.PORTAL_REQUIRED_APPROVALS,
@@ -145,7 +180,7 @@ def propose_on(
             **_user_fields(user),
         )
     except IntegrityError:  # the same change submitted twice at once
-        return ChangeRequest.objects.get(secret=name, change_id=change_id)
+        return ChangeRequest.objects.get(secret=name, change_id=nonce)
     cr.label = change_request_label(cr.pk)
     token = request_token(name, cr.label, base.version_id)
     detail = {
@@ -247,13 +282,33 @@ def _is_author(cr: ChangeRequest, user: Any) -> bool:
 
 
 def _drop_label(cr: ChangeRequest, context: audit.Context | None = None) -> None:
-    if cr.staged_version and cr.label:
+    """Remove the request's ``CR-<id>`` label from every version that carries it (one
+    ``DescribeSecret``, one ``UpdateSecretVersionStage`` per version found). A label found on
+    another version than the staged one was moved outside the portal: it is removed too, and
+    ``outcome_message`` says so (the request page shows it)."""
+    if not cr.label:
+        return
+    identity = source_identity(context) if context else ""
+    try:
+        holders = [
+            version
+            for version, labels in aws.describe(cr.secret).versions_to_stages.items()
+            if cr.label in labels
+        ]
+    except aws.AwsError:  # e.g. the secret was deleted: nothing left to clean
+        holders = [cr.staged_version] if cr.staged_version else []
+    moved = [v for v in holders if v != cr.staged_version]
+    for version in holders:
         aws.drop_staging_label(
-            cr.secret,
-            version_id=cr.staged_version,
-            label=cr.label,
-            source_identity=source_identity(context) if context else "",
+            cr.secret, version_id=version, label=cr.label, source_identity=identity
         )
+    if moved:
+        note = (
+            f"The label {cr.label} had been moved outside the portal to version "
+            f"{', '.join(moved)}; the portal removed it there too."
+        )
+        cr.outcome_message = f"{cr.outcome_message} {note}".strip()
+        cr.save(update_fields=["outcome_message", "updated"])
 
 
 def _transition(
@@ -287,6 +342,57 @@ def _transition(
     return cr
 
 
+def _reviewed_digest(cr: ChangeRequest, current_version_id: str) -> str:
+    """SHA-256 over what an approver's page showed: the request's versions, cells (fingerprints)
+    and structure, and the version that was current when it was rendered. No value."""
+    canonical = json.dumps(
+        [cr.pk, cr.base_version, cr.staged_version, cr.cells, cr.structure, current_version_id],
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def change_request_reviewed_token(cr: ChangeRequest, current_version_id: str) -> str:
+    """The signed token an approve (or apply) form carries: the digest of the reviewed request
+    and the ``AWSCURRENT`` version its page compared against (``django.core.signing``)."""
+    return signing.dumps(
+        {"r": cr.pk, "d": _reviewed_digest(cr, current_version_id)}, salt=_REVIEWED_SALT
+    )
+
+
+def _check_reviewed(cr: ChangeRequest, reviewed: str) -> None:
+    """Refuse unless ``reviewed`` is this request's token and still matches it and the current
+    version. Raises :class:`~secrets_admin.errors.InvalidInput` (400: missing or tampered),
+    :class:`ChangedSinceReview` (409), :class:`~secrets_admin.aws.AwsError`."""
+    try:
+        data = signing.loads(reviewed[:1024], salt=_REVIEWED_SALT)
+    except signing.BadSignature:
+        raise InvalidInput(
+            "The approval form does not say what you reviewed. Reload the request and review it."
+        ) from None
+    if not isinstance(data, dict) or data.get("r") != cr.pk:
+        raise InvalidInput("The approval form belongs to another change request.")
+    current = aws.current_of(aws.describe(cr.secret))
+    if data.get("d") != _reviewed_digest(cr, current):
+        raise ChangedSinceReview(
+            f"Change request #{cr.pk} or its secret changed since you reviewed it (version "
+            f"{current} is current now): nothing was approved or applied. Review it again."
+        )
+
+
+def approved_deadline(cr: ChangeRequest) -> datetime:
+    """When an approved request that has not been applied expires: the request's own
+    ``expires_at``, or ``PORTAL_APPROVED_CHANGE_REQUEST_HOURS`` after its last approval when
+    that setting is set (an old approval must not land at a time of the author's choosing)."""
+    hours = settings.PORTAL_APPROVED_CHANGE_REQUEST_HOURS
+    if not hours:
+        return cr.expires_at
+    last = cr.approvals.filter(decision=Approval.Decision.APPROVE).order_by("-created").first()
+    start = last.created if last is not None else cr.updated
+    return start + timedelta(hours=int(hours))
+
+
 def _require_approver(context: audit.Context, what: str) -> Any:
     user = context.user
     if user is None or not permissions.can(user, permissions.Action.APPROVE):
@@ -305,7 +411,9 @@ def _require_scope(user: Any, cr: ChangeRequest) -> None:
         )
 
 
-def _vote(*, request_id: int, context: audit.Context, decision: str, comment: str) -> ChangeRequest:
+def _vote(
+    *, request_id: int, context: audit.Context, decision: str, comment: str, reviewed: str = ""
+) -> ChangeRequest:
     user = _require_approver(context, "approve or reject change requests")
     reject = decision == Approval.Decision.REJECT
     if reject and not comment.strip():
@@ -318,6 +426,8 @@ def _vote(*, request_id: int, context: audit.Context, decision: str, comment: st
         _require_scope(user, cr)
         if cr.approvals.filter(approver=user).exists():
             raise ChangeRequestRefused("You have voted on this change request already.")
+        if not reject:  # inside the lock: what is checked is what is decided
+            _check_reviewed(cr, reviewed)
         Approval.objects.create(
             request=cr,
             approver=user,
@@ -359,19 +469,27 @@ def _vote(*, request_id: int, context: audit.Context, decision: str, comment: st
 
 
 def change_request_approve(
-    *, request_id: int, context: audit.Context, comment: str = ""
+    *, request_id: int, context: audit.Context, reviewed: str, comment: str = ""
 ) -> ChangeRequest:
     """Record ``context.user``'s approval; when approvals are complete, apply the request.
 
-    The author can never approve (admins included: :class:`~secrets_admin.errors.SelfApproval`);
-    one vote per approver; only approver and admin roles vote. Returns the request as it ends
-    (``open``, ``applied`` or ``conflicted``). Raises
-    :class:`~secrets_admin.errors.ChangeRequestRefused` (``ChangeRequestNotOpen`` when decided
-    or expired), :class:`~secrets_admin.errors.ChangeRequestNotFound`,
+    ``reviewed`` is the token of the page the approver saw
+    (:func:`change_request_reviewed_token`): when the request or the current version changed
+    since, nothing is recorded or applied (:class:`ChangedSinceReview`, 409; a missing or
+    tampered token is :class:`~secrets_admin.errors.InvalidInput`, 400). The author can never
+    approve (admins included: :class:`~secrets_admin.errors.SelfApproval`); one vote per
+    approver; only approver and admin roles vote. Returns the request as it ends (``open``,
+    ``applied`` or ``conflicted``). Raises :class:`~secrets_admin.errors.ChangeRequestRefused`
+    (``ChangeRequestNotOpen`` when decided or expired),
+    :class:`~secrets_admin.errors.ChangeRequestNotFound`,
     :class:`~secrets_admin.audit.AuditUnavailable`, and what :func:`change_request_apply` raises.
     """
     return _vote(
-        request_id=request_id, context=context, decision=Approval.Decision.APPROVE, comment=comment
+        request_id=request_id,
+        context=context,
+        decision=Approval.Decision.APPROVE,
+        comment=comment,
+        reviewed=reviewed,
     )
 
 
@@ -431,14 +549,19 @@ def change_request_bypass(*, request_id: int, context: audit.Context, reason: st
         _refuse_unless_open(cr)
         cr.status = Status.BYPASSED
         cr.bypass_reason = reason[:2000]
-        return ["status", "bypass_reason"], {"break_glass": True}
+        return ["status", "bypass_reason"], {"break_glass": True, "reason": cr.bypass_reason}
 
+    # The reason is part of the hash-chained events (attempt and outcome), so editing the
+    # column afterwards does not change what the audit log says was given.
     cr = _transition(
         request_id=request_id,
         context=context,
         action=audit.AuditAction.CHANGE_REQUEST_BYPASS,
         decide=decide,
-        attempt=lambda cr: {"new_version": cr.staged_version, "detail": {"break_glass": True}},
+        attempt=lambda cr: {
+            "new_version": cr.staged_version,
+            "detail": {"break_glass": True, "reason": reason[:2000]},
+        },
     )
     return _apply(cr, context)
 
@@ -478,13 +601,36 @@ def change_request_acknowledge(*, request_id: int, context: audit.Context) -> Ch
     )
 
 
-def change_request_apply(*, request_id: int, context: audit.Context) -> ChangeRequest:
-    """Apply an approved request (normally called by the approval that completes it; again by
-    an approver when a first try failed on an AWS error). See :func:`_apply`."""
+def change_request_apply(
+    *, request_id: int, context: audit.Context, reviewed: str
+) -> ChangeRequest:
+    """Apply an approved request again (normally the approval that completes it applies it;
+    this is for a first try that failed on an AWS error), by an approver who is not its author
+    (invariant 4: the author never chooses when an approval lands), before
+    :func:`approved_deadline`, on the page the approver reviewed (``reviewed``, as for
+    :func:`change_request_approve`). See :func:`_apply`.
+
+    Raises :class:`~secrets_admin.errors.ChangeRequestNotOpen` (not approved, applied or past
+    its deadline), :class:`~secrets_admin.errors.SelfApproval`,
+    :class:`~secrets_admin.errors.ChangeRequestRefused` (role), :class:`ChangedSinceReview`,
+    :class:`~secrets_admin.errors.InvalidInput`, and what :func:`_apply` raises.
+    """
     cr = change_request_get(request_id)
     if cr.status != Status.APPROVED or cr.applied_version:
         raise ChangeRequestNotOpen(f"Change request #{cr.pk} is {cr.status}: nothing to apply.")
-    _require_approver(context, "apply a change request")
+    user = _require_approver(context, "apply a change request")
+    if _is_author(cr, user):
+        raise ChangeRequestRefused(
+            "You proposed this change request, so someone else has to apply it.",
+            HTTPStatus.FORBIDDEN,
+        )
+    deadline = approved_deadline(cr)
+    if deadline <= timezone.now():
+        raise ChangeRequestNotOpen(
+            f"Change request #{cr.pk} was approved but not applied by {deadline:%Y-%m-%d %H:%M} "
+            "UTC, so it expired: nothing was changed. Propose the change again."
+        )
+    _check_reviewed(cr, reviewed)
     return _apply(cr, context)
 
 
@@ -522,8 +668,16 @@ def _apply(cr: ChangeRequest, context: audit.Context) -> ChangeRequest:
             " / ".join(c for c in cell if c) for cell in conflicts
         )
     else:
+        landed = current_holds(cr)
+        if landed is None:
+            cr.outcome_message = (
+                "The apply ran, but the current version in Secrets Manager does not hold this "
+                "request's cells, so it is not applied. An approver can apply it again."
+            )
+            cr.save(update_fields=["outcome_message", "updated"])
+            raise NotLanded(cr.outcome_message)
         cr.status = final
-        cr.applied_version = version
+        cr.applied_version = landed
     cr.save(update_fields=["status", "applied_version", "outcome_message", "updated"])
     _drop_label(cr, context)
     if cr.applied_version:
@@ -532,6 +686,22 @@ def _apply(cr: ChangeRequest, context: audit.Context) -> ChangeRequest:
         cr, "conflicted" if conflicts else "applied", by=source_identity(context)
     )
     return cr
+
+
+def current_holds(cr: ChangeRequest) -> str | None:
+    """The ``AWSCURRENT`` version id when it holds every cell of the request (its ``after``
+    fingerprint, or absent for a removed cell), else ``None``: "applied" is checked against
+    Secrets Manager, never inferred. One ``GetSecretValue``; raises
+    :class:`~secrets_admin.aws.AwsError`, :class:`~secrets_admin.errors.NotEditable`."""
+    current = read_version(cr.secret)
+    for cell in cr.cells:
+        state = cell_state(current.document, (cell["environment"], cell["service"], cell["key"]))
+        if cell["status"] == "removed":
+            if state.present:
+                return None
+        elif not state.present or state.fingerprint != cell["after"]:
+            return None
+    return current.version_id
 
 
 def _promote(cr: ChangeRequest, context: audit.Context, detail: dict[str, Any]) -> str:
@@ -597,7 +767,10 @@ def _rebase_and_save(
             base=current,
             changeset=documents.rebase_changeset(current.document, changeset),
             context=context,
-            change_id=f"change-request-{cr.pk}-rebase",
+            # Minted here for this approver and base: never a number a person could submit too.
+            change_id=new_change_id(
+                user=context.user, name=cr.secret, base_version_id=current.version_id
+            ),
             max_rebases=MAX_REBASES,
             action=audit.AuditAction.CHANGE_REQUEST_APPLY,
             detail={**detail, "mode": "rebase", "rebased_from": cr.base_version},
@@ -618,8 +791,21 @@ def change_requests_expire(*, now: datetime | None = None) -> list[int]:
     now = now or timezone.now()
     context = audit.Context.system("change_requests_expire")
     done = []
-    for cr in ChangeRequest.objects.filter(status=Status.OPEN, expires_at__lte=now):
-        claimed = ChangeRequest.objects.filter(pk=cr.pk, status=Status.OPEN).update(
+    stale = [
+        cr
+        for cr in ChangeRequest.objects.filter(
+            status__in=[Status.OPEN, Status.APPROVED], applied_version=""
+        ).filter(expires_at__lte=now)
+    ]
+    stale += [
+        cr
+        for cr in ChangeRequest.objects.filter(
+            status=Status.APPROVED, applied_version="", expires_at__gt=now
+        )
+        if approved_deadline(cr) <= now
+    ]
+    for cr in stale:
+        claimed = ChangeRequest.objects.filter(pk=cr.pk, status=cr.status).update(
             status=Status.EXPIRED, updated=now
         )
         if not claimed:

@@ -15,6 +15,7 @@ from ..documents import Edit
 from ..errors import InvalidChange
 from ..models import ChangeRequest
 from . import change_requests
+from .comparison import typed_values_compare
 from .protocol import (
     MAX_REBASES,
     CellRef,
@@ -156,13 +157,18 @@ def secret_save_changes(
     that did not land: :class:`~secrets_admin.errors.Conflict`,
     :class:`~secrets_admin.errors.SaveContended`, :class:`~secrets_admin.aws.AwsError`.
     A repeat of a change id that already landed returns its result with ``already_saved``.
+    An :class:`EditIntent`'s typed values are a comparison
+    (:func:`.comparison.typed_values_compare`: audited, and
+    :class:`~secrets_admin.ratelimit.ComparisonsLimited` past the reveal budget).
     """
     base = read_version(name, base_version_id)
-    edits = (
-        changeset_for(changeset, base.document)
-        if isinstance(changeset, EditIntent)
-        else list(changeset)
-    )
+    if isinstance(changeset, EditIntent):
+        edits = changeset_for(changeset, base.document)
+        # "Saved", "no changes" and a conflict page all tell whether typed values equal the
+        # stored ones: recorded and charged like a reveal before any of them is computed.
+        typed_values_compare(name=name, base=base, cells=changeset.values, context=context)
+    else:
+        edits = list(changeset)
     if protected_environments(edits):
         return change_requests.propose_on(
             name=name,

@@ -11,9 +11,10 @@ from typing import Any
 
 from django.conf import settings
 
-from .. import audit, aws, documents
+from .. import audit, aws, compliance, documents, lint
 from ..documents import Edit
 from ..errors import ChangeRefused, InvalidChange, SecretExists, SecretPendingDeletion
+from ..models import AuditEvent
 from .protocol import after_write, listing_write_through, source_identity
 
 
@@ -135,7 +136,12 @@ def legacy_secret_schedule_deletion(
     checklist's last step). Unified secrets are refused: the portal deletes only what was
     migrated away. Returns the deletion date.
 
-    Raises :class:`InvalidChange` (a unified secret, a window outside 7-30 days),
+    Only a secret that :func:`legacy_secret_of` accepts is deleted (the admin's reach stays
+    inside the standard's world: never a unified secret, another service's secret, or any name
+    typed into a form).
+
+    Raises :class:`InvalidChange` (a unified secret, not a legacy secret of an existing unified
+    secret nor migrated by the portal, a window outside 7-30 days),
     :class:`~secrets_admin.aws.AwsError`, :class:`~secrets_admin.audit.AuditUnavailable`.
     """
     if name.endswith(settings.PORTAL_SECRET_SUFFIX):
@@ -145,7 +151,8 @@ def legacy_secret_schedule_deletion(
     low, high = aws.RECOVERY_WINDOW_DAYS
     if not low <= recovery_days <= high:
         raise InvalidChange(f"Choose a recovery window of {low} to {high} days.")
-    detail = {"recovery_days": recovery_days}
+    unified = legacy_secret_of(name)
+    detail = {"recovery_days": recovery_days, "legacy_of": unified}
     with audit.attempt(
         audit.AuditAction.SECRET_DELETE_SCHEDULE, context=context, secret=name, detail=detail
     ) as handle:
@@ -160,3 +167,40 @@ def legacy_secret_schedule_deletion(
 # Change requests (issue 6): a second person for protected environments (invariant 4)
 #
 # Statuses: open -> approved -> applied | conflicted; open -> rejected | cancelled | expired;
+
+
+def legacy_secret_of(name: str) -> str:
+    """The unified secret whose legacy secret ``name`` is: the compliance check reads ``name``
+    as ``<repo>-<service>-<env>`` (or ``<repo>-<env>``, ``<repo>-<service>``) of a unified
+    secret that exists (``compliance.legacy_match``, the standard's "DON'T Create Multiple
+    Secrets"), or the portal's migration wizard migrated ``name`` into a unified secret that
+    still exists (a ``secret_migrate`` audit event names it as a source).
+
+    ceil(N/100) ``ListSecrets``; no value is read. Raises :class:`InvalidChange` otherwise
+    (also for a secret that is missing, already scheduled for deletion or owned by another AWS
+    service), :class:`~secrets_admin.aws.AwsError`.
+    """
+    policy, _ = lint.policy()
+    metas = {m.name: m for m in aws.iter_secrets() if not m.scheduled_for_deletion}
+    meta = metas.get(name)
+    if meta is None or meta.owning_service:
+        raise InvalidChange(
+            f"{name} is not a live secret the portal manages (missing, already scheduled for "
+            "deletion, or owned by another AWS service). Nothing was scheduled."
+        )
+    repos = {n[: -len(policy.suffix)] for n in metas if n.endswith(policy.suffix)}
+    environments = [*policy.required_environments, *policy.known_environments]
+    match = compliance.legacy_match(name, repos, environments)
+    if match is not None and match.repo:
+        return f"{match.repo}{policy.suffix}"
+    migrations = AuditEvent.objects.filter(
+        action=audit.AuditAction.SECRET_MIGRATE, outcome=audit.Outcome.SUCCEEDED
+    ).order_by("-seq")
+    for event in migrations:
+        if name in (event.detail.get("sources") or []) and event.secret in metas:
+            return event.secret
+    raise InvalidChange(
+        f"{name} is not a legacy secret of an existing unified secret, and the portal did not "
+        "migrate it, so the portal will not schedule its deletion. Migrate it first (or delete "
+        "it in the AWS console if it is not part of the standard's world). Nothing was scheduled."
+    )

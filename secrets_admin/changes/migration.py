@@ -14,6 +14,7 @@ from .. import audit, aws, compliance, documents, lint, migration, reads
 from ..errors import InvalidChange, NoChanges
 from ..models import ChangeRequest
 from . import lifecycle
+from .comparison import stored_values_compare
 from .editor import secret_save_changes
 from .protocol import Version, read_version
 
@@ -33,8 +34,13 @@ def migration_candidates() -> list[MigrationCandidate]:
     """Every live secret that is not a unified one, legacy-looking names first, each with the
     mapping its name suggests (``compliance.legacy_match``). ceil(N/100) ``ListSecrets``; no
     value is read. Raises :class:`~secrets_admin.aws.AwsError`."""
+    return _candidates(list(aws.iter_secrets()))
+
+
+def _candidates(listed: Sequence[aws.SecretMeta]) -> list[MigrationCandidate]:
+    """:func:`migration_candidates` of the secrets ``listed`` by ``ListSecrets``."""
     policy, _ = lint.policy()
-    metas = [m for m in aws.iter_secrets() if not m.scheduled_for_deletion and not m.owning_service]
+    metas = [m for m in listed if not m.scheduled_for_deletion and not m.owning_service]
     repos = {m.name[: -len(policy.suffix)] for m in metas if m.name.endswith(policy.suffix)}
     envs = [*policy.required_environments, *policy.known_environments]
     others = [m.name for m in metas if not m.name.endswith(policy.suffix)]
@@ -56,6 +62,10 @@ def migration_candidates() -> list[MigrationCandidate]:
     return sorted(out, key=lambda c: (not c.legacy, c.name))
 
 
+#: How the ``.env`` source is named in a plan (its values were typed or uploaded by the person).
+ENV_FILE = ".env file"
+
+
 @dataclass(frozen=True)
 class MigrationSource:
     """One chosen source and its mapping: a legacy secret (``name``) or the ``.env`` file
@@ -67,7 +77,7 @@ class MigrationSource:
 
     @property
     def label(self) -> str:
-        return self.name or ".env file"
+        return self.name or ENV_FILE
 
 
 def _read_legacy(source: MigrationSource) -> migration.Read:
@@ -82,6 +92,25 @@ def _read_legacy(source: MigrationSource) -> migration.Read:
     return migration.read_json_source(
         source.label, value.text, environment=source.environment, service=source.service
     )
+
+
+def _refuse_unlisted(sources: Sequence[MigrationSource]) -> None:
+    """Refuse sources the wizard does not list (:func:`migration_candidates`): a name typed into
+    the form (a unified secret, another service's secret, one scheduled for deletion) is never
+    read or migrated. A name AWS does not hold reads nothing and stays that source's problem in
+    the plan. Raises :class:`InvalidChange` naming them; ceil(N/100) ``ListSecrets``."""
+    named = [s.name for s in sources if s.name]
+    if not named:
+        return
+    metas = list(aws.iter_secrets())
+    offered = {c.name for c in _candidates(metas)}
+    # A listed secret deleted since is shown as that source's problem ("not found") by the plan.
+    unlisted = [n for n in named if n not in offered and n in {m.name for m in metas}]
+    if unlisted:
+        raise InvalidChange(
+            f"{', '.join(sorted(unlisted)[:5])}: not among the legacy secrets this wizard lists, "
+            "so it can't be a source. Choose from the list. Nothing was read."
+        )
 
 
 def _mapping_problems(source: MigrationSource) -> list[str]:
@@ -115,6 +144,7 @@ def migration_plan(
         raise InvalidChange(f"{name}: {problem}.")
     if not sources:
         raise InvalidChange("Choose at least one legacy secret, or give a .env file.")
+    _refuse_unlisted(sources)
     try:
         base: Version | None = read_version(name)
     except aws.SecretNotFound:
@@ -144,6 +174,32 @@ def migration_plan(
         fingerprint=reads.fingerprint,
         required_environments=settings.PORTAL_REQUIRED_ENVIRONMENTS,
     )
+
+
+def migration_preview(
+    *,
+    repo: str,
+    sources: Sequence[MigrationSource],
+    context: audit.Context,
+    env_text: str = "",
+    overwrite: bool = False,
+) -> migration.Plan:
+    """:func:`migration_plan` for the wizard's preview page. The plan says whether each typed
+    ``.env`` value equals the unified secret's (``same``), so those cells are recorded and
+    charged as a comparison (:func:`.comparison.stored_values_compare`). Raises as
+    :func:`migration_plan` and :class:`~secrets_admin.ratelimit.ComparisonsLimited`."""
+    plan = migration_plan(repo=repo, sources=sources, env_text=env_text, overwrite=overwrite)
+    stored_values_compare(
+        name=plan.target,
+        base_version_id=plan.base_version_id,
+        cells=[
+            (c.environment, c.service, c.key)
+            for c in plan.cells
+            if c.source == ENV_FILE and c.existing_fingerprint
+        ],
+        context=context,
+    )
+    return plan
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
-from .. import reads
+from .. import audit, reads
 from ..documents import Edit
 from ..errors import NotEditable
+from .comparison import typed_values_compare
 from .editor import EditIntent, changeset_for
 from .environment_copy import CopyRow, environment_copy_changeset
 from .protocol import Preview, Version, preview, protected_environments
@@ -32,16 +33,21 @@ def _review(
 
 
 def secret_preview_changes(
-    *, name: str, base_version_id: str, intent: EditIntent
+    *, name: str, base_version_id: str, intent: EditIntent, context: audit.Context
 ) -> tuple[reads.EditState, Preview]:
     """The review of the editor's ``intent`` on version ``base_version_id``. An empty preview
-    means "no changes". Raises as :func:`_review` and
-    :class:`~secrets_admin.errors.InvalidChange`."""
-    return _review(
-        name=name,
-        version_id=base_version_id,
-        changeset=lambda base: changeset_for(intent, base.document),
-    )
+    means "no changes". The review tells whether typed values equal stored ones, so it is
+    recorded and charged as a comparison (:func:`.comparison.typed_values_compare`). Raises as
+    :func:`_review`, :class:`~secrets_admin.errors.InvalidChange`,
+    :class:`~secrets_admin.ratelimit.ComparisonsLimited` (429),
+    :class:`~secrets_admin.audit.AuditUnavailable`."""
+
+    def changeset(base: Version) -> list[Edit]:
+        edits = changeset_for(intent, base.document)
+        typed_values_compare(name=name, base=base, cells=intent.values, context=context)
+        return edits
+
+    return _review(name=name, version_id=base_version_id, changeset=changeset)
 
 
 def secret_preview_restore(

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.core import signing
 from django.db import DatabaseError
 
 from .. import audit, aws, documents, index, listing, permissions
@@ -264,21 +265,88 @@ def protected_environments(changeset: Sequence[Edit]) -> list[str]:
 
 CHANGE_ID = re.compile(r"[A-Za-z0-9-]{16,64}")
 
+#: The salt of signed change ids (Django's signing: HMAC with ``SECRET_KEY``).
+_CHANGE_ID_SALT = "secrets_admin.change_id"
+#: How long a review's change id stays valid (a day: a review left open overnight is redone).
+CHANGE_ID_MAX_AGE = 24 * 3600
 
-def new_change_id() -> str:
-    """A fresh change id (made when the review page is rendered, carried by its confirm form)."""
-    return uuid.uuid4().hex
+
+class ForeignChangeId(InvalidChange):
+    """A change id this server did not mint for this user, secret and base version (400)."""
+
+    code = "ForeignChangeId"
 
 
-def request_token(name: str, change_id: str, base_version_id: str) -> str:
+def new_change_id(*, user: Any, name: str, base_version_id: str) -> str:
+    """A fresh change id, minted by the server when a review page is rendered and carried by its
+    confirm form: a random nonce signed (``django.core.signing``) together with the user's id,
+    the secret's name and the base version it was reviewed on. Only :func:`open_change_id` with
+    the same user, secret and base accepts it, so a browser can neither guess nor reuse one.
+    """
+    payload = {
+        "u": getattr(user, "pk", None),
+        "s": name,
+        "b": base_version_id,
+        "n": uuid.uuid4().hex,
+    }
+    return signing.dumps(payload, salt=_CHANGE_ID_SALT)
+
+
+def open_change_id(
+    change_id: str, *, context: audit.Context, name: str, base_version_id: str
+) -> str:
+    """The nonce of a change id minted by :func:`new_change_id` for ``context.user``, ``name``
+    and ``base_version_id`` (32 hex digits; it becomes part of a ``ClientRequestToken``).
+
+    Raises :class:`ForeignChangeId` (400) for a missing, tampered, expired
+    (older than :data:`CHANGE_ID_MAX_AGE` seconds) or foreign id: another user's, another
+    secret's, another base version's (ASVS 5.0 2.2: the server validates what the browser
+    sends).
+    """
+    refused = ForeignChangeId(
+        "This change id was not issued for you, this secret and this version (or it is older "
+        "than a day), so nothing was saved. Review the change again."
+    )
+    try:
+        data = signing.loads(change_id[:1024], salt=_CHANGE_ID_SALT, max_age=CHANGE_ID_MAX_AGE)
+    except signing.BadSignature:
+        raise refused from None
+    user = context.user
+    expected = {
+        "u": getattr(user, "pk", None),
+        "s": name,
+        "b": base_version_id,
+    }
+    if not isinstance(data, dict) or any(data.get(k) != v for k, v in expected.items()):
+        raise refused
+    nonce = data.get("n")
+    if not isinstance(nonce, str) or not CHANGE_ID.fullmatch(nonce):
+        raise refused
+    return nonce
+
+
+def changeset_digest(changeset: Sequence[Edit]) -> str:
+    """``HMAC-SHA256(PORTAL_FINGERPRINT_KEY, the canonical changeset)`` in hex: tells two
+    changesets apart (values included) without holding a value, like a fingerprint."""
+    canonical = [[e.op, e.environment, e.service, e.key, e.value] for e in changeset]
+    return documents.fingerprint(settings.PORTAL_FINGERPRINT_KEY.encode(), canonical)
+
+
+def request_token(
+    name: str, change_id: str, base_version_id: str, changeset_digest: str = ""
+) -> str:
     """The ``ClientRequestToken`` (and so the ``VersionId``) of one change applied on one base.
 
-    Derived, not random: the same change on the same base (a double submit, a retry after a
-    timeout) gives the same token, and AWS answers a repeated ``PutSecretValue`` with the same
-    token and text with the existing version (facts file §1.3). A rebase changes the base and so
-    the token. UUID-shaped (36 characters, within AWS's 32-64).
+    Derived, not random: the same change (id and :func:`changeset_digest`) on the same base (a
+    double submit, a retry after a timeout) gives the same token, and AWS answers a repeated
+    ``PutSecretValue`` with the same token and text with the existing version (facts file §1.3);
+    other values under the same id give another token. A rebase changes the base and so the
+    token. UUID-shaped (36 characters, within AWS's 32-64).
     """
-    digest = hashlib.sha256(f"{name}\n{change_id}\n{base_version_id}".encode()).digest()
+    seed = f"{name}\n{change_id}\n{base_version_id}"
+    if changeset_digest:
+        seed += f"\n{changeset_digest}"
+    digest = hashlib.sha256(seed.encode()).digest()
     return str(uuid.UUID(bytes=digest[:16]))
 
 
@@ -287,9 +355,20 @@ def source_identity(context: audit.Context) -> str:
     return user.get_username() if user is not None else ""
 
 
-def _earlier_success(name: str, change_id: str) -> AuditEvent | None:
+def _earlier_success(
+    name: str, nonce: str, *, author: str, base_version_id: str, digest: str
+) -> AuditEvent | None:
+    """The landed save that this one repeats: the same change id, and also the same author,
+    secret, base version and changeset digest (a matching id alone never passes for a save)."""
     return (
-        AuditEvent.objects.filter(secret=name, outcome="succeeded", detail__change_id=change_id)
+        AuditEvent.objects.filter(
+            secret=name,
+            outcome="succeeded",
+            actor_username=author,
+            detail__change_id=nonce,
+            detail__submitted_base=base_version_id,
+            detail__changeset_digest=digest,
+        )
         .exclude(new_version="")
         .order_by("-seq")
         .first()
@@ -299,13 +378,6 @@ def _earlier_success(name: str, change_id: str) -> AuditEvent | None:
 def single_environment(changeset: Sequence[Edit]) -> str:
     envs = {e.environment for e in changeset}
     return envs.pop() if len(envs) == 1 else ""
-
-
-def check_change_id(change_id: str) -> None:
-    """Raise :class:`~secrets_admin.errors.InvalidChange` unless ``change_id`` looks like one
-    (16-64 letters, digits, dashes: it becomes part of a ``ClientRequestToken``)."""
-    if not CHANGE_ID.fullmatch(change_id):
-        raise InvalidChange("The change id is missing or malformed. Open the editor again.")
 
 
 def apply_for_write(
@@ -354,14 +426,21 @@ def save_changeset(
     it landed but its outcome could not be audited. A repeat of ``change_id`` that landed
     returns its result with ``already_saved``.
     """
-    check_change_id(change_id)
+    nonce = open_change_id(change_id, context=context, name=name, base_version_id=base.version_id)
     if change_request is None and context.user is not None:
         # Scopes: a direct save needs the engineer role on this secret in every environment it
         # edits (an approved change request was checked when it was decided).
         envs = {e.environment for e in changeset} | set(whole_environments)
         permissions.require_on(context.user, permissions.Action.EDIT, name, envs)
     new_doc, new_text = apply_for_write(name, base, changeset)
-    earlier = _earlier_success(name, change_id)
+    digest = changeset_digest(changeset)
+    earlier = _earlier_success(
+        name,
+        nonce,
+        author=source_identity(context),
+        base_version_id=base.version_id,
+        digest=digest,
+    )
     if earlier is not None:
         return SaveResult(
             name=name,
@@ -369,10 +448,17 @@ def save_changeset(
             base_version_id=earlier.base_version,
             already_saved=True,
         )
-    detail = {**detail, "change_id": change_id, "edits": len(changeset)}
+    detail = {
+        **detail,
+        "change_id": nonce,
+        "submitted_base": base.version_id,
+        "changeset_digest": digest,
+        "edits": len(changeset),
+    }
     run = _SwapRun(
         name, base, changeset, new_doc, new_text, source_identity(context), whole_environments
     )
+    run.digest = digest
     outcome: SaveResult | Conflict | SaveContended | aws.AwsError | None = None
     try:
         with audit.attempt(
@@ -383,13 +469,13 @@ def save_changeset(
             base_version=base.version_id,
             # The first try's version id (= its ClientRequestToken): audit_reconcile asks AWS
             # whether it holds AWSCURRENT; rebased tries are listed in detail.staged_versions.
-            new_version=request_token(name, change_id, base.version_id),
+            new_version=request_token(name, nonce, base.version_id, digest),
             change_request=change_request,
             detail=dict(detail),  # a copy: the outcome's detail grows below
         ) as handle:
             detail["staged_versions"] = run.staged  # filled as the run goes
             try:
-                outcome = run.execute(change_id, max_rebases)
+                outcome = run.execute(nonce, max_rebases)
             except aws.AwsError as exc:
                 outcome = exc
             _record_outcome(handle, outcome, detail)
@@ -431,6 +517,7 @@ class _SwapRun:
         self.identity = identity
         self.whole_environments = whole_environments
         self.staged: list[str] = []
+        self.digest = ""  # the submitted changeset's digest: part of every try's token
 
     def __repr__(self) -> str:
         return f"_SwapRun({self.name!r}, base={self.base.version_id!r})"
@@ -482,7 +569,7 @@ class _SwapRun:
         staged = aws.stage_version(
             self.name,
             text=self.new_text,
-            token=request_token(self.name, change_id, self.base.version_id),
+            token=request_token(self.name, change_id, self.base.version_id, self.digest),
             source_identity=self.identity,
         )
         self.staged.append(staged)

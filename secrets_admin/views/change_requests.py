@@ -88,6 +88,12 @@ def _detail(
     user = request.user
     is_author = cr.author_username == user.get_username()
     may_decide = permissions.may_approve(user, cr.secret, cr.environments)
+    # What this page shows, signed: the approve / apply forms carry it back (invariant 4).
+    reviewed = (
+        change_requests.change_request_reviewed_token(cr, review.current_version_id)
+        if review is not None
+        else ""
+    )
     return render(
         request,
         "secrets_admin/change_request_detail.html",
@@ -99,6 +105,11 @@ def _detail(
             "is_author": is_author,
             "can_reveal": permissions.can(user, Action.REVEAL, cr.secret),
             "can_vote": may_decide and not is_author and cr.is_open,
+            "can_apply": may_decide
+            and not is_author
+            and cr.status == ChangeRequest.Status.APPROVED
+            and not cr.applied_version,
+            "reviewed": reviewed,
             "can_break_glass": is_author
             and cr.is_open
             and change_requests.break_glass_allowed(user, cr.secret),
@@ -158,13 +169,15 @@ def _outcome_sentence(cr: ChangeRequest) -> str:
 @never_cache
 @require(Action.APPROVE)
 def change_request_approve(request: HttpRequest, request_id: int) -> HttpResponse:
-    """Approve (POST ``comment`` optional); applies when approvals are complete."""
+    """Approve (POST ``reviewed``: the page's signed token, ``comment`` optional); applies when
+    approvals are complete. A page older than the request or the current version is a 409."""
     comment = request.POST.get("comment", "")
+    reviewed = request.POST.get("reviewed", "")
     return _decide(
         request,
         request_id,
         lambda ctx: change_requests.change_request_approve(
-            request_id=request_id, context=ctx, comment=comment
+            request_id=request_id, context=ctx, comment=comment, reviewed=reviewed
         ),
     )
 
@@ -228,9 +241,13 @@ def change_request_acknowledge(request: HttpRequest, request_id: int) -> HttpRes
 @never_cache
 @require(Action.APPROVE)
 def change_request_apply(request: HttpRequest, request_id: int) -> HttpResponse:
-    """Apply an approved request again after its first try failed on an AWS error."""
+    """Apply an approved request again after its first try failed on an AWS error (an
+    approver who is not the author; POST ``reviewed`` as for approving)."""
+    reviewed = request.POST.get("reviewed", "")
     return _decide(
         request,
         request_id,
-        lambda ctx: change_requests.change_request_apply(request_id=request_id, context=ctx),
+        lambda ctx: change_requests.change_request_apply(
+            request_id=request_id, context=ctx, reviewed=reviewed
+        ),
     )

@@ -138,7 +138,10 @@ def secret_edit_review(request: HttpRequest, name: str) -> HttpResponse:
     base_version_id, intent = posted
     try:
         state, preview = previews.secret_preview_changes(
-            name=name, base_version_id=base_version_id, intent=intent
+            name=name,
+            base_version_id=base_version_id,
+            intent=intent,
+            context=audit.Context.from_request(request),
         )
     except errors.ChangeRefused as exc:
         return _editor(
@@ -164,6 +167,7 @@ def secret_edit_review(request: HttpRequest, name: str) -> HttpResponse:
         back_action=reverse("secrets_admin:secret_edit", args=[name]),
         fields=forms.intent_fields(intent),
         title=f"Review changes to {name}",
+        typed=True,
     )
 
 
@@ -204,6 +208,7 @@ def secret_edit_save(request: HttpRequest, name: str) -> HttpResponse:
         reapply_action=reverse("secrets_admin:secret_edit_review", args=[name]),
         reapply_fields=forms.intent_fields(intent),
         done=reverse("secrets_admin:secret_detail", args=[name]),
+        typed=True,
     )
 
 

@@ -66,4 +66,8 @@ def error_response(
     ``context``, at the error's own status (``exc.status``). The message never holds a value."""
     if getattr(request, "htmx", False) and template == "secrets_admin/aws_error.html":
         template += "#error-message"
-    return render(request, template, {"error": exc, **context}, status=exc.status)
+    response = render(request, template, {"error": exc, **context}, status=exc.status)
+    retry_after = getattr(exc, "retry_after", None)  # a rate limit says when to come back
+    if isinstance(retry_after, int):
+        response["Retry-After"] = str(retry_after)
+    return response

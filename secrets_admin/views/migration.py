@@ -104,7 +104,9 @@ def secret_migrate_preview(request: HttpRequest) -> HttpResponse:
     if isinstance(migration, HttpResponse):
         return migration
     try:
-        plan = wizard.migration_plan(**migration.plan_arguments())
+        plan = wizard.migration_preview(
+            **migration.plan_arguments(), context=audit.Context.from_request(request)
+        )
     except errors.PortalError as exc:
         return _choose(request, migration, error=exc.message, status=exc.status)
     return render(
@@ -113,8 +115,11 @@ def secret_migrate_preview(request: HttpRequest) -> HttpResponse:
         {
             "step": "preview",
             "plan": plan,
+            "env_file": wizard.ENV_FILE,
             "fields": migration.fields(),
-            "change_id": protocol.new_change_id(),
+            "change_id": protocol.new_change_id(
+                user=request.user, name=plan.target, base_version_id=plan.base_version_id
+            ),
         },
     )
 

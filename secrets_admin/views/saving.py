@@ -36,10 +36,13 @@ def review_page(
     back_action: str = "",
     back_url: str = "",
     back_label: str = "",
+    typed: bool = False,
 ) -> HttpResponse:
     """The review: cells and structure changed (fingerprints, never values), the new size,
     warnings, and a confirm form posting ``fields`` and a fresh change id to ``save_action``.
-    ``back_action``: a form back to the editor with the same fields; else a ``back_url`` link."""
+    ``back_action``: a form back to the editor with the same fields; else a ``back_url`` link.
+    ``typed``: the new values were typed by the person, so their fingerprints are not shown
+    (a fingerprint of a guess would tell whether it equals a stored value elsewhere)."""
     return render(
         request,
         "secrets_admin/secret_edit_review.html",
@@ -53,8 +56,11 @@ def review_page(
             "fields": fields,
             "back_url": back_url,
             "back_label": back_label,
-            "change_id": protocol.new_change_id(),
+            "change_id": protocol.new_change_id(
+                user=request.user, name=name, base_version_id=preview.base_version_id
+            ),
             "max_bytes": documents.MAX_SECRET_BYTES,
+            "typed": typed,
         },
     )
 
@@ -107,6 +113,7 @@ def run_save(
     reapply_action: str,
     reapply_fields: list[tuple[str, str]],
     done: str,
+    typed: bool = False,
 ) -> HttpResponse:
     """Run one save use case and turn every outcome into a response (invariant 6): a conflict
     shows base / theirs / yours (409); a refusal goes ``again`` with the error (its status); an
@@ -121,6 +128,7 @@ def run_save(
             {
                 "name": name,
                 "conflict": conflict,
+                "typed": typed,
                 "reapply_action": reapply_action,
                 "reapply_fields": reapply_fields,
             },
@@ -165,6 +173,8 @@ def save_step(
     with its message, a save ends there too."""
 
     def again(exc: errors.PortalError) -> HttpResponse:
+        if isinstance(exc, protocol.ForeignChangeId):  # a crafted post: 400, not a redirect
+            return error_response(request, exc, name=name)
         messages.error(request, exc.message)
         return redirect(back)
 
