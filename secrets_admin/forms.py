@@ -227,8 +227,7 @@ class MigrationRequest:
             if s.name:
                 out += [
                     ("legacy", s.name),
-                    (field_name("legacy_env", s.name), s.environment),
-                    (field_name("legacy_service", s.name), s.service),
+                    *migration_source_fields(s.name, s.environment, s.service),
                 ]
         out += [
             ("dotenv_text", self.env_text),
@@ -238,20 +237,33 @@ class MigrationRequest:
         return out
 
 
+def migration_source_fields(name: str, environment: str, service: str) -> list[tuple[str, str]]:
+    """One legacy secret's row of the wizard as ``(field, value)`` pairs: ``source``,
+    ``source_environment``, ``source_service``, repeated once per row in the same order.
+
+    Field names carry no data: browsers percent-encode ``"`` and line breaks in the field names
+    of a multipart form (WHATWG HTML, "multipart/form-data encoding algorithm"), so a name built
+    from a secret's name would not reach the server intact; values are sent as they are.
+    """
+    return [("source", name), ("source_environment", environment), ("source_service", service)]
+
+
 def migration_request(data: QueryDict, files: Any = None) -> MigrationRequest:
-    """Read the wizard's fields (``legacy`` repeated, ``legacy_env:["name"]``,
-    ``legacy_service:["name"]``, ``dotenv_text`` or an uploaded ``dotenv_file``, ``dotenv_env``,
-    ``dotenv_service``, ``repo``, ``overwrite``). An uploaded file wins over pasted text.
-    Raises :class:`FormProblem` for a file that is too big or not UTF-8 text."""
+    """Read the wizard's fields: ``legacy`` (repeated: the names ticked for migration), the rows
+    of :func:`migration_source_fields` (environment and service per legacy secret),
+    ``dotenv_text`` or an uploaded ``dotenv_file``, ``dotenv_env``, ``dotenv_service``, ``repo``,
+    ``overwrite``. An uploaded file wins over pasted text. Raises :class:`FormProblem` for rows
+    of unequal length, or a file that is too big or not UTF-8 text."""
+    mapping = {
+        name: (environment.strip(), service.strip())
+        for name, environment, service in _rows(
+            data, "source", "source_environment", "source_service"
+        )
+    }
     sources = []
     for name in dict.fromkeys(data.getlist("legacy")[:200]):
-        sources.append(
-            MigrationSource(
-                name,
-                data.get(field_name("legacy_env", name), "").strip(),
-                data.get(field_name("legacy_service", name), "").strip(),
-            )
-        )
+        environment, service = mapping.get(name, ("", ""))
+        sources.append(MigrationSource(name, environment, service))
     text = data.get("dotenv_text", "")
     upload = files.get("dotenv_file") if files is not None else None
     if upload is not None:

