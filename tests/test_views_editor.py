@@ -602,7 +602,7 @@ def test_diff_between_two_versions_by_fingerprint(
     )
     html = response.content.decode()
     assert response.status_code == HTTPStatus.OK
-    for label in ("added", "removed", "changed", "type changed"):
+    for label in ("added", "removed", "changed", "type: number → string"):
         assert f">{label}</span>" in html
     for secret in (*CANARIES, TYPED):
         assert secret not in html
@@ -832,3 +832,54 @@ def test_secret_without_a_value_is_not_editable_and_says_why(
     make_secret(NAME)
     html = as_user(engineer).get(edit_url()).content.decode()
     assert "no value yet" in html and 'id="editor"' not in html
+
+
+TYPED_DOC = {"dev": {"flags": {"beta": True, "retries": 3, "regions": ["eu"]}}}
+
+
+def test_editor_offers_each_cell_its_own_type_and_the_review_names_a_type_change(
+    as_user: Any, engineer: Any, make_secret: Any
+) -> None:
+    make_secret(NAME, TYPED_DOC)
+    base = aws.read_current(NAME).version_id
+    client = as_user(engineer)
+    fields = dict(Forms(client.get(edit_url()).content.decode()).with_button("review")["fields"])
+    assert fields[field_name("type", "dev", "flags", "beta")] == "boolean"
+    assert fields[field_name("type", "dev", "flags", "retries")] == "number"
+    assert fields[field_name("type", "dev", "flags", "regions")] == "json"
+    reviewed = review(
+        client,
+        base,
+        {
+            field_name("set", "dev", "flags", "beta"): "false",
+            field_name("type", "dev", "flags", "beta"): "boolean",
+            field_name("set", "dev", "flags", "retries"): "3",
+            field_name("type", "dev", "flags", "retries"): "string",
+        },
+    )
+    html = reviewed.content.decode()
+    assert reviewed.status_code == HTTPStatus.OK
+    assert "type: number → string" in html and "1 added, 2 changed" not in html
+    assert post_form(client, html, "save").status_code == HTTPStatus.FOUND
+    assert current_doc()["dev"]["flags"] == {"beta": False, "retries": "3", "regions": ["eu"]}
+
+
+def test_a_value_not_of_its_type_returns_the_editor_with_the_reason_and_the_typing_kept(
+    as_user: Any, engineer: Any, make_secret: Any
+) -> None:
+    make_secret(NAME, TYPED_DOC)
+    base = aws.read_current(NAME).version_id
+    response = review(
+        as_user(engineer),
+        base,
+        {
+            field_name("set", "dev", "flags", "retries"): "three",
+            field_name("type", "dev", "flags", "retries"): "number",
+        },
+    )
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    html = response.content.decode()
+    assert "dev · flags · retries (number): not a number" in html
+    fields = dict(Forms(html).with_button("review")["fields"])
+    assert fields[field_name("set", "dev", "flags", "retries")] == "three"
+    assert len(aws.list_versions(NAME)) == 1

@@ -27,6 +27,45 @@ from .protocol import (
 #: In an :class:`EditIntent`, "every editable environment" (protected ones are left out).
 ALL_ENVIRONMENTS = "*"
 
+#: The types a person can give a typed value (``json``: an object, an array or any JSON text).
+VALUE_TYPES = ("string", "number", "boolean", "null", "json")
+
+
+def editor_type(value_type: str) -> str:
+    """The editor's type for a stored value's :func:`~secrets_admin.documents.value_type`:
+    objects and arrays are ``json``, the rest keep their name."""
+    return "json" if value_type in ("object", "array") else value_type
+
+
+def typed_value(text: str, value_type: str) -> Any:
+    """The JSON value a person means by ``text`` typed as ``value_type`` (one of
+    :data:`VALUE_TYPES`): a string as typed; a number as its exact JSON text
+    (:class:`~secrets_admin.documents.JsonNumber`); ``true``/``false``; ``null`` (the text
+    empty or ``null``); any JSON text. Raises ``ValueError`` saying what is wrong, never
+    quoting the text (it may be a secret)."""
+    if value_type == "string":
+        return text
+    stripped = text.strip()
+    if value_type == "null":
+        if stripped not in ("", "null"):
+            raise ValueError("a null takes no value: clear the field or choose another type")
+        return None
+    if value_type == "boolean":
+        if stripped.lower() not in ("true", "false"):
+            raise ValueError("a boolean is true or false")
+        return stripped.lower() == "true"
+    if value_type not in ("number", "json"):
+        raise ValueError(f"choose a type among {', '.join(VALUE_TYPES)}")
+    try:
+        value = documents.parse(stripped)
+    except ValueError as exc:
+        if value_type == "number":
+            raise ValueError("not a number (write it like 3, -1.5 or 2e10)") from None
+        raise ValueError(f"not valid JSON: {exc}") from None
+    if value_type == "number" and documents.value_type(value) != "number":
+        raise ValueError("not a number (write it like 3, -1.5 or 2e10)")
+    return value
+
 
 @dataclass
 class EditIntent:
@@ -36,7 +75,9 @@ class EditIntent:
     on a newer version after a conflict. Holds typed values: never log or store it.
     """
 
-    values: dict[CellRef, str] = field(default_factory=dict)  # newly typed values (strings)
+    values: dict[CellRef, str] = field(default_factory=dict)  # newly typed values (text)
+    # the type of a typed value when it is not "string" (one of VALUE_TYPES); a null needs no text
+    types: dict[CellRef, str] = field(default_factory=dict)
     deletes: list[CellRef] = field(default_factory=list)
     delete_keys: list[tuple[str, str]] = field(default_factory=list)  # (service, key) everywhere
     add_services: list[tuple[str, str]] = field(default_factory=list)  # (service, env or *)
@@ -96,11 +137,18 @@ def changeset_for(intent: EditIntent, document: dict[str, Any]) -> list[Edit]:
             raise InvalidChange(f"The service {service} exists already in {where}.")
         else:
             edits.append(Edit("add_service", where, service))
-    for cell, value in intent.values.items():
+    for cell, text in intent.values.items():
         if cell in intent.deletes:
             raise InvalidChange(
                 f"{' · '.join(cell)} has both a new value and a deletion; keep one of them."
             )
+        value_type = intent.types.get(cell, "string")
+        try:
+            value = typed_value(text, value_type)
+        except ValueError as exc:
+            raise InvalidChange(f"{' · '.join(cell)} ({value_type}): {exc}.") from None
+        if value is None and text == "" and documents.lookup(document, cell) == (True, None):
+            continue  # a null left as it was (the editor offers each cell's own type)
         edits.append(Edit("set", *cell, value=value))
     try:  # "everywhere" includes what the edits above add (a copied environment's keys)
         working = documents.apply(document, edits)

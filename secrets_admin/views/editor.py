@@ -79,6 +79,7 @@ def _editor(
             "max_bytes": documents.MAX_SECRET_BYTES,
             "more_rows": min(MAX_BLANK_ROWS, blank + 3),
             "all_environments": editor.ALL_ENVIRONMENTS,
+            "value_types": editor.VALUE_TYPES,
         },
         status=status,
     )
@@ -231,6 +232,7 @@ def secret_edit_row(request: HtmxHttpRequest, name: str) -> HttpResponse:
             "grid": grid,
             "item": ("", ""),
             "all_environments": editor.ALL_ENVIRONMENTS,
+            "value_types": editor.VALUE_TYPES,
         },
     )
 

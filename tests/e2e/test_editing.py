@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from secrets_admin import aws, documents
 
 from .browsing import ARTIFACTS
-from .pages import save_edit, submit
+from .pages import save_edit, submit, type_value
 
 GRID = "/secrets/customer-portal-secrets/"
 EDIT = GRID + "edit/"
@@ -66,3 +66,30 @@ def test_legacy_migration_from_chromium_previews_and_applies_the_chosen_mapping(
     expect(page.get_by_text("2 cells migrated")).to_be_visible()
     document = documents.parse(aws.read_current("transportation-insights-secrets").text or "")
     assert list(document["sandbox"]["legacy_databricks"]) == ["client_id", "client_secret"]
+
+
+def test_a_boolean_edited_in_chromium_stays_a_boolean_and_a_bad_number_is_stopped(
+    browse: Any,
+) -> None:
+    b = browse()
+    page = b.page
+    b.sign_in("engineer")
+    b.goto(EDIT)
+    beta_type = page.get_by_label("Type of the value for dev feature_flags beta", exact=True)
+    expect(beta_type).to_have_value("boolean")
+    type_value(page, "dev", "feature_flags", "beta", "false")
+    retries = page.get_by_label("New value for dev feature_flags max_retries", exact=True)
+    retries.fill("three")
+    assert retries.evaluate("el => el.validationMessage").startswith("Not a number")
+    page.get_by_role("button", name="Review changes").click()
+    expect(page).to_have_url(re.compile(r"/edit/$"))  # the browser refused to send it
+    retries.fill("5")
+    page.get_by_label("Type of the value for dev feature_flags max_retries").select_option("string")
+    assert submit(page, page.get_by_role("button", name="Review changes")) == 200
+    expect(page.locator("table.review")).to_contain_text("type: number → string")
+    b.shot("typed-review")
+    submit(page, page.get_by_role("button", name="Save as one new version"))
+    expect(page.get_by_text("Saved as version")).to_be_visible()
+    document = documents.parse(aws.read_current("customer-portal-secrets").text or "")
+    assert document["dev"]["feature_flags"]["beta"] is False
+    assert document["dev"]["feature_flags"]["max_retries"] == "5"
