@@ -100,6 +100,12 @@ urlpatterns = [
         name="secret_restore_save",
     ),
     path("secrets/<secret:name>/undelete/", editor.secret_undelete, name="secret_undelete"),
+    # editing: the first version of a secret created without a value
+    path(
+        "secrets/<secret:name>/first-version/",
+        editor.secret_first_version,
+        name="secret_first_version",
+    ),
     path("secrets/<secret:name>/", secrets.secret_detail, name="secret_detail"),
     path("changes/", change_requests.change_request_list, name="change_request_list"),
     path(

@@ -161,6 +161,8 @@ MATRIX: list[Row] = [
     row("secrets_admin:secret_restore_save", (SECRET,), "GET", everyone(NOT_ALLOWED)),
     row("secrets_admin:secret_undelete", (SECRET,), "POST", for_role(Role.ADMIN, ok=FOUND)),
     row("secrets_admin:secret_undelete", (SECRET,), "GET", everyone(NOT_ALLOWED)),
+    row("secrets_admin:secret_first_version", (SECRET,), "POST", for_role(Role.ENGINEER, ok=HTTPStatus.BAD_REQUEST)),
+    row("secrets_admin:secret_first_version", (SECRET,), "GET", everyone(NOT_ALLOWED)),
     row("secrets_admin:secret_history", (SECRET,), "GET", for_role(Role.AUDITOR)),
     row("secrets_admin:secret_version_diff", (SECRET,), "GET", for_role(Role.AUDITOR)),
     row("secrets_admin:secret_create", (), "GET", for_role(Role.ADMIN)),

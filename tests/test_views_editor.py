@@ -832,6 +832,35 @@ def test_secret_without_a_value_is_not_editable_and_says_why(
     make_secret(NAME)
     html = as_user(engineer).get(edit_url()).content.decode()
     assert "no value yet" in html and 'id="editor"' not in html
+    assert reverse("secrets_admin:secret_first_version", args=[NAME]) in html
+
+
+def test_a_secret_without_a_value_starts_empty_and_the_editor_adds_its_first_environment(
+    as_user: Any, engineer: Any, make_secret: Any
+) -> None:
+    make_secret(NAME)
+    client = as_user(engineer)
+    url = reverse("secrets_admin:secret_first_version", args=[NAME])
+    started = client.post(url)
+    assert started.status_code == HTTPStatus.FOUND and started["Location"] == edit_url()
+    assert current_doc() == {}
+    events = AuditEvent.objects.filter(secret=NAME, action="save").order_by("seq")
+    assert [(e.outcome, e.detail["kind"]) for e in events] == [
+        ("attempted", "first_version"),
+        ("succeeded", "first_version"),
+    ]
+    again = client.post(url)
+    assert again.status_code == HTTPStatus.BAD_REQUEST
+    assert "has a value already" in again.content.decode()
+    editor_html = client.get(edit_url()).content.decode()
+    assert 'id="editor"' in editor_html
+    fields = dict(Forms(editor_html).with_button("review")["fields"])
+    reviewed = review(
+        client, fields["base_version_id"], {"newenv-name": "sandbox", "newenv-from": ""}
+    )
+    assert post_form(client, reviewed.content.decode(), "save").status_code == HTTPStatus.FOUND
+    assert current_doc() == {"sandbox": {}}
+    assert len(aws.list_versions(NAME)) == 2
 
 
 TYPED_DOC = {"dev": {"flags": {"beta": True, "retries": 3, "regions": ["eu"]}}}
