@@ -53,13 +53,23 @@ test: install-dev system-deps node-deps
 	$(VENV)/bin/pytest
 	DATABASE_URL=$(PG_TEST_URL)_$$$$ $(VENV)/bin/pytest -m chain -q -p no:cacheprovider
 
+## The hooks of .pre-commit-config.yaml, in check mode: ruff, ruff format, djade (templates),
+## django-upgrade (Django 5.2 idioms); mypy is `make typecheck`.
+DJANGO_TARGET := 5.2
+TEMPLATES_HTML = $$(find templates -name '*.html' | sort)
+PY_SOURCES = $$(find portal secrets_admin tests bench manage.py -name '*.py' -not -path '*/node_modules/*' | sort)
+
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/djade --check --target-version $(DJANGO_TARGET) $(TEMPLATES_HTML)
+	$(VENV)/bin/django-upgrade --check --target-version $(DJANGO_TARGET) $(PY_SOURCES)
 
 format: install-dev
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/djade --target-version $(DJANGO_TARGET) $(TEMPLATES_HTML)
+	$(VENV)/bin/django-upgrade --exit-zero-even-if-changed --target-version $(DJANGO_TARGET) $(PY_SOURCES)
 
 typecheck: install-dev
 	PORTAL_TESTING=1 $(VENV)/bin/mypy portal secrets_admin

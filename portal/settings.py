@@ -56,7 +56,37 @@ SECRET_KEY = env_str("SECRET_KEY", _DEMO_SECRET_KEY if (PORTAL_DEMO or TESTING) 
 PORTAL_FINGERPRINT_KEY = env_str(
     "PORTAL_FINGERPRINT_KEY", _DEMO_FINGERPRINT_KEY if (PORTAL_DEMO or TESTING) else ""
 )
+#: Production keys: at least this many bytes and this many distinct characters. 32 bytes is a
+#: 256-bit HMAC key's length (NIST SP 800-107 r1: key at least the hash's security strength);
+#: too few distinct characters ("aaaa...", "abab...") betrays a made-up key, not a random one.
+KEY_MIN_BYTES = 32
+KEY_MIN_DISTINCT = 10
+
+
+def weak_key_reason(value: str) -> str:
+    """Why ``value`` is too weak to sign sessions or fingerprints (``""`` when it is not)."""
+    size = len(value.encode("utf-8"))
+    if size < KEY_MIN_BYTES:
+        return f"it is {size} bytes long; use at least {KEY_MIN_BYTES}"
+    if len(set(value)) < KEY_MIN_DISTINCT:
+        return (
+            f"it has only {len(set(value))} distinct characters (low entropy); "
+            f"use at least {KEY_MIN_DISTINCT}"
+        )
+    return ""
+
+
 if not (PORTAL_DEMO or TESTING):
+    for _name, _value in (
+        ("SECRET_KEY", SECRET_KEY),
+        ("PORTAL_FINGERPRINT_KEY", PORTAL_FINGERPRINT_KEY),
+    ):
+        if _value and (_reason := weak_key_reason(_value)):
+            raise ImproperlyConfigured(
+                f"{_name} is too weak: {_reason}. Generate one with "
+                "python -c 'import secrets; print(secrets.token_urlsafe(48))' "
+                "(production mode: PORTAL_DEMO is not set)."
+            )
     if not SECRET_KEY or SECRET_KEY == _DEMO_SECRET_KEY:
         raise ImproperlyConfigured(
             "Set SECRET_KEY to a long random string (production mode: PORTAL_DEMO is not set)."
@@ -101,6 +131,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Load balancer probes: answered before the host check (secrets_admin/health.py).
+    "secrets_admin.health.HealthCheckMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -113,6 +145,11 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "secrets_admin.middleware.PortalMiddleware",
     "secrets_admin.middleware.NoStoreMiddleware",
+    # Per-person budget of write steps (PORTAL_WRITE_RATE), after the CSRF check.
+    "secrets_admin.throttle.WriteThrottleMiddleware",
+    # HEAD is answered wherever GET is (load balancers' checks use it): innermost, so the views
+    # see a GET and every middleware above sees the HEAD.
+    "secrets_admin.middleware.HeadAsGetMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -217,6 +254,8 @@ SESSION_COOKIE_SECURE = _secure
 CSRF_COOKIE_SECURE = _secure
 SECURE_SSL_REDIRECT = _secure and env_bool("PORTAL_SSL_REDIRECT", True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Load balancers probe /healthz over plain HTTP on the pod address (secrets_admin/health.py).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_HSTS_SECONDS = 31_536_000 if _secure else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _secure
 SECURE_HSTS_PRELOAD = _secure
@@ -225,10 +264,11 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 CSRF_FAILURE_VIEW = "secrets_admin.views.errors.csrf_failure"
 
-# --- Bad input (issue 8): oversized or malformed posts get a 400 page with a sentence, never a 500.
+# --- Bad input (ASVS 5.0 V2.2 input validation): oversized or malformed posts get a 400 page with a sentence, never a 500.
 # The largest legitimate post is a whole document (65,536 bytes, AWS's limit) plus form fields.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("PORTAL_MAX_POST_BYTES", 1024 * 1024)
-DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("PORTAL_MAX_POST_FIELDS", 2000)
+# The grid editor posts one field per cell; a 64 KiB secret can hold a few thousand cells.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("PORTAL_MAX_POST_FIELDS", 20_000)
 
 # --- Content-Security-Policy (django-csp 4): no inline script or style anywhere.
 CONTENT_SECURITY_POLICY = {
@@ -277,18 +317,18 @@ PORTAL_REVEAL_SECONDS = env_int("PORTAL_REVEAL_SECONDS", 20)
 # Reveals per user per window, "<count>/<s|m|h|d>" (e.g. "30/m", "200/h"); see ratelimit.py.
 PORTAL_REVEAL_RATE = env_str("PORTAL_REVEAL_RATE", "30/m")
 PORTAL_ACCESS_CONTACT = env_str("PORTAL_ACCESS_CONTACT", "your platform team")
-# Compliance (issue 7): environments every unified secret must have; value rules as a JSON list
+# Compliance (the unified-secrets standard): environments every unified secret must have; value rules as a JSON list
 # (unset: compliance.DEFAULT_VALUE_RULES); how long findings (never values) stay cached.
 PORTAL_REQUIRED_ENVIRONMENTS = env_list("PORTAL_REQUIRED_ENVIRONMENTS", "sandbox,dev,main")
 PORTAL_VALUE_RULES = (
     json.loads(env_str("PORTAL_VALUE_RULES")) if env_str("PORTAL_VALUE_RULES") else None
 )
 PORTAL_COMPLIANCE_CACHE_SECONDS = env_int("PORTAL_COMPLIANCE_CACHE_SECONDS", 120)
-# Audit (issue 4): writes assume this role with SourceIdentity=<user> when set (CloudTrail).
+# Audit (CloudTrail): writes assume this role with SourceIdentity=<user> when set (CloudTrail).
 PORTAL_WRITE_ROLE_ARN = env_str("PORTAL_WRITE_ROLE_ARN")
 PORTAL_WRITE_ROLE_SECONDS = env_int("PORTAL_WRITE_ROLE_SECONDS", 3600)
 PORTAL_AUDIT_PAGE_SIZE = env_int("PORTAL_AUDIT_PAGE_SIZE", 50)
-# Change requests (issue 6): approvals needed, days before an open request expires, admins who
+# Change requests: approvals needed, days before an open request expires, admins who
 # may apply their own request with a reason (break-glass; comma-separated usernames, off if empty).
 PORTAL_REQUIRED_APPROVALS = max(1, env_int("PORTAL_REQUIRED_APPROVALS", 1))
 PORTAL_CHANGE_REQUEST_DAYS = env_int("PORTAL_CHANGE_REQUEST_DAYS", 7)
@@ -308,8 +348,21 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "secrets-portal@localhost")
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL").rstrip("/")
-# The grid editor posts one field per cell; a 64 KiB secret can hold a few thousand cells.
-DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("PORTAL_MAX_FORM_FIELDS", 20_000)
+
+# --- Behind a load balancer (README "Settings"): workers, forwarded client addresses, write rate.
+#: Processes sharing the reveal and write budgets: PORTAL_WORKERS, else gunicorn's own
+#: WEB_CONCURRENCY (its worker count when --workers is not given). Above 1 without CACHE_URL
+#: each process counts on its own, so production refuses it (checks.check_shared_rate_limits).
+PORTAL_WORKERS = env_int("PORTAL_WORKERS", env_int("WEB_CONCURRENCY", 1))
+#: Proxies in front of the portal that append to X-Forwarded-For (an ALB alone: 1; CloudFront
+#: and an ALB: 2). 0: X-Forwarded-For is ignored and REMOTE_ADDR is the client (audit.client_ip).
+PORTAL_TRUSTED_PROXY_COUNT = env_int("PORTAL_TRUSTED_PROXY_COUNT", 0)
+#: CIDRs the nearest proxy connects from (e.g. the load balancer's subnets); when set, a request
+#: from any other address has its X-Forwarded-For ignored.
+PORTAL_TRUSTED_PROXIES = env_list("PORTAL_TRUSTED_PROXIES")
+#: Write steps (review, save, propose, restore, copy, migrate) per person per window, as
+#: PORTAL_REVEAL_RATE: one person cannot tie up the workers with a run of large posts.
+PORTAL_WRITE_RATE = env_str("PORTAL_WRITE_RATE", "30/m")
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Take SQLite's writer lock at BEGIN, so audit appends queue instead of failing mid-transaction.

@@ -1,4 +1,5 @@
-"""The audit log: append-only, hash-chained, fail-closed (DESIGN.md "Audit", invariant 3).
+"""The audit log: append-only, hash-chained, fail-closed (ASVS 5.0 V16, "Security Logging and
+Error Handling").
 
 * :func:`record` appends one event. Appends are serialised on the chain head row
   (``SELECT ... FOR UPDATE`` in PostgreSQL; SQLite's single writer lock, taken at ``BEGIN
@@ -47,7 +48,7 @@ GENESIS = "0" * 64
 
 
 class AuditAction(enum.StrEnum):
-    """Every action the log records (issue 4, part 1). The one list of names: :func:`record`
+    """Every action the log records. The one list of names: :func:`record`
     refuses any other. Names follow the business actions (``<entity>_<action>``)."""
 
     SIGN_IN = "sign_in"
@@ -194,7 +195,7 @@ class Context:
         return cls(
             user=request.user if request.user.is_authenticated else None,
             client_ip=client_ip(request),
-            user_agent=request.META.get("HTTP_USER_AGENT", "")[:500],
+            user_agent=request.headers.get("user-agent", "")[:500],
             request_id=getattr(request, "request_id", ""),
         )
 
@@ -253,9 +254,12 @@ def identity_of(user: Any) -> dict[str, str]:
 
 
 def client_ip(request: HttpRequest) -> str:
-    """The client's address: ``REMOTE_ADDR`` (a proxy in front should set it, e.g. gunicorn's
-    ``--forwarded-allow-ips``; we do not trust ``X-Forwarded-For`` from the client)."""
-    return str(request.META.get("REMOTE_ADDR", ""))[:64]
+    """The client's address: ``REMOTE_ADDR``, or the ``X-Forwarded-For`` hop the trusted
+    proxies vouch for (``PORTAL_TRUSTED_PROXY_COUNT``, ``PORTAL_TRUSTED_PROXIES``; see
+    :func:`secrets_admin.proxies.client_address`)."""
+    from .proxies import client_address
+
+    return client_address(request)[:64]
 
 
 # --------------------------------------------------------------------------------------------
@@ -405,7 +409,7 @@ def attempt(
 ) -> Iterator[Attempt]:
     """Commit ``(action, attempted)`` before the body runs, and its outcome after it.
 
-    The write path of every change goes through this (invariant 3)::
+    The write path of every change goes through this, so no write happens unrecorded::
 
         with audit.attempt(AuditAction.SAVE, context=ctx, secret=name, environment=env,
                            base_version=base, new_version=token) as handle:
@@ -640,7 +644,7 @@ _COPIED_ON_SETTLE = (
 def reconcile(
     *, older_than: timedelta = timedelta(minutes=15), dry_run: bool = False
 ) -> list[Settlement]:
-    """Settle every attempt older than ``older_than`` that has no outcome (issue 4, part 3).
+    """Settle every attempt older than ``older_than`` that has no outcome.
 
     A write's outcome comes from ``DescribeSecret``: its ``new_version`` holding
     ``AWSCURRENT`` (or ``AWSPREVIOUS``, or being the base of a later change) means succeeded;
@@ -696,7 +700,7 @@ def reconcile(
 def versions_outside_portal(name: str, version_ids: Iterable[str]) -> set[str]:
     """The versions of secret ``name``, among ``version_ids``, that no audit event accounts
     for: no event names them as its ``new_version``. Those were written by someone using the
-    console, the CLI or another tool ("changed outside the portal", issue 4 part 6).
+    console, the CLI or another tool ("changed outside the portal").
 
     Every event that names a version accounts for it, whatever its outcome: a version staged
     by a save that then conflicted was still made by the portal. One query.

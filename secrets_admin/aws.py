@@ -1,8 +1,8 @@
 """The gateway to AWS Secrets Manager: the only module that imports boto3 or botocore.
 
 Every AWS error leaves this module as an :class:`AwsError` subclass whose ``message`` is one
-sentence naming the cause and the fix (DESIGN.md invariant 6; the standard's "Troubleshooting"
-section is the model). Messages never contain a secret value.
+sentence naming the cause and the fix (the standard's "Troubleshooting" section is the model).
+Messages never contain a secret value.
 
 Configuration comes from boto3's own settings: ``AWS_REGION``/``AWS_DEFAULT_REGION``, the default
 credential chain, and ``AWS_ENDPOINT_URL`` (moto or LocalStack in the demo and tests).
@@ -15,7 +15,8 @@ import logging
 import re
 import threading
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -187,6 +188,37 @@ def translate(
     raise exc
 
 
+#: Per-call exceptions to :func:`translate`: AWS error code -> the :class:`AwsError` to raise
+#: (called with the code).
+CodeErrors = Mapping[str, Callable[[str], AwsError]]
+
+
+@contextmanager
+def aws_call(
+    operation: str,
+    *,
+    secret: str = "",
+    service: str = "secretsmanager",
+    codes: CodeErrors | None = None,
+) -> Iterator[None]:
+    """Run the AWS call in the ``with`` block; a botocore error leaves it as an :class:`AwsError`.
+
+    A ``ClientError`` whose code is in ``codes`` raises what ``codes[code](code)`` returns; any
+    other ``ClientError`` or ``BotoCoreError`` raises :func:`translate` ``(exc, operation=...,
+    secret=..., service=...)``. The botocore exception is never chained (``from None``): its text
+    can quote request parameters. Other exceptions pass through unchanged.
+    """
+    try:
+        yield
+    except botocore.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if codes and code in codes:
+            raise codes[code](code) from None
+        raise translate(exc, operation=operation, secret=secret, service=service) from None
+    except botocore.exceptions.BotoCoreError as exc:
+        raise translate(exc, operation=operation, secret=secret, service=service) from None
+
+
 # --------------------------------------------------------------------------------------------
 # Client
 
@@ -230,7 +262,7 @@ def reset_clients() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Writing as the signed-in person (CloudTrail shows them: issue 4, part 7)
+# Writing as the signed-in person (CloudTrail shows them as the session's ``sourceIdentity``)
 
 #: STS ``SourceIdentity`` and ``RoleSessionName``: 2-64 of these characters (STS API reference).
 _STS_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{2,64}")
@@ -293,25 +325,23 @@ def write_client(source_identity: str) -> SecretsManagerClient:
     cached = cache.get((role_arn, identity))
     if cached is not None and cached.expires - _REFRESH_MARGIN > _utcnow():
         return cached.client
-    try:
+
+    def trust_refused(code: str) -> AwsError:
+        return AccessDenied(
+            f"The portal could not assume its write role {role_arn} for {identity}: the "
+            "role's trust policy must allow the portal's role sts:AssumeRole and "
+            "sts:SetSourceIdentity.",
+            code=code,
+        )
+
+    codes = dict.fromkeys(("AccessDenied", "AccessDeniedException"), trust_refused)
+    with aws_call("AssumeRole", codes=codes):
         response = sts_client().assume_role(
             RoleArn=role_arn,
             RoleSessionName=identity,
             SourceIdentity=identity,
             DurationSeconds=settings.PORTAL_WRITE_ROLE_SECONDS,
         )
-    except botocore.exceptions.ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in ("AccessDenied", "AccessDeniedException"):
-            raise AccessDenied(
-                f"The portal could not assume its write role {role_arn} for {identity}: the "
-                "role's trust policy must allow the portal's role sts:AssumeRole and "
-                "sts:SetSourceIdentity.",
-                code=code,
-            ) from None
-        raise translate(exc, operation="AssumeRole") from None
-    except botocore.exceptions.BotoCoreError as exc:
-        raise translate(exc, operation="AssumeRole") from None
     credentials = response["Credentials"]
     session = boto3.session.Session(
         aws_access_key_id=credentials["AccessKeyId"],
@@ -386,10 +416,8 @@ def list_secrets_page(token: str | None = None) -> tuple[list[SecretMeta], str |
     kwargs: dict[str, Any] = {"MaxResults": LIST_PAGE_SIZE, "IncludePlannedDeletion": True}
     if token:
         kwargs["NextToken"] = token
-    try:
+    with aws_call("ListSecrets"):
         page = client().list_secrets(**kwargs)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise translate(exc, operation="ListSecrets") from None
     return [_meta(entry) for entry in page.get("SecretList", [])], page.get("NextToken") or None
 
 
@@ -440,10 +468,8 @@ def caller_identity() -> CallerIdentity:
     The call needs no IAM permission (AWS STS API reference). Raises :class:`AwsError` when STS
     cannot be reached or the portal has no credentials.
     """
-    try:
+    with aws_call("GetCallerIdentity", service="sts"):
         r = sts_client().get_caller_identity()
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise translate(exc, operation="GetCallerIdentity", service="sts") from None
     return CallerIdentity(account=str(r.get("Account", "")), arn=str(r.get("Arn", "")))
 
 
@@ -480,10 +506,8 @@ class SecretDescription:
 
 def describe(name: str) -> SecretDescription:
     """``DescribeSecret``. Raises :class:`SecretNotFound` and other :class:`AwsError`."""
-    try:
+    with aws_call("DescribeSecret", secret=name):
         d = client().describe_secret(SecretId=name)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise translate(exc, operation="DescribeSecret", secret=name) from None
     return SecretDescription(
         meta=_meta(d),
         versions_to_stages={k: list(v) for k, v in (d.get("VersionIdsToStages") or {}).items()},
@@ -494,10 +518,8 @@ def describe(name: str) -> SecretDescription:
 
 
 def _get_value(name: str, **kwargs: Any) -> SecretValue:
-    try:
+    with aws_call("GetSecretValue", secret=name):
         r = client().get_secret_value(SecretId=name, **kwargs)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise translate(exc, operation="GetSecretValue", secret=name) from None
     return SecretValue(
         name=name,
         version_id=r["VersionId"],
@@ -544,7 +566,7 @@ def list_versions(name: str) -> list[dict[str, Any]]:
     ``CreatedDate``. Loops on ``NextToken`` (botocore has no paginator for this call)."""
     out: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"SecretId": name, "IncludeDeprecated": True, "MaxResults": 100}
-    try:
+    with aws_call("ListSecretVersionIds", secret=name):
         while True:
             page = client().list_secret_version_ids(**kwargs)
             out.extend(dict(v) for v in page.get("Versions", []))
@@ -552,12 +574,10 @@ def list_versions(name: str) -> list[dict[str, Any]]:
             if not token:
                 return out
             kwargs["NextToken"] = token
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise translate(exc, operation="ListSecretVersionIds", secret=name) from None
 
 
 # --------------------------------------------------------------------------------------------
-# Writes: the compare-and-swap protocol of DESIGN.md, and creation
+# Writes: the compare-and-swap protocol (stage, swap ``AWSCURRENT``, drop the label), and creation
 #
 # Every write takes its client from :func:`_write_client`, so the client that acts as the
 # signed-in person (STS ``AssumeRole`` with ``SourceIdentity``) plugs in at one place.
@@ -565,11 +585,12 @@ def list_versions(name: str) -> list[dict[str, Any]]:
 # One save costs ``PutSecretValue`` + ``UpdateSecretVersionStage`` x 2 (stage, swap, drop the
 # temporary label); ``DescribeSecret`` is added only when the swap fails (ambiguous failure).
 # Never a plain ``PutSecretValue`` (without ``VersionStages``): AWSCURRENT moves only by the swap,
-# and moto breaks when the two are mixed (facts file §0.2).
+# and moto (the tests' Secrets Manager) mislabels versions when the two are mixed.
 
-#: The temporary label of a staged version (facts file §0.1). One shared label, not one per change:
+#: The temporary label of a staged version. One shared label, not one per change:
 #: a later staging moves it (AWS removes a label from its previous version), so a crash between
-#: staging and clean-up can never pile up labels against the quota of 20 per secret; the next save
+#: staging and clean-up can never pile up labels against the quota of 20 per secret (Secrets
+#: Manager quotas, "staging labels attached across all versions of a secret"); the next save
 #: moves and then drops it.
 STAGING_LABEL = "PORTAL_STAGED"
 #: ``ClientRequestToken`` length bounds (API model ``ClientRequestTokenType``).
@@ -608,6 +629,33 @@ class CurrentMoved(AwsError):
         self.current_version = current_version
 
 
+class AmbiguousCurrent(AwsError):
+    """``AWSCURRENT`` is on more than one version, which AWS itself never allows (a staging label
+    is on at most one version; ``UpdateSecretVersionStage``). Seen in moto after an out-of-band
+    plain ``PutSecretValue``. Writing would rebase onto a guess, so writes are refused."""
+
+    status = HTTPStatus.CONFLICT  # the secret's state, not AWS, is at fault
+
+    def __init__(self, *, versions: Sequence[str], secret: str = "") -> None:
+        listed = ", ".join(sorted(versions))
+        super().__init__(
+            f"Secrets Manager reports AWSCURRENT on {len(versions)} versions of this secret "
+            f"({listed}), a state AWS itself never allows, so the portal can't tell which value "
+            "is current and refuses to write. Ask an admin to move AWSCURRENT onto the right "
+            "version (UpdateSecretVersionStage) and try again. Nothing was saved.",
+            code="AmbiguousCurrent",
+            secret=secret,
+        )
+        self.versions = tuple(sorted(versions))
+
+
+def refuse_ambiguous_current(name: str, description: SecretDescription) -> None:
+    """Raise :class:`AmbiguousCurrent` when ``AWSCURRENT`` is on more than one version."""
+    holders = [v for v, labels in description.versions_to_stages.items() if CURRENT in labels]
+    if len(holders) > 1:
+        raise AmbiguousCurrent(versions=holders, secret=name)
+
+
 class TokenReused(AwsError):
     default = (
         "This change was already submitted with different content (its request token is taken "
@@ -624,7 +672,8 @@ class SaveOutcomeUnknown(AwsError):
 
 def _write_client(source_identity: str = "") -> SecretsManagerClient:
     """The client every write uses: :func:`write_client` for the person acting (their username),
-    so that with ``PORTAL_WRITE_ROLE_ARN`` set CloudTrail names them (facts file §0.6); the
+    so that with ``PORTAL_WRITE_ROLE_ARN`` set CloudTrail names them (IAM User Guide, "Monitor and
+    control actions taken with assumed roles"); the
     process's own client when no person is named (management commands, the demo seed)."""
     return write_client(source_identity) if source_identity else client()
 
@@ -651,34 +700,33 @@ def stage_version(
     ``ClientRequestToken`` and so the ``VersionId``: the same token with the same text is a no-op
     that returns the existing version (a double submit creates one version); the same token with
     other text raises :class:`TokenReused`. The size is checked before the call
-    (:class:`SecretTooLarge`). Other failures raise :class:`AwsError` (``LimitExceeded`` when the
-    secret has too many versions).
+    (:class:`SecretTooLarge`), and one ``DescribeSecret`` refuses a secret with ``AWSCURRENT`` on
+    more than one version (:class:`AmbiguousCurrent`). Other failures raise :class:`AwsError`
+    (``LimitExceeded`` when the secret has too many versions).
     """
     check_size(text, secret=name)
     if not TOKEN_MIN <= len(token) <= TOKEN_MAX:
         raise ValueError("ClientRequestToken must be 32 to 64 characters")
-    try:
+    # One DescribeSecret before anything is written: a second AWSCURRENT is refused here
+    # (AmbiguousCurrent) instead of being rebased onto, and no version is created.
+    refuse_ambiguous_current(name, describe(name))
+    codes: CodeErrors = {
+        "ResourceExistsException": lambda code: TokenReused(code=code, secret=name),
+        "LimitExceededException": lambda code: LimitExceeded(
+            "Secrets Manager refused a new version of this secret: it keeps about 100 "
+            "versions and deletes unlabelled ones only after 24 hours. Wait for older versions "
+            "to age out, and batch edits into fewer saves. Nothing was saved.",
+            code=code,
+            secret=name,
+        ),
+    }
+    with aws_call("PutSecretValue", secret=name, codes=codes):
         r = _write_client(source_identity).put_secret_value(
             SecretId=name,
             ClientRequestToken=token,
             SecretString=text,
             VersionStages=[label or STAGING_LABEL],
         )
-    except botocore.exceptions.ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code == "ResourceExistsException":
-            raise TokenReused(code=code, secret=name) from None
-        if code == "LimitExceededException":
-            raise LimitExceeded(
-                "Secrets Manager refused a new version of this secret: it keeps about 100 "
-                "versions and deletes unlabelled ones only after 24 hours. Wait for older versions "
-                "to age out, and batch edits into fewer saves. Nothing was saved.",
-                code=code,
-                secret=name,
-            ) from None
-        raise translate(exc, operation="PutSecretValue", secret=name) from None
-    except botocore.exceptions.BotoCoreError as exc:
-        raise translate(exc, operation="PutSecretValue", secret=name) from None
     return str(r["VersionId"])
 
 
@@ -693,7 +741,9 @@ def labels_in_use(description: SecretDescription) -> set[str]:
 
 
 def current_of(description: SecretDescription) -> str:
-    """The ``VersionId`` holding ``AWSCURRENT`` in a description (``""`` when none)."""
+    """The ``VersionId`` holding ``AWSCURRENT`` in a description (``""`` when none).
+    Raises :class:`AmbiguousCurrent` when more than one version holds it."""
+    refuse_ambiguous_current(description.meta.name, description)
     return _current_of(description)
 
 
@@ -709,7 +759,7 @@ def promote(name: str, *, version_id: str, base_version_id: str, source_identity
     ``UpdateSecretVersionStage(AWSCURRENT, MoveToVersionId=version_id,
     RemoveFromVersionId=base_version_id)`` (AWS moves ``AWSPREVIOUS`` itself). Any failure of
     that call is ambiguous (a retried call that already landed, a conflict, an unknown wrong-id
-    error code; facts file §1.2), so one ``DescribeSecret`` decides:
+    error code), so one ``DescribeSecret`` decides:
 
     * ``AWSCURRENT`` on ``version_id``: success (returns ``True``: confirmed after a failure);
     * on another version than the base: raises :class:`CurrentMoved` (a conflict);
@@ -718,16 +768,18 @@ def promote(name: str, *, version_id: str, base_version_id: str, source_identity
 
     Returns ``False`` on plain success.
     """
+    writer = _write_client(source_identity)  # its own failures (AssumeRole) are not ambiguous
     try:
-        _write_client(source_identity).update_secret_version_stage(
-            SecretId=name,
-            VersionStage=CURRENT,
-            MoveToVersionId=version_id,
-            RemoveFromVersionId=base_version_id,
-        )
+        with aws_call("UpdateSecretVersionStage", secret=name):
+            writer.update_secret_version_stage(
+                SecretId=name,
+                VersionStage=CURRENT,
+                MoveToVersionId=version_id,
+                RemoveFromVersionId=base_version_id,
+            )
         return False
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        error = translate(exc, operation="UpdateSecretVersionStage", secret=name)
+    except AwsError as exc:
+        error = exc
     try:
         current = _current_of(describe(name))
     except AwsError:
@@ -793,19 +845,15 @@ def create(
         kwargs["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
     if kms_key_id:
         kwargs["KmsKeyId"] = kms_key_id
-    try:
+    codes: CodeErrors = {
+        "ResourceExistsException": lambda code: AwsError(
+            f"A secret named {name} already exists. Open it instead, or pick another name.",
+            code=code,
+            secret=name,
+        )
+    }
+    with aws_call("CreateSecret", secret=name, codes=codes):
         r = _write_client(source_identity).create_secret(**kwargs)
-    except botocore.exceptions.ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code == "ResourceExistsException":
-            raise AwsError(
-                f"A secret named {name} already exists. Open it instead, or pick another name.",
-                code=code,
-                secret=name,
-            ) from None
-        raise translate(exc, operation="CreateSecret", secret=name) from None
-    except botocore.exceptions.BotoCoreError as exc:
-        raise translate(exc, operation="CreateSecret", secret=name) from None
     return CreatedSecret(arn=str(r["ARN"]), version_id=str(r.get("VersionId", "")))
 
 
@@ -818,10 +866,8 @@ def create_secret(
 
 def restore_deleted(name: str, *, source_identity: str = "") -> None:
     """``RestoreSecret``: cancel a scheduled deletion. Raises :class:`AwsError`."""
-    try:
+    with aws_call("RestoreSecret", secret=name):
         _write_client(source_identity).restore_secret(SecretId=name)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise translate(exc, operation="RestoreSecret", secret=name) from None
 
 
 #: The recovery window ``DeleteSecret`` accepts (``RecoveryWindowInDays``, API reference).
@@ -837,10 +883,8 @@ def schedule_deletion(name: str, *, recovery_days: int, source_identity: str = "
     low, high = RECOVERY_WINDOW_DAYS
     if not low <= recovery_days <= high:
         raise ValueError(f"the recovery window must be {low} to {high} days")
-    try:
+    with aws_call("DeleteSecret", secret=name):
         r = _write_client(source_identity).delete_secret(
             SecretId=name, RecoveryWindowInDays=recovery_days
         )
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise translate(exc, operation="DeleteSecret", secret=name) from None
     return r["DeletionDate"]

@@ -3,9 +3,9 @@
 Callers (``lint.py``: the compliance page and ``manage.py secrets_lint``) pass the listing
 metadata of every secret, the classified documents of the unified ones and a :class:`Policy`;
 :func:`check` returns :class:`Finding` objects. Value rules necessarily look at values: they are
-evaluated here and a finding names only the cell and the rule, never the value (invariant 1).
+evaluated here and a finding names only the cell and the rule, never the value.
 
-Rules, with the part of the standard (``shared/seed/unified-secrets-standard.md``) behind each:
+Rules, with the part of the unified-secrets standard behind each:
 
 =================================  =======  =====================================================
 rule                               default  why

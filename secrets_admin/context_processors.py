@@ -1,6 +1,7 @@
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
 
 from .adapters import local_login_enabled
@@ -8,8 +9,13 @@ from .permissions import Action, can, role_for
 
 
 def portal(request: HttpRequest) -> dict[str, Any]:
-    """Role and capability flags for templates (display only: views check access themselves)."""
-    user = request.user
+    """Role and capability flags for templates (display only: views check access themselves).
+
+    An error page may render before ``AuthenticationMiddleware`` ran (a ``Host`` header outside
+    ``ALLOWED_HOSTS`` fails in ``CommonMiddleware``, earlier in the list): no ``request.user``
+    there, so such a page is rendered as for an anonymous visitor.
+    """
+    user = getattr(request, "user", None) or AnonymousUser()
     return {
         "portal_demo": settings.PORTAL_DEMO,
         "local_login_enabled": local_login_enabled(),

@@ -1,13 +1,12 @@
 """Pure document logic for unified secrets.
 
-A *unified secret* (see ``shared/seed/unified-secrets-standard.md``, "Required JSON Structure")
-holds a JSON object ``environment -> service -> key -> value``. This module parses such a
+A *unified secret* (the unified-secrets standard, "Required JSON Structure") holds a JSON object ``environment -> service -> key -> value``. This module parses such a
 SecretString, classifies it, lists its cells, fingerprints values, applies changesets and diffs
 documents. It imports neither Django nor boto3 and does no I/O.
 
-Rules that keep the invariants of ``DESIGN.md``:
+Rules:
 
-* Never rewrite what was not touched (invariant 5): numbers keep their exact text
+* Never rewrite what was not touched: numbers keep their exact text
   (``1.10`` stays ``1.10``), key order is kept, leaves of any JSON type survive.
 * A document that breaks the standard is classified with *every* reason and is never "fixed".
 """
@@ -58,12 +57,16 @@ class ChangesetError(ValueError):
 
 @dataclass(frozen=True)
 class Cell:
-    """One ``(environment, service, key)`` position with its value (any JSON type)."""
+    """One ``(environment, service, key)`` position with its value (any JSON type).
+
+    The value is left out of ``repr()`` and ``str()``: a secret value never reaches logs,
+    tracebacks or exception text.
+    """
 
     environment: str
     service: str
     key: str
-    value: Any
+    value: Any = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ class Classified:
 
     kind: Kind
     reasons: tuple[str, ...] = ()
-    document: Any = None
+    document: Any = field(default=None, repr=False)  # holds every value: structure only in reprs
     size_bytes: int = 0
 
     @property
@@ -328,11 +331,20 @@ def cells(document: Mapping[str, Any]) -> Iterator[Cell]:
 
 @dataclass
 class GridRow:
-    """One ``(service, key)`` row: its value per environment (absent environments missing)."""
+    """One ``(service, key)`` row: its value per environment (absent environments missing).
+
+    ``repr()`` and ``str()`` name the environments that hold the key, never the values.
+    """
 
     service: str
     key: str
     values: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (
+            f"GridRow(service={self.service!r}, key={self.key!r}, "
+            f"environments={list(self.values)!r})"
+        )
 
 
 @dataclass
@@ -435,7 +447,7 @@ def apply(document: Mapping[str, Any], changeset: Changeset) -> dict[str, Any]:
     edit when it cannot apply (a name that :func:`name_problem` refuses, a missing cell to
     delete, a level that is not an object).
     """
-    new = _copy_tree(document)
+    new: dict[str, Any] = _copy_tree(document)
     for edit in changeset:
         _apply_one(new, edit)
     return new
@@ -506,8 +518,8 @@ def _apply_one(doc: dict[str, Any], edit: Edit) -> None:
 def touched_cells(document: Mapping[str, Any], changeset: Changeset) -> set[tuple[str, str, str]]:
     """Cells a changeset can change, expanded for whole services and environments.
 
-    Used by the write protocol's rebase test (DESIGN.md, step 5): a changeset may be rebased onto
-    a newer version only if none of these cells differ between base and current.
+    Used by the write protocol's rebase test: a changeset may be rebased onto a newer version
+    only if none of these cells differ between base and current.
     """
     out: set[tuple[str, str, str]] = set()
     for edit in changeset:
@@ -586,7 +598,7 @@ def conflicting_cells(
 ) -> list[tuple[str, str, str]]:
     """The cells where a changeset made on ``base`` collides with what changed in ``current``.
 
-    DESIGN.md write protocol step 5: a cell collides when someone else changed it between base
+    The write protocol's rebase test: a cell collides when someone else changed it between base
     and current (value, type or presence) and it is among the cells the changeset touches
     (:func:`touched_cells` on both documents), unless they already made it what the changeset
     makes it. The service and environment a ``set`` writes into collide when someone else removed
@@ -703,14 +715,17 @@ def secret_name_problem(name: str, suffix: str) -> str | None:
 
 @dataclass(frozen=True)
 class CellChange:
-    """One cell's difference between two documents. ``status`` is added/removed/changed/type_changed."""
+    """One cell's difference between two documents. ``status`` is added/removed/changed/type_changed.
+
+    ``before`` and ``after`` are values: they are left out of ``repr()`` and ``str()``.
+    """
 
     environment: str
     service: str
     key: str
     status: Literal["added", "removed", "changed", "type_changed"]
-    before: Any = None
-    after: Any = None
+    before: Any = field(default=None, repr=False)
+    after: Any = field(default=None, repr=False)
 
 
 def diff(
@@ -749,7 +764,7 @@ def restore_changeset(
 ) -> list[Edit]:
     """The changeset that makes ``environment`` of ``current`` equal to its content in ``old``.
 
-    Other environments are not touched (DESIGN.md: "roll back" is per environment). When the
+    Other environments are not touched ("roll back" is per environment). When the
     environment did not exist in ``old`` the changeset removes it.
     """
     if environment not in old:
@@ -835,7 +850,7 @@ def compare_environments(
     * ``same`` / ``different``: same type, equal / unequal fingerprints.
 
     An environment that is absent (or not an object) counts as empty. Never raises for a
-    conforming document; ``a == b`` gives every row ``same``. Issue 7, part 1.
+    conforming document; ``a == b`` gives every row ``same``.
     """
     a_services, b_services = _keys_of(document, a), _keys_of(document, b)
     rows: list[Comparison] = []

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.core.paginator import Page, Paginator
+
 from . import audit, aws
 from .changes import protocol
 from .models import AuditEvent
@@ -80,11 +82,26 @@ def _outside_portal(name: str, version_ids: list[str], known: set[str]) -> set[s
     return audit.versions_outside_portal(name, version_ids) - known
 
 
-def secret_history(name: str) -> list[VersionRow]:
-    """Every version of ``name``, newest first, with author and summary where the portal wrote
-    it. Raises :class:`~secrets_admin.aws.AwsError`."""
-    versions = aws.list_versions(name)
-    ids = [str(v["VersionId"]) for v in versions]
+#: Versions per history page. AWS keeps about 100 versions of a secret (Secrets Manager quotas),
+#: so a busy secret has a few pages.
+HISTORY_PAGE_SIZE = 25
+
+
+def _newest_first(versions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Newest first by AWS's creation date; ties (moto dates every version "now") fall back on
+    the listing order, reversed (moto lists in creation order)."""
+    order = {id(v): i for i, v in enumerate(versions)}
+
+    def key(v: dict[str, Any]) -> tuple[float, int]:
+        created = v.get("CreatedDate")
+        return (created.timestamp() if created else 0.0, order[id(v)])
+
+    return sorted(versions, key=key, reverse=True)
+
+
+def _write_events(name: str) -> tuple[dict[str, AuditEvent], set[str]]:
+    """One query: the portal's write events of ``name`` as (version -> the event that made it
+    current or staged it for a change request, versions staged by tries that did not land)."""
     events = AuditEvent.objects.filter(
         secret=name,
         action__in=WRITE_ACTIONS,
@@ -96,33 +113,72 @@ def secret_history(name: str) -> list[VersionRow]:
         if event.outcome == "succeeded" and event.new_version:
             landed[event.new_version] = event
         staged.update((event.detail or {}).get("staged_versions") or [])
+    return landed, staged
+
+
+def _row(
+    version: dict[str, Any], landed: dict[str, AuditEvent], staged: set[str], outside: set[str]
+) -> VersionRow:
+    vid = str(version["VersionId"])
+    found = landed.get(vid)
+    return VersionRow(
+        version_id=vid,
+        stages=tuple(version.get("VersionStages") or ()),
+        created=version.get("CreatedDate"),
+        author=_author(found) if found else "",
+        action=found.action.split(".")[0] if found else "",
+        summary=_summary(found) if found else "",
+        when_recorded=found.created if found else None,
+        staged_only=found is None and vid in staged,
+        outside_portal=vid in outside,
+    )
+
+
+def secret_history(name: str) -> list[VersionRow]:
+    """Every version of ``name``, newest first, with author and summary where the portal wrote
+    it. Raises :class:`~secrets_admin.aws.AwsError`."""
+    versions = _newest_first(aws.list_versions(name))
+    landed, staged = _write_events(name)
+    ids = [str(v["VersionId"]) for v in versions]
     outside = _outside_portal(name, ids, set(landed) | staged)
-    rows = []
-    for v in versions:
-        vid = str(v["VersionId"])
-        found = landed.get(vid)
-        rows.append(
-            VersionRow(
-                version_id=vid,
-                stages=tuple(v.get("VersionStages") or ()),
-                created=v.get("CreatedDate"),
-                author=_author(found) if found else "",
-                action=found.action.split(".")[0] if found else "",
-                summary=_summary(found) if found else "",
-                when_recorded=found.created if found else None,
-                staged_only=found is None and vid in staged,
-                outside_portal=vid in outside,
-            )
-        )
-    order = {vid: i for i, vid in enumerate(ids)}
-    # Newest first by AWS's creation date; ties (moto dates every version "now") fall back on
-    # the listing order, reversed (moto lists in creation order).
-    rows.sort(key=lambda r: (_sort_time(r), order[r.version_id]), reverse=True)
-    return rows
+    return [_row(v, landed, staged, outside) for v in versions]
 
 
-def _sort_time(row: VersionRow) -> float:
-    return row.created.timestamp() if row.created else 0.0
+@dataclass(frozen=True)
+class HistoryPage:
+    """One page of a secret's history: ``rows`` as ``(row, before)`` pairs, and ``page``, the
+    Django :class:`~django.core.paginator.Page` of AWS's version entries, for navigation."""
+
+    rows: list[tuple[VersionRow, str]]
+    page: Page[dict[str, Any]]
+
+
+def secret_history_page(
+    name: str, number: int | str | None, *, per_page: int = HISTORY_PAGE_SIZE
+) -> HistoryPage:
+    """One page of :func:`secret_history`, newest first; a number out of range gives the last
+    page, one that is not a number the first (``Paginator.get_page``).
+
+    Each row is ``(row, before)``: ``before`` is the next older version that was current at
+    some point (not one only staged), for "diff with the one before" (``""`` for the oldest); it
+    may be on the next page. Costs one ``ListSecretVersionIds`` per 100 versions and two audit
+    queries whatever the page size (the write events of the secret, and which versions of the
+    page no event names). Raises :class:`~secrets_admin.aws.AwsError`.
+    """
+    versions = _newest_first(aws.list_versions(name))
+    landed, staged = _write_events(name)
+    ids = [str(v["VersionId"]) for v in versions]
+    only_staged = {vid for vid in ids if vid in staged and vid not in landed}
+    page = Paginator(versions, per_page).get_page(number)
+    first = page.start_index() - 1 if versions else 0
+    shown = [str(v["VersionId"]) for v in page.object_list]
+    outside = _outside_portal(name, shown, set(landed) | staged)
+    items: list[tuple[VersionRow, str]] = []
+    for offset, version in enumerate(page.object_list):
+        older = ids[first + offset + 1 :]
+        before = next((vid for vid in older if vid not in only_staged), "")
+        items.append((_row(version, landed, staged, outside), before))
+    return HistoryPage(rows=items, page=page)
 
 
 def _author(event: AuditEvent) -> str:

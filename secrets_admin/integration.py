@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,9 @@ from . import documents
 
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 _JS_IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+
+#: Longest comment line of the generated snippet (characters), so it reads without scrolling.
+SNIPPET_WIDTH = 100
 
 #: The key Secrets Manager uses when a secret names no KMS key (nothing extra to grant).
 DEFAULT_KMS_ALIAS = "alias/aws/secretsmanager"
@@ -38,7 +42,8 @@ def env_var_name(service: str, key: str) -> str:
 class EnvVar:
     """One environment variable the standard's ``getSecrets()`` would set.
 
-    ``environments`` lists where the key exists; ``types`` the JSON types seen (non-strings are
+    ``environments`` lists where the key exists and ``missing`` the other environments of the
+    secret (where reading it would throw); ``types`` the JSON types seen (non-strings are
     stringified by Node); ``clashes`` the other ``service.key`` cells mapped to the same name.
     """
 
@@ -48,6 +53,12 @@ class EnvVar:
     environments: tuple[str, ...]
     types: tuple[str, ...]
     clashes: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+
+    @property
+    def cell(self) -> str:
+        """``service.key``, as the grid names it."""
+        return f"{self.service}.{self.key}"
 
     @property
     def access(self) -> str:
@@ -80,13 +91,27 @@ def env_vars(document: Mapping[str, Any]) -> list[EnvVar]:
                 environments=tuple(e for e in grid.environments if e in row.values),
                 types=tuple(dict.fromkeys(documents.value_type(v) for v in row.values.values())),
                 clashes=tuple(c for c in by_name[name] if c != here),
+                missing=tuple(grid.missing(row)),
             )
         )
     return out
 
 
+def snippet_environments(variables: list[EnvVar]) -> list[str]:
+    """Every environment the variables were read from, the standard's (sandbox, dev, main) first."""
+    seen = dict.fromkeys(e for v in variables for e in (*v.environments, *v.missing))
+    return documents.environments(seen)
+
+
 def typescript_snippet(secret_name: str, variables: list[EnvVar]) -> str:
-    """The assignments of the standard's ``getSecrets()`` for every key, ready to paste."""
+    """The assignments of the standard's ``getSecrets()``, ready to paste: one ``case`` per
+    environment that sets only the keys that environment has, and names the ones it lacks.
+
+    The standard's loop reads ``config.<service>.<key>`` for one fixed list of keys, which throws a
+    ``TypeError`` in an environment without that service; here each environment reads only its
+    own keys. An environment added after the snippet was made reaches ``default`` and throws a
+    sentence saying to generate it again. Names only, never a value.
+    """
     lines = [
         "const ENV_KEY = process.env.AWS_BRANCH || 'sandbox';",
         f"// allSecrets = JSON.parse(SecretString of {json.dumps(secret_name)})",
@@ -94,13 +119,36 @@ def typescript_snippet(secret_name: str, variables: list[EnvVar]) -> str:
         "if (!config) {",
         "  throw new Error(`No config found for environment: ${ENV_KEY}`);",
         "}",
+        "switch (ENV_KEY) {",
     ]
-    service = None
-    for var in variables:
-        if var.service != service:
-            lines.append(f"// {var.service}")
-            service = var.service
-        lines.append(f"process.env.{var.name} = {var.access};")
+    for environment in snippet_environments(variables):
+        lines.append(f"  case {json.dumps(environment)}:")
+        service = None
+        for var in variables:
+            if environment not in var.environments:
+                continue
+            if var.service != service:
+                lines.append(f"    // {var.service}")
+                service = var.service
+            lines.append(f"    process.env.{var.name} = {var.access};")
+        lacking = [f"{v.name} ({v.cell})" for v in variables if environment in v.missing]
+        if lacking:
+            lines += textwrap.wrap(
+                f"{environment} lacks: {', '.join(lacking)}",
+                width=SNIPPET_WIDTH,
+                initial_indent="    // ",
+                subsequent_indent="    //   ",
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+        lines.append("    break;")
+    lines += [
+        "  default:",
+        "    throw new Error(",
+        "      `Environment ${ENV_KEY} is newer than this snippet: generate it again in the portal.`",
+        "    );",
+        "}",
+    ]
     return "\n".join(lines)
 
 

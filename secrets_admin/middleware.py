@@ -12,7 +12,7 @@ from http import HTTPStatus
 import requests
 from django.conf import settings
 from django.contrib.auth import logout
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.cache import add_never_cache_headers
 
 from .adapters import AUTH_ERROR_MESSAGES, record_login_failed, sso_error_response
@@ -88,4 +88,31 @@ class NoStoreMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         add_never_cache_headers(response)
+        return response
+
+
+class HeadAsGetMiddleware:
+    """Answer ``HEAD`` wherever ``GET`` is answered (RFC 9110 9.3.2: same status and headers, no
+    body): the view runs as for a ``GET``, then the body is dropped and its length kept.
+
+    Load balancers and uptime checks probe with ``HEAD``; the views accept ``GET`` only
+    (``require_GET``), which would refuse it with 405. Placed last, so only the view sees a GET.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method != "HEAD":
+            return self.get_response(request)
+        request.method = "GET"
+        try:
+            response = self.get_response(request)
+        finally:
+            request.method = "HEAD"
+        if isinstance(response, StreamingHttpResponse):
+            response.streaming_content = []
+        else:
+            response["Content-Length"] = str(len(response.content))
+            response.content = b""
         return response

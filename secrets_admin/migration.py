@@ -1,5 +1,5 @@
 """The migration wizard's plan: legacy secrets and ``.env`` files mapped into one unified secret
-(issue 7, part 5; the standard's migration checklist). Pure: no django, no boto3.
+(the standard's migration checklist). Pure: no django, no boto3.
 
 Each source (a legacy secret's text, or a ``.env`` file) is mapped to an environment and a
 service and read into :class:`Entry` objects (one per value); :func:`plan` places them on the
@@ -10,7 +10,7 @@ display fields are names, types and fingerprints only.
 Shapes read from a legacy secret's text (a JSON object, parsed exactly by ``documents.parse``):
 
 * with a service given: ``{"key": value, ...}``, every value kept as it is (numbers, booleans,
-  nested objects survive, invariant 5);
+  nested objects survive untouched);
 * without one: ``{"service": {"key": value}, ...}`` (the ``<repo>-<env>`` kind).
 
 A ``.env`` file is parsed by python-dotenv (comments, quotes, ``export``, multi-line values;

@@ -1,4 +1,4 @@
-"""Database models: names, metadata and fingerprints only, never a secret value (invariant 1)."""
+"""Database models: names, metadata and fingerprints only, never a secret value."""
 
 from __future__ import annotations
 
@@ -66,7 +66,8 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
 
 
 class AuditEvent(models.Model):
-    """One append-only, hash-chained audit record (DESIGN.md "Audit"). Never holds a value.
+    """One append-only, hash-chained audit record (ASVS 5.0 V16, "Security Logging and Error
+    Handling"). Never holds a value.
 
     ``hash`` = SHA-256 over ``prev_hash`` and the canonical serialisation of the other fields
     (``audit.canonical``). ``seq`` numbers events without gaps, so a deleted row is detected.
@@ -139,9 +140,9 @@ class AuditEvent(models.Model):
 
 
 class ChangeRequest(models.Model):
-    """A proposed changeset for a protected environment, waiting for approval (DESIGN.md terms).
+    """A proposed changeset for a protected environment, waiting for a second person's approval.
 
-    Metadata only (invariant 1): the proposed document lives in Secrets Manager as version
+    Metadata only, no value: the proposed document lives in Secrets Manager as version
     ``staged_version`` carrying the label ``label`` (``CR-<id>``). ``structure`` holds the
     changeset's ops and cell names, never values: the values of ``set`` edits are read back from
     the staged version when the request is applied. ``cells`` is the per-cell summary at proposal
@@ -241,3 +242,8 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.approver_username} {self.decision}s #{self.request_id}"
+
+    @property
+    def decided(self) -> str:
+        """The vote in the past tense for pages and e-mails: ``approved`` or ``rejected``."""
+        return "rejected" if self.decision == self.Decision.REJECT else "approved"

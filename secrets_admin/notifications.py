@@ -1,9 +1,9 @@
-"""Emails about change requests (issue 6, part 6), through Django's email framework.
+"""Emails about change requests, through Django's email framework.
 
 Who gets what: the approvers (role approver or admin, the author excluded) when a request opens;
 the author when it is approved, rejected, applied, conflicted or expired. An email names the
-secret, the environments, the cells (by name) and the people, never a value or a fingerprint
-(invariant 1). Sending never blocks the workflow: a failure is logged and the request goes on.
+secret, the environments, the cells (by name) and the people, never a value or a fingerprint.
+Sending never blocks the workflow: a failure is logged and the request goes on.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Roles and access checks (DESIGN.md "Roles"; ASVS 5.0 8.2.1, 8.3.1: checked on the server).
+"""Roles and access checks (ASVS 5.0 8.2.1, 8.3.1: checked on the server).
 
 Roles are ordered: each includes the rights of the ones before it.
 

@@ -1,6 +1,6 @@
 """Per-user rate limits counted in Django's cache (fixed windows).
 
-Used for reveals (issue 8, ASVS 5.0 2.4.1 "anti-automation"): a person who reveals more than
+Used for reveals (ASVS 5.0 2.4.1 "anti-automation"): a person who reveals more than
 ``PORTAL_REVEAL_RATE`` values per window is refused with a 429 and told when to try again.
 With several app instances the cache must be shared (``CACHE_URL``, Redis), as for sessions.
 """
@@ -55,11 +55,13 @@ class Limited:
 
     rate: Rate
     retry_after: int
+    #: What was counted, for the message ("reveals", "changes").
+    events: str = "reveals"
 
     @property
     def message(self) -> str:
         return (
-            f"Too many reveals: the limit is {self.rate.describe()}. "
+            f"Too many {self.events}: the limit is {self.rate.describe()}. "
             f"Try again in {self.retry_after} s. Ask an admin if you need more."
         )
 
@@ -67,6 +69,11 @@ class Limited:
 def reveal_rate() -> Rate:
     """The configured reveal rate (``PORTAL_REVEAL_RATE``); the system check validates it."""
     return Rate.parse(settings.PORTAL_REVEAL_RATE)
+
+
+def write_rate() -> Rate:
+    """The configured rate of write steps per person (``PORTAL_WRITE_RATE``); checked at start-up."""
+    return Rate.parse(settings.PORTAL_WRITE_RATE)
 
 
 def consume(scope: str, who: str, rate: Rate, *, now: float | None = None) -> Limited | None:

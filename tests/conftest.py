@@ -1,7 +1,7 @@
 """Shared fixtures: one moto server per test session over HTTP (reset between tests), personas.
 
 AWS is faked the way production reaches AWS: boto3 -> HTTP -> ``AWS_ENDPOINT_URL``. boto3 itself
-is never patched (STYLE.md "Tests").
+is never patched, so the tests exercise the same client code as production.
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ def sm(moto_endpoint: str) -> Any:
 
 @pytest.fixture
 def make_secret(sm: Any) -> Callable[..., str]:
-    """Create a secret with CreateSecret only (never plain PutSecretValue; see the facts file)."""
+    """Create a secret with CreateSecret only (never plain PutSecretValue: moto mislabels
+    versions when it is mixed with stage moves)."""
 
     def make(name: str, value: Any = None, *, binary: bytes | None = None, **kwargs: Any) -> str:
         args: dict[str, Any] = {"Name": name, **kwargs}

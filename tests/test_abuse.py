@@ -1,4 +1,4 @@
-"""Abuse and bad input (issue 8, part 6): reveals are rate limited per person; oversized and
+"""Abuse and bad input (ASVS 5.0 2.4.1, V2.2): reveals are rate limited per person; oversized and
 malformed posts get a 400 with a sentence, never a 500."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Every URL of the project x every persona -> the expected answer (invariant 7, ASVS 5.0 V8).
+"""Every URL of the project x every persona -> the expected answer (ASVS 5.0 V8, checked on
+the server).
 
 THE TABLE is :data:`MATRIX` below, one line per (URL name, arguments, method). Adding a URL to
 ``secrets_admin/urls.py`` without a line here fails ``test_every_url_name_has_a_row``; so does
@@ -205,6 +206,9 @@ MATRIX: list[Row] = [
     row("secrets_admin:audit_verify", (), "GET", everyone(NOT_ALLOWED)),
     row("secrets_admin:audit_secret_timeline", (SECRET,), "GET", for_role(Role.AUDITOR)),
     row("secrets_admin:audit_user_timeline", ("erin-engineer",), "GET", for_role(Role.AUDITOR)),
+    # --- load balancer probe (secrets_admin/health.py): no sign-in
+    row("healthz", (), "GET", everyone(OK)),
+    row("healthz", (), "POST", everyone(NOT_ALLOWED)),
     # --- allauth: sign-in and sign-out
     row("account_login", (), "GET", public(anonymous=OK, signed_in=FOUND)),
     row("account_logout", (), "GET", public(anonymous=FOUND, signed_in=OK)),

@@ -1,4 +1,4 @@
-"""Concurrent appends from several processes never fork the chain (issue 4, part 2).
+"""Concurrent appends from several processes never fork the chain.
 
 Each case migrates a database of its own (PostgreSQL at 127.0.0.1:5432, which ``.ci/run``
 starts, or a SQLite file) and starts four processes appending 250 events each at once.

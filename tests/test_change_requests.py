@@ -1,4 +1,4 @@
-"""Change requests (issue 6) against the moto server: propose, approve, reject, cancel, apply
+"""Change requests against the moto server: propose, approve, reject, cancel, apply
 (promote, rebase, conflict), concurrency, the label quota, expiry, break-glass, emails, views."""
 
 from __future__ import annotations
@@ -176,6 +176,17 @@ def test_rejection_leaves_current_untouched_and_no_label(
     with pytest.raises(errors.ChangeRequestRefused, match="no longer open"):
         change_requests.change_request_approve(request_id=cr.pk, context=ctx(approver))
     assert "rejected" in mail.outbox[-1].subject and mail.outbox[-1].to == ["erin@example.test"]
+
+
+def test_request_page_lists_votes_in_the_past_tense(
+    secret: str, engineer: Any, approver: Any, as_user: Any
+) -> None:
+    cr = propose(engineer, MAIN_EDIT)
+    change_requests.change_request_reject(request_id=cr.pk, context=ctx(approver), comment="no")
+    page = as_user(engineer).get(reverse("secrets_admin:change_request_detail", args=[cr.pk]))
+    assert page.status_code == HTTPStatus.OK
+    assert b"alex-approver rejected, <time" in page.content
+    assert b"rejectd" not in page.content
 
 
 def test_sandbox_edit_between_proposal_and_approval_is_kept_by_a_rebase(

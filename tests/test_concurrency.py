@@ -1,4 +1,5 @@
-"""Many people saving one secret at once, against the moto server (invariant 2: no lost update).
+"""Many people saving one secret at once, against the moto server: no lost update (the
+compare-and-swap on AWSCURRENT).
 
 Each thread is one person with their own boto3 client and database connection, all released
 together by a barrier after reading the same base version. The figures are printed (run with

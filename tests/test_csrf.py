@@ -1,5 +1,5 @@
-"""CSRF on every state-changing request, htmx included; state changes only by POST (issue 8,
-part 2; ASVS 5.0 3.5.1). The URL list comes from the resolver (``tests/urltable.py``), so a new
+"""CSRF on every state-changing request, htmx included; state changes only by POST (ASVS
+5.0 3.5.1). The URL list comes from the resolver (``tests/urltable.py``), so a new
 view is covered the day it is added."""
 
 from __future__ import annotations

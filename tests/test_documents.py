@@ -243,7 +243,7 @@ def test_classify_never_raises_on_arbitrary_text(text: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------
-# Comparing environments (issue 7)
+# Comparing environments
 
 
 def _fp(value: Any) -> str:
@@ -337,7 +337,7 @@ def test_fingerprint_comparison_equals_value_comparison(raw: Any, data: Any) -> 
     assert set(by_fingerprint) == present
 
 
-# Every op, and the rebase rule of the write protocol (DESIGN.md step 5)
+# Every op, and the rebase rule of the write protocol
 
 
 @st.composite

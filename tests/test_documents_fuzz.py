@@ -1,5 +1,5 @@
-"""Fuzz tests (hypothesis) of the document parser, classification and changesets (issue 8,
-part 6). They feed JSON-like garbage, mutated JSON, any JSON value and any edit, and check that
+"""Fuzz tests (hypothesis) of the document parser, classification and changesets (ASVS 5.0
+V2.2 input validation). They feed JSON-like garbage, mutated JSON, any JSON value and any edit, and check that
 only the documented errors come out and that nothing untouched changes.
 
 Found so far: text nested deeper than Python's recursion limit raised ``RecursionError`` from

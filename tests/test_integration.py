@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from typing import Any
 
 import pytest
@@ -102,3 +104,61 @@ def test_caller_identity_failure_is_a_sentence(monkeypatch: Any) -> None:
     aws.reset_clients()
     with pytest.raises(aws.ServiceUnavailable, match="could not be reached"):
         aws.caller_identity()
+
+
+SPARSE = {
+    "sandbox": {"stripe": {"secret_key": "s1"}},
+    "dev": {"stripe": {"secret_key": "s2"}, "db": {"port": 5432}},
+    "main": {"stripe": {"secret_key": "s3"}, "db": {"port": 5433}, "only main": {"flag": True}},
+    "qa": {},
+}
+
+
+def _run_snippet(snippet: str, all_secrets: Any, branch: str) -> dict[str, Any]:
+    """Run the snippet in Node with ``AWS_BRANCH=branch``; the variables it set, or its error."""
+    program = (
+        f"const allSecrets = {json.dumps(all_secrets)};\n"
+        "const before = new Set(Object.keys(process.env));\n"
+        f"try {{\n{snippet}\n}} catch (e) {{ console.log(JSON.stringify({{error: e.message}})); "
+        "process.exit(0); }\n"
+        "const set = {};\n"
+        "for (const k of Object.keys(process.env)) if (!before.has(k)) set[k] = process.env[k];\n"
+        "console.log(JSON.stringify({set}));\n"
+    )
+    done = subprocess.run(
+        ["node", "-e", program],
+        env={"PATH": os.environ["PATH"], "AWS_BRANCH": branch},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def test_the_snippet_sets_each_environments_own_keys_in_node_without_throwing() -> None:
+    variables = integration.env_vars(documents.parse(json.dumps(SPARSE)))
+    snippet = integration.typescript_snippet("app-secrets", variables)
+    assert _run_snippet(snippet, SPARSE, "sandbox") == {"set": {"STRIPE_SECRET_KEY": "s1"}}
+    assert _run_snippet(snippet, SPARSE, "dev") == {
+        "set": {"STRIPE_SECRET_KEY": "s2", "DB_PORT": "5432"}
+    }
+    assert _run_snippet(snippet, SPARSE, "main") == {
+        "set": {"STRIPE_SECRET_KEY": "s3", "DB_PORT": "5433", "ONLY_MAIN_FLAG": "true"}
+    }
+    assert _run_snippet(snippet, SPARSE, "qa") == {"set": {}}
+    newer = _run_snippet(snippet, {**SPARSE, "staging": {"x": {"y": "z"}}}, "staging")
+    assert "generate it again" in newer["error"]
+
+
+def test_the_snippet_names_the_keys_each_environment_lacks() -> None:
+    variables = integration.env_vars(documents.parse(json.dumps(SPARSE)))
+    by_cell = {v.cell: v for v in variables}
+    assert by_cell["db.port"].missing == ("sandbox", "qa")
+    assert by_cell["stripe.secret_key"].missing == ("qa",)
+    lines = integration.typescript_snippet("app-secrets", variables).splitlines()
+    assert "    // sandbox lacks: DB_PORT (db.port), ONLY_MAIN_FLAG (only main.flag)" in lines
+    assert "    // dev lacks: ONLY_MAIN_FLAG (only main.flag)" in lines
+    assert not any(line.startswith("    // main lacks") for line in lines)
+    assert integration.snippet_environments(variables) == ["sandbox", "dev", "main", "qa"]

@@ -1,4 +1,4 @@
-"""Promote rows between environments, and the migration wizard (issue 7, parts 3 and 5)."""
+"""Promote rows between environments, and the migration wizard."""
 
 from __future__ import annotations
 
@@ -89,8 +89,8 @@ def test_promote_structure_only_adds_empty_values_and_never_blanks_existing_ones
 
 
 def test_promote_into_main_creates_a_change_request(make_secret: Any, engineer: Any) -> None:
-    """Issue 7: "promotion into main creates a change request"; nothing is current until an
-    approver approves it (invariant 4)."""
+    """Promotion into main creates a change request; nothing is current until an approver
+    approves it."""
     make_secret("a-secrets", DOC)
     base = aws.read_current("a-secrets").version_id
     result = environment_copy.environment_copy(

@@ -1,5 +1,5 @@
 """Production settings pass ``check --deploy``; every page sends the security headers, a strict
-Content-Security-Policy and ``Cache-Control: no-store`` (issue 8, part 1; ASVS 5.0 V3.4, 14.3.2)."""
+Content-Security-Policy and ``Cache-Control: no-store`` (ASVS 5.0 V3.4, 14.3.2)."""
 
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ def assert_clear_failure(response: Any, client: Any, status: HTTPStatus, text: s
 
 
 # --------------------------------------------------------------------------------------------
-# The four people of the issue
+# The people of the test identity provider (SSO_USERS): roles from their groups
 
 
 def test_engineer_signs_in_with_pkce_and_gets_the_engineer_role(sso: Any, client: Any) -> None:

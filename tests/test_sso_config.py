@@ -411,7 +411,7 @@ def test_production_is_sso_only_with_secure_cookies(tmp_path: Path) -> None:
             **OKTA,
             "DJANGO_SETTINGS_MODULE": "portal.settings",
             "SECRET_KEY": "production-probe-" + "x" * 40,
-            "PORTAL_FINGERPRINT_KEY": "production-probe-fingerprint",
+            "PORTAL_FINGERPRINT_KEY": "production-probe-fingerprint-0123456789",
             "ALLOWED_HOSTS": "testserver",
             "DATABASE_URL": f"sqlite:///{tmp_path / 'prod.sqlite3'}",
             "PORTAL_ROLE_GROUPS": "okta-secrets-engineers=engineer",

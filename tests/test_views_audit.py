@@ -157,6 +157,7 @@ def test_an_invalid_filter_shows_why_and_no_events(as_user: Any, auditor: Any, e
     )
     assert "The filter is not valid" in html and "start date is after" in html
     assert "Select a valid choice" in html
+    assert "__all__" not in html  # the cross-field error is shown as a sentence, not a field name
     assert rows(html) == []
 
 

@@ -229,6 +229,8 @@ def test_integration_shows_policy_with_account_region_and_variables(
     assert "secretsmanager:GetSecretValue" in html
     assert "STRIPE_SECRET_KEY" in html and "DB_PORT" in html and "ONLY_MAIN_FLAG" in html
     assert "process.env.ONLY_MAIN_FLAG = config[&quot;only main&quot;].flag;" in html
+    assert "// sandbox lacks: DB_PORT (db.port), ONLY_MAIN_FLAG (only main.flag)" in html
+    assert "Missing from" in html
     assert sorted(calls) == ["DescribeSecret", "GetSecretValue"]
     _no_canary(html)
     assert cache.get("portal:aws:caller:v1").account == "123456789012"

@@ -225,7 +225,7 @@ def test_every_new_screen_checks_the_role_on_the_server(
 def test_editor_masks_values_and_offers_protected_cells_marked_as_needing_approval(
     as_user: Any, engineer: Any, make_secret: Any
 ) -> None:
-    """Protected cells are edited like any other (issue 6: saving them opens a change request);
+    """Protected cells are edited like any other (saving them opens a change request);
     their column says so. Removing a protected environment is not offered."""
     make_secret(NAME, CANARY_DOC)
     html = as_user(engineer).get(edit_url()).content.decode()

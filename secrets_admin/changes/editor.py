@@ -137,8 +137,9 @@ def changeset_for(intent: EditIntent, document: dict[str, Any]) -> list[Edit]:
             raise InvalidChange(f"The service {service} exists already in {where}.")
         else:
             edits.append(Edit("add_service", where, service))
+    deletes = set(intent.deletes)
     for cell, text in intent.values.items():
-        if cell in intent.deletes:
+        if cell in deletes:
             raise InvalidChange(
                 f"{' · '.join(cell)} has both a new value and a deletion; keep one of them."
             )
@@ -154,14 +155,15 @@ def changeset_for(intent: EditIntent, document: dict[str, Any]) -> list[Edit]:
         working = documents.apply(document, edits)
     except documents.ChangesetError as exc:
         raise InvalidChange(f"This change can't be applied: {exc}.") from None
-    deleted = list(dict.fromkeys(intent.deletes))
+    deleted = dict.fromkeys(intent.deletes)  # ordered, with O(1) membership
     for service, key in intent.delete_keys:
-        deleted.extend(
-            (env, service, key)
-            for env in envs
-            if not permissions.is_protected(env)
-            and key in working.get(env, {}).get(service, {})
-            and (env, service, key) not in deleted
+        deleted.update(
+            dict.fromkeys(
+                (env, service, key)
+                for env in envs
+                if not permissions.is_protected(env)
+                and key in working.get(env, {}).get(service, {})
+            )
         )
     edits.extend(Edit("delete", *cell) for cell in deleted)
     for service, where in intent.remove_services:

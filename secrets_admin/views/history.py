@@ -20,21 +20,17 @@ def secret_history(request: HttpRequest, name: str) -> HttpResponse:
     a flag for versions written outside the portal, diff links and "restore environment"."""
     try:
         page = reads.secret_open(name)
-        rows = history.secret_history(name)
+        versions = history.secret_history_page(name, request.GET.get("page"))
     except errors.PortalError as exc:
         return error_response(request, exc, name=name)
-    # "The one before": the next older version that was current at some point (not a staged one).
-    before = [
-        next((r.version_id for r in rows[i + 1 :] if not r.staged_only), "")
-        for i in range(len(rows))
-    ]
     return render(
         request,
         "secrets_admin/secret_history.html",
         {
             "name": name,
             "secret": page,
-            "rows": list(zip(rows, before, strict=True)),
+            "rows": versions.rows,
+            "page": versions.page,
             "restorable": [(env, page.protected.get(env, False)) for env in page.environments],
             "blocker": reads.edit_blocker(page),
         },

@@ -1,5 +1,5 @@
 """Browser end-to-end fixtures: Debian's Chromium driven by Playwright against pytest-django's
-``live_server`` (issue 8, parts 3-5).
+``live_server``.
 
 * ``browser``: one Chromium for the whole session (``/usr/bin/chromium``, or ``PORTAL_CHROMIUM``;
   never a downloaded browser: ``make system-deps`` installs Debian's).

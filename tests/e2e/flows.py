@@ -1,4 +1,4 @@
-"""The flows the canary test drives in Chromium (issue 8, part 3), and where values may appear.
+"""The flows the canary test drives in Chromium, and where values may appear.
 
 To cover a new feature, add a function decorated with ``@flow`` (it runs in the order of this
 file, after sign-in) and, if its responses may legitimately show a value, an entry in

@@ -1,4 +1,4 @@
-"""The canary test, end to end (issue 8, part 3; DESIGN.md invariant 1).
+"""The canary test, end to end: a secret value leaves Secrets Manager only in a permitted reveal.
 
 Secrets are seeded with unique canary values; Chromium drives every flow of ``flows.py``; then
 the run id of the canaries is searched for in every response the browsers received (body, headers,

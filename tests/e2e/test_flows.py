@@ -1,4 +1,4 @@
-"""The portal in a real browser (issue 8, part 4): sign in, search, open a grid, reveal and
+"""The portal in a real browser: sign in, search, open a grid, reveal and
 re-mask, sign out; the same read-only pages with JavaScript off; htmx under the strict CSP; edit,
 review and save; a conflict from a second browser context; history, version diff and restore;
 create; environment diff, compliance, integration, the audit log with its export and chain check.

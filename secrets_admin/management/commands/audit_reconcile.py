@@ -1,4 +1,4 @@
-"""``manage.py audit_reconcile``: settle attempts left without an outcome (issue 4, part 3)."""
+"""``manage.py audit_reconcile``: settle attempts left without an outcome."""
 
 from datetime import timedelta
 from typing import Any
