@@ -335,6 +335,7 @@ class EditorCell:
     value_type: str = "string"  # the editor's type: the stored one unless the person chose
     typed: str = ""
     deleted: bool = False
+    empty: bool = False  # holds an empty string (needs a value)
 
 
 @dataclass
@@ -440,6 +441,7 @@ def editor_grid(page: reads.SecretPage, intent: EditIntent, *, blank_rows: int =
                     if view.present
                     else "string",
                     typed=values.pop(cell, ""),
+                    empty=view.empty,
                     deleted=cell in deletes,
                 )
             )

@@ -38,6 +38,7 @@ class CellView:
     reveal: str = (
         ""  # the cell as JSON ``[environment, service, key]``, posted by its Reveal button
     )
+    empty: bool = False  # an empty string: shown as "empty, needs a value", not masked
 
 
 @dataclass
@@ -126,6 +127,7 @@ def secret_open(name: str, *, version_id: str | None = None) -> SecretPage:
                     documents.value_type(v),
                     documents.short(fingerprint(v)),
                     json.dumps([env, row.service, row.key]),
+                    v == "",
                 )
                 cells.append((env, cell))
             else:

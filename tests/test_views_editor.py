@@ -696,6 +696,11 @@ def test_admin_creates_a_secret(as_user: Any, admin: Any, sm: Any) -> None:
     )
     assert "ada-admin" in history_page and "created with sandbox, dev, main" in history_page
     assert "outside the portal</span>" not in history_page
+    grid_page = as_user(admin).get(response["Location"]).content.decode()
+    editor_page = as_user(admin).get(edit_url("shiny-secrets")).content.decode()
+    for page in (grid_page, editor_page):  # 3 environments x 2 template keys, none masked
+        assert page.count('>empty</span> <span class="small muted">needs a value') == 6
+    assert "Reveal main stripe secret_key" not in grid_page
 
 
 @pytest.mark.parametrize(
