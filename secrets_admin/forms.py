@@ -346,6 +346,8 @@ class EditorRow:
     first_of_service: bool
     delete_key_field: str
     delete_key_checked: bool = False
+    # protected environments holding this key: "delete everywhere" proposes their deletion
+    protected_holders: list[str] = field(default_factory=list)
     remove_service_field: str = ""
     remove_service_value: str = ""
 
@@ -454,6 +456,7 @@ def editor_grid(page: reads.SecretPage, intent: EditIntent, *, blank_rows: int =
                 first_of_service=row.first_of_service,
                 delete_key_field=field_name("delete_key", row.service, row.key),
                 delete_key_checked=(row.service, row.key) in delete_keys,
+                protected_holders=[c.environment for c in cells if c.protected and c.present],
                 remove_service_field=field_name("remove_service", row.service),
                 remove_service_value=remove_services.pop(row.service, "")
                 if row.first_of_service

@@ -94,15 +94,21 @@ def test_damaged_or_incomplete_fields_are_refused(
         forms.parse_edit_intent(qd(pairs))
 
 
-def test_every_environment_leaves_protected_ones_out() -> None:
-    intent = editor.EditIntent(
-        add_services=[("sentry", "*")],
-        delete_keys=[("stripe", "public_key")],
-        remove_services=[("stripe", "*")],
-    )
+def test_every_environment_of_a_service_leaves_protected_ones_out() -> None:
+    intent = editor.EditIntent(add_services=[("sentry", "*")], remove_services=[("stripe", "*")])
     edits = editor.changeset_for(intent, DOC)
     assert {e.environment for e in edits} == {"sandbox", "dev"}
     assert protocol.protected_environments(edits) == []
+
+
+def test_delete_everywhere_includes_protected_environments_so_it_becomes_a_change_request() -> None:
+    edits = editor.changeset_for(editor.EditIntent(delete_keys=[("stripe", "public_key")]), DOC)
+    assert [(e.op, e.environment) for e in edits] == [
+        ("delete", "sandbox"),
+        ("delete", "dev"),
+        ("delete", "main"),
+    ]
+    assert protocol.protected_environments(edits) == ["main"]
 
 
 def test_environment_with_the_structure_of_another_gets_keys_without_values() -> None:

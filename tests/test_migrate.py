@@ -175,13 +175,16 @@ def test_promote_into_main_through_the_page_opens_a_change_request(
 ) -> None:
     make_secret("a-secrets", DOC)
     client = as_user(engineer)
-    review = _copy(client, "review", b="main")
-    assert (
-        "needs approval" in review.content.decode() or "change request" in review.content.decode()
-    )
+    review = _copy(client, "review", b="main").content.decode()
+    assert "main is a protected environment" in review
+    assert '<textarea id="comment" name="comment"' in review
+    assert ">Propose change request</button>" in review
+    assert "Save as one new version" not in review
     base = aws.read_current("a-secrets").version_id
-    saved = _copy(client, "save", b="main", change_id=protocol.new_change_id())
+    change_id = protocol.new_change_id()
+    saved = _copy(client, "save", b="main", change_id=change_id, comment="copy for the launch")
     request_ = ChangeRequest.objects.get()
+    assert request_.comment == "copy for the launch"
     assert saved["Location"] == reverse("secrets_admin:change_request_detail", args=[request_.pk])
     page = client.get(saved["Location"]).content.decode()
     assert f"change request #{request_.pk}" in page

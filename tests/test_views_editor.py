@@ -374,15 +374,32 @@ def test_structure_edits_add_environment_with_structure_and_remove_service(opene
             "newsvc-name": "sentry",
             "newsvc-env": "*",
             field_name("remove_service", "databricks"): "*",
-            field_name("delete_key", "stripe", "public_key"): "on",
+            field_name("delete", "dev", "stripe", "public_key"): "on",
         },
     ).content.decode()
     post_form(client, html, "save")
     doc = current_doc()
-    assert doc["uat"]["stripe"] == {"secret_key": ""}  # dev's keys, no values; key deleted in all
+    assert doc["uat"]["stripe"] == {"public_key": "", "secret_key": ""}  # dev's keys, no values
+    assert doc["dev"]["stripe"] == {"secret_key": "sk_test_dev"}
     assert "databricks" not in doc["dev"] and "databricks" not in doc["uat"]
     assert doc["sandbox"]["sentry"] == {} and doc["dev"]["sentry"] == {}
     assert doc["main"] == STANDARD_DOC["main"]  # "every environment" leaves protected ones out
+
+
+def test_delete_everywhere_names_the_protected_environments_and_proposes_their_deletion(
+    opened: Any,
+) -> None:
+    client, base = opened
+    editor_html = client.get(edit_url()).content.decode()
+    assert 'delete everywhere <span class="muted">(main by change request)</span>' in editor_html
+    html = review(client, base, {field_name("delete_key", "stripe", "public_key"): "on"})
+    assert "3 removed" in html.content.decode()
+    assert "Propose change request" in html.content.decode()
+    post_form(client, html.content.decode(), "save", comment="retire the public key")
+    cr = ChangeRequest.objects.get()
+    assert cr.comment == "retire the public key"
+    assert sorted(c["environment"] for c in cr.cells) == ["dev", "main", "sandbox"]
+    assert current_doc() == STANDARD_DOC  # nothing lands before approval
 
 
 def test_remove_environment(opened: Any) -> None:
@@ -651,6 +668,10 @@ def test_restore_of_a_protected_environment_becomes_a_change_request_on_screen(
     v1 = aws.read_current(NAME).version_id
     v2 = _change_main_outside_the_editor(v1)
     client = as_user(engineer)
+    history_page = client.get(reverse("secrets_admin:secret_history", args=[NAME]))
+    assert '<option value="main">main (opens a change request)</option>' in (
+        history_page.content.decode()
+    )
     url = reverse("secrets_admin:secret_restore_review", args=[NAME])
     review = client.post(url, {"environment": "main", "version_id": v1})
     assert review.status_code == HTTPStatus.OK

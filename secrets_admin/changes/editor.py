@@ -108,8 +108,9 @@ def changeset_for(intent: EditIntent, document: dict[str, Any]) -> list[Edit]:
 
     Order: new environments (an environment "with the structure of" another gets its services
     and keys with empty-string values), new services, values, deletions, removed services,
-    removed environments. "Every environment" (``*``) means every environment that is not
-    protected. Raises :class:`InvalidChange` for an impossible intent (an environment that
+    removed environments. "Every environment" (``*``) of a new or removed service means every
+    environment that is not protected; deleting a key "everywhere" includes protected
+    environments (the save then opens a change request for all of it). Raises :class:`InvalidChange` for an impossible intent (an environment that
     exists already, a structure source that does not, a cell both given a value and deleted).
     """
     edits: list[Edit] = []
@@ -157,12 +158,11 @@ def changeset_for(intent: EditIntent, document: dict[str, Any]) -> list[Edit]:
         raise InvalidChange(f"This change can't be applied: {exc}.") from None
     deleted = dict.fromkeys(intent.deletes)  # ordered, with O(1) membership
     for service, key in intent.delete_keys:
+        # Everywhere means everywhere: a protected environment is not dropped, it makes the
+        # whole change a change request (the editor says so beside the checkbox).
         deleted.update(
             dict.fromkeys(
-                (env, service, key)
-                for env in envs
-                if not permissions.is_protected(env)
-                and key in working.get(env, {}).get(service, {})
+                (env, service, key) for env in envs if key in working.get(env, {}).get(service, {})
             )
         )
     edits.extend(Edit("delete", *cell) for cell in deleted)
