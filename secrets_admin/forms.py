@@ -100,6 +100,7 @@ def parse_edit_intent(data: QueryDict) -> EditIntent:
         elif prefix == "add_environment":
             intent.add_environments.append((_parts(name, 1)[0], value))
     _new_keys(data, intent)
+    intent.confirmation = data.get("confirm_name", "")[:600]
     for service, where in _rows(data, "newsvc-name", "newsvc-env"):
         if service:
             intent.add_services.append((service, where or ALL_ENVIRONMENTS))
@@ -172,6 +173,8 @@ def intent_fields(intent: EditIntent) -> list[tuple[str, str]]:
     out += [(field_name("delete_key", s, k), "on") for s, k in intent.delete_keys]
     out += [(field_name("remove_service", s), where) for s, where in intent.remove_services]
     out += [(field_name("remove_environment", env), "on") for env in intent.remove_environments]
+    if intent.confirmation:
+        out.append(("confirm_name", intent.confirmation))
     return out
 
 

@@ -375,6 +375,7 @@ def test_structure_edits_add_environment_with_structure_and_remove_service(opene
             "newsvc-env": "*",
             field_name("remove_service", "databricks"): "*",
             field_name("delete", "dev", "stripe", "public_key"): "on",
+            "confirm_name": NAME,
         },
     ).content.decode()
     post_form(client, html, "save")
@@ -402,14 +403,48 @@ def test_delete_everywhere_names_the_protected_environments_and_proposes_their_d
     assert current_doc() == STANDARD_DOC  # nothing lands before approval
 
 
-def test_remove_environment(opened: Any) -> None:
+def test_remove_environment_with_values_asks_for_the_secret_name_and_loses_nothing(
+    opened: Any,
+) -> None:
     client, base = opened
-    html = review(
-        client, base, {field_name("remove_environment", "sandbox"): "on"}
-    ).content.decode()
+    fields = {field_name("remove_environment", "sandbox"): "on"}
+    refused = review(client, base, fields)
+    assert refused.status_code == HTTPStatus.BAD_REQUEST
+    html = refused.content.decode()
+    assert "Removing environment sandbox (2 values) deletes values" in html
+    assert f"type the secret&#x27;s name, {NAME}" in html
+    assert 'name="remove_environment:[&quot;sandbox&quot;]" data-removal checked' in html
+    wrong = review(client, base, {**fields, "confirm_name": "other-secrets"})
+    assert wrong.status_code == HTTPStatus.BAD_REQUEST
+    crafted = client.post(  # straight to the save step, without the confirmation
+        reverse("secrets_admin:secret_edit_save", args=[NAME]),
+        {"base_version_id": base, "change_id": protocol.new_change_id(), **fields},
+    )
+    assert crafted.status_code == HTTPStatus.BAD_REQUEST
+    assert list(current_doc()) == ["sandbox", "dev", "main"]
+    html = review(client, base, {**fields, "confirm_name": NAME}).content.decode()
     assert "environment sandbox" in html
     post_form(client, html, "save")
     assert list(current_doc()) == ["dev", "main"]
+
+
+def test_removing_an_empty_service_needs_no_confirmation(
+    as_user: Any, engineer: Any, make_secret: Any
+) -> None:
+    make_secret(NAME, {"dev": {"sentry": {}, "stripe": {"k": "v"}}})
+    client = as_user(engineer)
+    base = aws.read_current(NAME).version_id
+    html = review(client, base, {field_name("remove_service", "sentry"): "dev"}).content.decode()
+    assert post_form(client, html, "save").status_code == HTTPStatus.FOUND
+    assert current_doc() == {"dev": {"stripe": {"k": "v"}}}
+    saving = post_form(
+        client,
+        review(client, aws.read_current(NAME).version_id, {}).content.decode(),
+        "review",
+        **{field_name("remove_service", "stripe"): "*"},
+    )
+    assert saving.status_code == HTTPStatus.BAD_REQUEST
+    assert "service stripe from dev (1 value)" in saving.content.decode()
 
 
 def test_a_new_key_needs_a_value(as_user: Any, engineer: Any, make_secret: Any) -> None:

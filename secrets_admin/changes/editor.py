@@ -84,6 +84,7 @@ class EditIntent:
     remove_services: list[tuple[str, str]] = field(default_factory=list)  # (service, env or *)
     add_environments: list[tuple[str, str]] = field(default_factory=list)  # (env, structure from)
     remove_environments: list[str] = field(default_factory=list)
+    confirmation: str = ""  # the secret's name, typed to confirm removals that drop values
 
     def __repr__(self) -> str:
         return f"EditIntent({len(self.values)} values, {len(self.deletes)} deletes, ...)"
@@ -179,6 +180,43 @@ def changeset_for(intent: EditIntent, document: dict[str, Any]) -> list[Edit]:
     return edits
 
 
+def removals_to_confirm(intent: EditIntent, document: dict[str, Any]) -> list[str]:
+    """The removals in ``intent`` that drop values, in words (``environment dev (12 values)``,
+    ``service stripe from dev, sandbox (4 values)``); removing what is empty needs no
+    confirmation."""
+    out = []
+    for env in dict.fromkeys(intent.remove_environments):
+        count = sum(1 for c in documents.cells(document) if c.environment == env)
+        if count:
+            out.append(f"environment {env} ({count} value{'s' if count != 1 else ''})")
+    for service, where in intent.remove_services:
+        targets = (
+            [e for e in document if not permissions.is_protected(e)]
+            if where == ALL_ENVIRONMENTS
+            else [where]
+        )
+        holding = [e for e in targets if isinstance(document.get(e, {}).get(service), dict)]
+        count = sum(len(document[e][service]) for e in holding)
+        if count:
+            out.append(
+                f"service {service} from {', '.join(holding)} "
+                f"({count} value{'s' if count != 1 else ''})"
+            )
+    return out
+
+
+def confirm_removals(*, name: str, intent: EditIntent, document: dict[str, Any]) -> None:
+    """Refuse removals that drop values unless the person typed the secret's name (GitHub's
+    "type the repository name" pattern for destructive actions). Raises :class:`InvalidChange`
+    naming what would be removed."""
+    removals = removals_to_confirm(intent, document)
+    if removals and intent.confirmation.strip() != name:
+        raise InvalidChange(
+            f"Removing {'; '.join(removals)} deletes values: type the secret's name, {name}, "
+            "in the confirmation field to go ahead."
+        )
+
+
 def secret_save_changes(
     *,
     name: str,
@@ -206,11 +244,11 @@ def secret_save_changes(
     A repeat of a change id that already landed returns its result with ``already_saved``.
     """
     base = read_version(name, base_version_id)
-    edits = (
-        changeset_for(changeset, base.document)
-        if isinstance(changeset, EditIntent)
-        else list(changeset)
-    )
+    if isinstance(changeset, EditIntent):
+        confirm_removals(name=name, intent=changeset, document=base.document)
+        edits = changeset_for(changeset, base.document)
+    else:
+        edits = list(changeset)
     if protected_environments(edits):
         return change_requests.propose_on(
             name=name,

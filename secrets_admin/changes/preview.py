@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from .. import reads
 from ..documents import Edit
 from ..errors import NotEditable
-from .editor import EditIntent, changeset_for
+from .editor import EditIntent, changeset_for, confirm_removals
 from .environment_copy import CopyRow, environment_copy_changeset
 from .protocol import Preview, Version, preview, protected_environments
 from .restore import restore_changeset
@@ -40,8 +40,13 @@ def secret_preview_changes(
     return _review(
         name=name,
         version_id=base_version_id,
-        changeset=lambda base: changeset_for(intent, base.document),
+        changeset=lambda base: _confirmed_changeset(name, intent, base),
     )
+
+
+def _confirmed_changeset(name: str, intent: EditIntent, base: Version) -> list[Edit]:
+    confirm_removals(name=name, intent=intent, document=base.document)
+    return changeset_for(intent, base.document)
 
 
 def secret_preview_restore(

@@ -80,6 +80,7 @@ def _editor(
             "more_rows": min(MAX_BLANK_ROWS, blank + 3),
             "all_environments": editor.ALL_ENVIRONMENTS,
             "value_types": editor.VALUE_TYPES,
+            "confirmation": intent.confirmation if intent else "",
         },
         status=status,
     )

@@ -1,7 +1,9 @@
 // Secrets Portal: the editor's comforts (the CSP forbids inline script; everything here also
 // works without JavaScript, where the server checks the same rules).
 // * a typed value is checked against the type chosen beside it (number, boolean, null, JSON)
-//   before the form is sent; the server checks again and says the same.
+//   before the form is sent; the server checks again and says the same;
+// * the "type the secret's name" field shows (and is required) once a removal is chosen;
+// * leaving the editor with edits in it asks first (beforeunload).
 (function () {
   "use strict";
 
@@ -40,4 +42,49 @@
   }
   document.addEventListener("input", onEdit);
   document.addEventListener("change", onEdit);
+
+  function removalChosen(form) {
+    return Array.prototype.some.call(form.querySelectorAll("[data-removal]"), function (el) {
+      return el.type === "checkbox" ? el.checked : el.value !== "";
+    });
+  }
+
+  function toggleConfirmation(form) {
+    var box = document.getElementById("confirm-removal");
+    if (!box) { return; }
+    var input = box.querySelector("input");
+    var needed = removalChosen(form) || input.value !== "";
+    box.hidden = !needed;
+    input.required = removalChosen(form);
+  }
+
+  // Edits are anything typed or ticked, also when the server filled them back in (review ->
+  // "back to the editor"), so the comparison is with the page's blank state, not its defaults.
+  function hasEdits(form) {
+    return Array.prototype.some.call(form.elements, function (el) {
+      if (el.type === "hidden" || el.name === "confirm_name") { return false; }
+      if (el.type === "checkbox") { return el.checked; }
+      if (el.matches("select[data-removal]")) { return el.value !== ""; }
+      if (el.matches(".typed-value select")) {  // a cell's type changed (to null: no text)
+        var initial = el.querySelector("option[selected]") || el.options[0];
+        return el.value !== initial.value;
+      }
+      if (el.tagName === "SELECT") { return false; }
+      return el.tagName === "INPUT" && el.value !== "";
+    });
+  }
+
+  var leaving = false;
+  document.addEventListener("DOMContentLoaded", function () {
+    var form = document.getElementById("editor");
+    if (!form) { return; }
+    toggleConfirmation(form);
+    form.addEventListener("change", function () { toggleConfirmation(form); });
+    form.addEventListener("submit", function () { leaving = true; });
+    window.addEventListener("beforeunload", function (evt) {
+      if (leaving || !hasEdits(form)) { return; }
+      evt.preventDefault();
+      evt.returnValue = "";  // Chromium shows its own "Leave site?" text
+    });
+  });
 })();

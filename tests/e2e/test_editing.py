@@ -11,7 +11,7 @@ from typing import Any
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from secrets_admin import aws, documents
+from secrets_admin import aws, demo, documents
 
 from .browsing import ARTIFACTS
 from .pages import save_edit, submit, type_value
@@ -93,3 +93,41 @@ def test_a_boolean_edited_in_chromium_stays_a_boolean_and_a_bad_number_is_stoppe
     document = documents.parse(aws.read_current("customer-portal-secrets").text or "")
     assert document["dev"]["feature_flags"]["beta"] is False
     assert document["dev"]["feature_flags"]["max_retries"] == "5"
+
+
+def test_destructive_actions_look_destructive_confirm_by_name_and_leaving_edits_warns(
+    browse: Any,
+) -> None:
+    request_id = demo.seed_change_request()
+    b = browse()
+    page = b.page
+    b.sign_in("approver")
+    b.goto(reverse("secrets_admin:change_request_detail", args=[request_id]))
+    reject = page.get_by_role("button", name="Reject")
+    assert reject.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(180, 35, 24)"
+
+    b.goto(EDIT)
+    confirm = page.get_by_label(re.compile("type the secret's name"))
+    expect(confirm).to_be_hidden()  # no removal chosen yet
+    page.get_by_role("checkbox", name="remove environment").last.check()  # uat
+    expect(confirm).to_be_visible()
+    page.get_by_role("button", name="Review changes").click()
+    assert confirm.evaluate("el => el.validity.valueMissing")  # the browser asks for the name
+    b.shot("confirm-removal")
+
+    dialogs: list[str] = []
+
+    def dismiss(dialog: Any) -> None:
+        dialogs.append(dialog.type)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
+    page.get_by_role("link", name="Cancel").click()
+    expect(page.get_by_role("heading", name="Edit customer-portal-secrets")).to_be_visible()
+    assert dialogs == ["beforeunload"]  # asked, and staying kept the edits
+    assert page.get_by_role("checkbox", name="remove environment").last.is_checked()
+
+    confirm.fill("customer-portal-secrets")
+    assert submit(page, page.get_by_role("button", name="Review changes")) == 200
+    expect(page.get_by_text("environment uat")).to_be_visible()
+    assert dialogs == ["beforeunload"]  # submitting the form does not ask
