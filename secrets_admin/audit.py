@@ -71,6 +71,9 @@ class AuditAction(enum.StrEnum):
     AUDIT_EXPORT = "audit_export"
     AUDIT_VERIFY = "audit_verify"
     AUDIT_RECONCILE = "audit_reconcile"
+    # A response told whether typed values equal stored ones (review, "no changes", conflict):
+    # the cells compared, never a value; counted like a reveal.
+    VALUE_COMPARE = "value_compare"
 
     @property
     def label(self) -> str:

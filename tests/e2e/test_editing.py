@@ -13,11 +13,19 @@ from playwright.sync_api import expect
 
 from secrets_admin import aws, demo, documents
 
-from .browsing import ARTIFACTS
+from .browsing import ARTIFACTS, Browsing
 from .pages import save_edit, submit, type_value
 
 GRID = "/secrets/customer-portal-secrets/"
 EDIT = GRID + "edit/"
+
+
+def engineer_in_the_editor(browse: Any) -> Browsing:
+    """A new browser, signed in as the engineer, on the demo secret's editor."""
+    b: Browsing = browse()
+    b.sign_in("engineer")
+    b.goto(EDIT)
+    return b
 
 
 def test_screens_of_the_grid_the_editor_and_the_audit_log(browse: Any) -> None:
@@ -71,10 +79,8 @@ def test_legacy_migration_from_chromium_previews_and_applies_the_chosen_mapping(
 def test_a_boolean_edited_in_chromium_stays_a_boolean_and_a_bad_number_is_stopped(
     browse: Any,
 ) -> None:
-    b = browse()
+    b = engineer_in_the_editor(browse)
     page = b.page
-    b.sign_in("engineer")
-    b.goto(EDIT)
     beta_type = page.get_by_label("Type of the value for dev feature_flags beta", exact=True)
     expect(beta_type).to_have_value("boolean")
     type_value(page, "dev", "feature_flags", "beta", "false")
@@ -131,3 +137,31 @@ def test_destructive_actions_look_destructive_confirm_by_name_and_leaving_edits_
     assert submit(page, page.get_by_role("button", name="Review changes")) == 200
     expect(page.get_by_text("environment uat")).to_be_visible()
     assert dialogs == ["beforeunload"]  # submitting the form does not ask
+
+
+def test_bulk_paste_of_an_env_file_into_dev_previews_each_cell_then_saves_through_the_review(
+    browse: Any,
+) -> None:
+    b = engineer_in_the_editor(browse)
+    page = b.page
+    page.get_by_role("link", name="Paste a .env file or JSON into one environment").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Paste into one environment")
+    page.get_by_label("Environment").select_option("dev")
+    page.get_by_label("Text").fill(
+        "STRIPE_PUBLIC_KEY=pk_test_FAKEcustdev\nSTRIPE_SECRET_KEY=sk_test_PASTED\n"
+        "SENTRY_DSN=https://dsn\n"
+    )
+    assert submit(page, page.get_by_role("button", name="Preview the paste")) == 200
+    rows = page.locator("table.review tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.nth(0)).to_contain_text("unchanged")
+    expect(rows.nth(1)).to_contain_text("changed")
+    expect(rows.nth(2)).to_contain_text("added")
+    b.shot("paste-preview")
+    assert submit(page, page.get_by_role("button", name="Review 2 cells")) == 200
+    expect(page.get_by_text("1 added, 1 changed, 0 removed")).to_be_visible()
+    submit(page, page.get_by_role("button", name="Save as one new version"))
+    expect(page.get_by_text("Saved as version")).to_be_visible()
+    document = documents.parse(aws.read_current("customer-portal-secrets").text or "")
+    assert document["dev"]["stripe"]["secret_key"] == "sk_test_PASTED"
+    assert document["dev"]["sentry"] == {"dsn": "https://dsn"}
