@@ -587,6 +587,8 @@ def test_conflict_shows_base_theirs_yours_and_reapplies_on_current(
     assert "THEIRS-value" not in page and "sk_test_dev" not in page
     assert page.count(">Reveal</button>") == 3  # one per side, through the audited reveal
     assert theirs.new_version_id in page
+    changed_by = page.split('<td class="changed-by">')[1].split("</td>")[0]
+    assert approver.get_username() in changed_by and " UTC</time>" in changed_by
     reapplied = post_form(mine, page, "review")
     assert reapplied.status_code == HTTPStatus.OK
     assert theirs.new_version_id in reapplied.content.decode()  # now based on theirs
