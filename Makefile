@@ -105,4 +105,4 @@ load: install-bench
 	$(PY) bench/load.py
 
 clean:
-	rm -rf $(VENV) staticfiles db.sqlite3 .pytest_cache .mypy_cache .ruff_cache tests/idp/node_modules tests/a11y/node_modules test-artifacts
+	rm -rf $(VENV) staticfiles db.sqlite3 demo-audit.jsonl .pytest_cache .mypy_cache .ruff_cache tests/idp/node_modules tests/a11y/node_modules test-artifacts

@@ -364,6 +364,36 @@ PORTAL_TRUSTED_PROXIES = env_list("PORTAL_TRUSTED_PROXIES")
 #: PORTAL_REVEAL_RATE: one person cannot tie up the workers with a run of large posts.
 PORTAL_WRITE_RATE = env_str("PORTAL_WRITE_RATE", "30/m")
 
+# --- Audit devices and signed anchors (README "Audit you can prove"; auditdev).
+# Devices, comma-separated: stdout, file:/path, cloudwatch:GROUP:STREAM, s3:BUCKET/PREFIX, or
+# "none". Anchors: s3:BUCKET/PREFIX (Object Lock on) or cloudwatch:GROUP:STREAM, signed with
+# PORTAL_AUDIT_SIGNING_KEY (Ed25519: PEM PKCS#8, or base64 of the raw 32-byte private key).
+PORTAL_AUDIT_DEVICES = env_list("PORTAL_AUDIT_DEVICES")
+PORTAL_AUDIT_ANCHORS = env_str("PORTAL_AUDIT_ANCHORS")
+PORTAL_AUDIT_SIGNING_KEY = env_str("PORTAL_AUDIT_SIGNING_KEY")
+# After a key rotation: the old public keys (base64 raw, comma-separated), so old anchors verify.
+PORTAL_AUDIT_PREVIOUS_PUBLIC_KEYS = env_list("PORTAL_AUDIT_PREVIOUS_PUBLIC_KEYS")
+PORTAL_AUDIT_ANCHOR_EVERY = env_int("PORTAL_AUDIT_ANCHOR_EVERY", 100)  # events
+PORTAL_AUDIT_ANCHOR_MINUTES = env_int("PORTAL_AUDIT_ANCHOR_MINUTES", 15)
+PORTAL_AUDIT_ANCHOR_RETENTION_DAYS = env_int("PORTAL_AUDIT_ANCHOR_RETENTION_DAYS", 2557)  # 7 y
+PORTAL_AUDIT_MAX_LAG = env_int("PORTAL_AUDIT_MAX_LAG", 900)  # seconds; 0: never refuse
+PORTAL_AUDIT_SHIP_INTERVAL = env_float("PORTAL_AUDIT_SHIP_INTERVAL", 2.0)  # seconds
+# The worker thread ships in each web process; tests ship explicitly (audit_devices.ship).
+PORTAL_AUDIT_SHIP_IN_BACKGROUND = env_bool("PORTAL_AUDIT_SHIP_IN_BACKGROUND", not TESTING)
+if not (PORTAL_DEMO or TESTING):
+    if not PORTAL_AUDIT_SIGNING_KEY:
+        raise ImproperlyConfigured(
+            "Set PORTAL_AUDIT_SIGNING_KEY to an Ed25519 private key (PEM, or base64 of the raw "
+            "32 bytes) kept outside the database: it signs the audit chain's anchors "
+            "(production mode: PORTAL_DEMO is not set)."
+        )
+    if not PORTAL_AUDIT_DEVICES:
+        raise ImproperlyConfigured(
+            "Set PORTAL_AUDIT_DEVICES to the audit devices events are shipped to (stdout, "
+            "file:/path, cloudwatch:GROUP:STREAM, s3:BUCKET/PREFIX), or to 'none' to run "
+            "without any (production mode: PORTAL_DEMO is not set)."
+        )
+
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Take SQLite's writer lock at BEGIN, so audit appends queue instead of failing mid-transaction.
     DATABASES["default"].setdefault("OPTIONS", {}).update(

@@ -17,8 +17,10 @@ Events never hold a value: only names, version ids and fingerprints (HMAC-SHA256
 
 The chain is plain SHA-256, so anyone holding an export can check it without a key; the price is
 that someone able to rewrite the database could recompute every hash after the row they changed.
-Record the head that ``manage.py audit_verify`` prints somewhere else and pass it back with
-``--anchor`` to detect that.
+Signed anchors kept outside the database catch that (``audit_devices``: the head, signed with
+Ed25519, in an Object-Lock S3 bucket or CloudWatch Logs), as does a head passed by hand with
+``manage.py audit_verify --anchor``. Each appended event also goes to the outbox in the same
+transaction, for the audit devices to ship (``audit_devices.ship``).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from . import aws, errors
-from .models import AuditChainHead, AuditEvent
+from .models import AuditChainHead, AuditEvent, AuditOutbox
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +139,18 @@ class AuditUnavailable(errors.Unavailable):
 
     def __init__(self) -> None:
         super().__init__(self.message)
+
+
+class AuditDevicesBehind(AuditUnavailable):
+    """The audit devices are further behind than ``PORTAL_AUDIT_MAX_LAG`` allows, so writes and
+    reveals are refused until they catch up (Vault refuses requests when no audit device
+    accepts them)."""
+
+    message = (
+        "The audit log cannot currently be copied outside the portal, so this action was not "
+        "carried out. Nothing was changed or revealed. Try again in a few minutes; if it "
+        "persists, tell the portal's operators (an audit device is unreachable)."
+    )
 
 
 class AuditOutcomeUnrecorded(AuditUnavailable):
@@ -324,6 +338,9 @@ def _append(
     values = _normalise(
         {**(context or Context()).event_fields(), **fields, "action": action, "outcome": outcome}
     )
+    from . import audit_devices
+
+    outbox = audit_devices.outbox_enabled()
     try:
         with transaction.atomic(durable=durable):
             head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
@@ -337,6 +354,17 @@ def _append(
             )
             event.hash = compute_hash(event)
             event.save(force_insert=True)
+            if outbox:
+                # Same transaction: the event and its delivery duty exist together or not at all.
+                # An upsert: a row left by events deleted from under the chain (tampering)
+                # must not make every later append fail.
+                AuditOutbox.objects.bulk_create(
+                    [AuditOutbox(seq=event.seq, created=event.created)],
+                    update_conflicts=True,
+                    unique_fields=["seq"],
+                    update_fields=["created"],
+                )
+                transaction.on_commit(_wake_shipper)
             head.seq = event.seq
             head.hash = event.hash
             head.save(update_fields=["seq", "hash"])
@@ -344,6 +372,12 @@ def _append(
         log.error("audit append failed for %s.%s: %s", action, outcome, type(exc).__name__)
         raise AuditUnavailable() from exc
     return event
+
+
+def _wake_shipper() -> None:
+    from . import audit_devices
+
+    audit_devices.wake()
 
 
 def record(
@@ -406,6 +440,19 @@ def _require_no_transaction() -> None:
         )
 
 
+def _check_devices() -> None:
+    """Fail closed when the audit devices lag too far behind (``PORTAL_AUDIT_MAX_LAG``)."""
+    from . import audit_devices
+
+    try:
+        audit_devices.check_lag()
+    except AuditUnavailable:
+        raise
+    except Exception as exc:
+        log.error("audit lag check failed: %s", type(exc).__name__)
+        raise AuditUnavailable() from exc
+
+
 @contextmanager
 def attempt(
     action: AuditAction | str, *, context: Context | None = None, **fields: Any
@@ -425,14 +472,16 @@ def attempt(
     whose process died before its outcome.
 
     Raises :class:`AuditUnavailable` before the body runs when the attempt cannot be committed
-    (nothing must reach AWS then), and ``RuntimeError`` when called inside a transaction (the
-    attempt would not be committed first). An exception escaping the body is recorded as
-    ``failed`` with its ``code`` (or class name) and re-raised. A body that reports no outcome
-    raises ``RuntimeError``, leaving the attempt for :func:`reconcile`. When the outcome itself
-    cannot be recorded, :class:`AuditOutcomeUnrecorded` is raised (a reveal then returns
-    nothing); if the body had raised, its exception is re-raised instead.
+    (nothing must reach AWS then) or the audit devices lag more than ``PORTAL_AUDIT_MAX_LAG``
+    seconds behind (:class:`AuditDevicesBehind`), and ``RuntimeError`` when called inside a
+    transaction (the attempt would not be committed first). An exception escaping the body is
+    recorded as ``failed`` with its ``code`` (or class name) and re-raised. A body that reports
+    no outcome raises ``RuntimeError``, leaving the attempt for :func:`reconcile`. When the
+    outcome itself cannot be recorded, :class:`AuditOutcomeUnrecorded` is raised (a reveal then
+    returns nothing); if the body had raised, its exception is re-raised instead.
     """
     _require_no_transaction()
+    _check_devices()
     event = _append(action, Outcome.ATTEMPTED, context, fields, durable=True)
     if event is None:  # narrowing for the type checker; cannot happen
         raise RuntimeError("unexpected: event is None (event is set here)")
@@ -485,6 +534,11 @@ class VerifyResult:
     problem: str = ""
     head_seq: int = 0
     head_hash: str = ""
+    #: Anchors checked against the chain, and the newest one's ``seq`` (0: none).
+    anchors: int = 0
+    anchored_seq: int = 0
+    #: Why the anchors could not be checked (the sink could not be read), else empty.
+    anchor_problem: str = ""
 
     def as_detail(self) -> dict[str, Any]:
         """What an ``audit_verify`` event records of this check."""
@@ -493,27 +547,66 @@ class VerifyResult:
             "first_bad_seq": self.first_bad_seq,
             "problem": self.problem,
             "head": f"{self.head_seq}:{self.head_hash}",
+            "anchors": self.anchors,
+            "anchored_seq": self.anchored_seq,
+            "anchor_problem": self.anchor_problem,
         }
 
 
-def verify(*, anchor: tuple[int, str] | None = None, batch: int = 2000) -> VerifyResult:
+def verify(
+    *,
+    anchor: tuple[int, str] | None = None,
+    anchors: Iterable[tuple[int, str]] = (),
+    batch: int = 2000,
+) -> VerifyResult:
     """Walk the chain in ``seq`` order up to its head and report the first event that does
     not match.
 
     Detects an edited event (its hash no longer matches its content), a deleted one (a gap in
     ``seq``, or the head naming an event that is gone), an inserted or moved one (a
-    ``prev_hash`` naming another event), an event added beyond the head without the lock, and,
-    with ``anchor=(seq, hash)`` taken from an earlier run, a chain rewritten up to that event.
-    An insertion whose forger also computed correct hashes is reported at the first event
-    after it, the first place the chain breaks. Reads ``batch`` rows at a time (constant
-    memory); events appended while it runs are left for the next run.
+    ``prev_hash`` naming another event), an event added beyond the head without the lock.
+    Against ``anchors`` (``(seq, hash)`` pairs: signed anchors read by
+    ``audit_devices.verify_with_anchors``, or ``anchor`` taken by hand from an earlier run) it
+    also detects a history rewritten with recomputed hashes (an anchored event's hash differs)
+    and a truncated log (the chain ends before an anchored event). An insertion whose forger
+    also computed correct hashes is reported at the first event after it, the first place the
+    chain breaks. Reads ``batch`` rows at a time (constant memory); events appended while it
+    runs are left for the next run.
     """
     head = AuditChainHead.objects.filter(pk=1).first()
     head_seq = head.seq if head else 0
     head_hash = (head.hash if head else "") or GENESIS
+    anchored: dict[int, set[str]] = {}
+    for seq, digest in [*anchors, *([anchor] if anchor else [])]:
+        anchored.setdefault(seq, set()).add(digest)
+    anchor_seqs = sorted(anchored)
+    n_anchors = sum(len(v) for v in anchored.values())
+    anchored_seq = max(anchored, default=0)
 
     def bad(seq: int, problem: str, checked: int) -> VerifyResult:
-        return VerifyResult(False, checked, seq, problem, head_seq, head_hash)
+        return VerifyResult(
+            False, checked, seq, problem, head_seq, head_hash, n_anchors, anchored_seq
+        )
+
+    def missing(seq: int) -> str:
+        before = [a for a in anchor_seqs if a < seq]
+        after = [a for a in anchor_seqs if a >= seq]
+        where = ""
+        if after:
+            where = (
+                f" (between the anchors of events #{before[-1]} and #{after[0]})"
+                if before
+                else f" (before the anchor of event #{after[0]})"
+            )
+        return f"event #{seq} is missing (deleted){where}"
+
+    def last_good_anchor(seq: int) -> str:
+        before = [a for a in anchor_seqs if a < seq]
+        return (
+            f"after event #{before[-1]}, the last anchor that matches"
+            if before
+            else "from the start"
+        )
 
     prev_hash, expected = GENESIS, 1
     while expected <= head_seq:
@@ -525,11 +618,11 @@ def verify(*, anchor: tuple[int, str] | None = None, batch: int = 2000) -> Verif
         )
         events = [dict(zip(EXPORT_FIELDS, row, strict=True)) for row in rows]
         if not events:
-            return bad(expected, f"event #{expected} is missing (deleted)", expected - 1)
+            return bad(expected, missing(expected), expected - 1)
         for event in events:
             seq = event["seq"]
             if seq != expected:
-                return bad(expected, f"event #{expected} is missing (deleted)", expected - 1)
+                return bad(expected, missing(expected), expected - 1)
             if event["prev_hash"] != prev_hash:
                 return bad(
                     seq,
@@ -539,11 +632,11 @@ def verify(*, anchor: tuple[int, str] | None = None, batch: int = 2000) -> Verif
                 )
             if compute_hash(event) != event["hash"]:
                 return bad(seq, f"event #{seq} was altered after it was written", expected - 1)
-            if anchor and anchor[0] == seq and anchor[1] != event["hash"]:
+            if seq in anchored and anchored[seq] != {event["hash"]}:
                 return bad(
                     seq,
-                    f"event #{seq} no longer has the hash recorded as anchor: the chain "
-                    "was rewritten up to it",
+                    f"event #{seq} no longer has the hash recorded in its anchor: the history "
+                    f"was rewritten ({last_good_anchor(seq)}) and its hashes recomputed",
                     expected - 1,
                 )
             prev_hash = event["hash"]
@@ -555,8 +648,13 @@ def verify(*, anchor: tuple[int, str] | None = None, batch: int = 2000) -> Verif
         return bad(
             head_seq, f"the chain head does not match event #{head_seq} (the head was altered)", 0
         )
-    if anchor and anchor[0] > head_seq:
-        return bad(anchor[0], f"event #{anchor[0]}, recorded as anchor, is gone", checked)
+    if anchor_seqs and anchor_seqs[-1] > head_seq:
+        return bad(
+            head_seq + 1,
+            f"the log ends at event #{head_seq} but event #{anchor_seqs[-1]} was anchored: "
+            f"events #{head_seq + 1} to #{anchor_seqs[-1]} at least were deleted (truncated)",
+            checked,
+        )
     with transaction.atomic():
         # Under the lock no append is half done, so any event past the head is foreign.
         locked = AuditChainHead.objects.select_for_update().filter(pk=1).first()
@@ -569,7 +667,14 @@ def verify(*, anchor: tuple[int, str] | None = None, batch: int = 2000) -> Verif
             f"event #{stray.seq} lies beyond the chain head: it was inserted, not appended",
             checked,
         )
-    return VerifyResult(True, checked, head_seq=head_seq, head_hash=head_hash)
+    return VerifyResult(
+        True,
+        checked,
+        head_seq=head_seq,
+        head_hash=head_hash,
+        anchors=n_anchors,
+        anchored_seq=anchored_seq,
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -69,3 +69,32 @@ def check_trusted_proxies(app_configs: Any, **kwargs: Any) -> list[CheckMessage]
     except ValueError as exc:
         errors.append(Error(f"PORTAL_WRITE_RATE: {exc}", id="portal.E004"))
     return errors
+
+
+# --- Audit devices and anchors (README "Audit you can prove")
+
+
+@register()
+def check_audit_devices(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    """``PORTAL_AUDIT_DEVICES``, ``PORTAL_AUDIT_ANCHORS`` and ``PORTAL_AUDIT_SIGNING_KEY``
+    must parse, or no event would reach a device, no anchor be signed."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from . import audit_devices
+
+    errors: list[CheckMessage] = []
+    for spec in audit_devices.device_specs():
+        try:
+            audit_devices.parse_device(spec)
+        except ValueError as exc:
+            errors.append(Error(f"PORTAL_AUDIT_DEVICES: {exc}", id="portal.E101"))
+    if settings.PORTAL_AUDIT_ANCHORS and settings.PORTAL_AUDIT_ANCHORS != "none":
+        try:
+            audit_devices.parse_anchor_sink(settings.PORTAL_AUDIT_ANCHORS)
+        except ValueError as exc:
+            errors.append(Error(f"PORTAL_AUDIT_ANCHORS: {exc}", id="portal.E102"))
+    try:
+        audit_devices.trusted_public_keys()  # the signing key and the previous public keys
+    except ImproperlyConfigured as exc:
+        errors.append(Error(str(exc), id="portal.E103"))
+    return errors

@@ -128,3 +128,37 @@ def seed_change_request() -> int | None:
         comment="Demo: rotate one production value.",
     )
     return cr.pk
+
+
+#: The demo's audit devices (README "Audit you can prove"): a file next to the database and an
+#: Object-Lock bucket in the in-process moto server, anchored every few events.
+DEMO_AUDIT_BUCKET = "secrets-portal-demo-audit"
+DEMO_ANCHOR_EVERY = 5
+
+
+def start_audit_devices(audit_file: str) -> list[str]:
+    """Point the audit devices at ``audit_file`` and at moto's S3 (bucket created with Object
+    Lock on, retention ``COMPLIANCE`` one day), anchoring there every
+    :data:`DEMO_ANCHOR_EVERY` events, unless ``PORTAL_AUDIT_DEVICES`` was set. Call once moto
+    runs. Returns the devices and the anchor sink, for the console."""
+    import boto3
+    from django.conf import settings
+
+    if settings.PORTAL_AUDIT_DEVICES:
+        return [*settings.PORTAL_AUDIT_DEVICES, settings.PORTAL_AUDIT_ANCHORS]
+    s3 = boto3.client("s3", region_name=settings.AWS_REGION)
+    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    if DEMO_AUDIT_BUCKET not in existing:
+        s3.create_bucket(Bucket=DEMO_AUDIT_BUCKET, ObjectLockEnabledForBucket=True)
+        s3.put_object_lock_configuration(
+            Bucket=DEMO_AUDIT_BUCKET,
+            ObjectLockConfiguration={
+                "ObjectLockEnabled": "Enabled",
+                "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 1}},
+            },
+        )
+    settings.PORTAL_AUDIT_DEVICES = [f"file:{audit_file}", f"s3:{DEMO_AUDIT_BUCKET}/events"]
+    settings.PORTAL_AUDIT_ANCHORS = f"s3:{DEMO_AUDIT_BUCKET}/chain"
+    settings.PORTAL_AUDIT_ANCHOR_EVERY = DEMO_ANCHOR_EVERY
+    settings.PORTAL_AUDIT_ANCHOR_RETENTION_DAYS = 1
+    return [*settings.PORTAL_AUDIT_DEVICES, settings.PORTAL_AUDIT_ANCHORS]

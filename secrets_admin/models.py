@@ -247,3 +247,35 @@ class Approval(models.Model):
     def decided(self) -> str:
         """The vote in the past tense for pages and e-mails: ``approved`` or ``rejected``."""
         return "rejected" if self.decision == self.Decision.REJECT else "approved"
+
+
+# --- Audit devices (README "Audit you can prove"): the outbox and each device's progress.
+
+
+class AuditOutbox(models.Model):
+    """One audit event not yet delivered to every audit device (the transactional outbox).
+
+    Inserted in the transaction that appends the event (``audit.record``), so an event and its
+    delivery duty exist together or not at all; removed once every device has it
+    (``audit_devices.ship``). ``created`` is the event's time: the oldest row gives the lag
+    that ``PORTAL_AUDIT_MAX_LAG`` bounds.
+    """
+
+    seq = models.BigIntegerField(primary_key=True)
+    created = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"audit event #{self.seq} to ship"
+
+
+class AuditDeviceCursor(models.Model):
+    """How far one audit device (or the anchor sink, ``name="anchor"``) has got: the last
+    ``seq`` delivered (or anchored), when, and the last delivery error (a sentence, no value)."""
+
+    name = models.CharField(max_length=200, primary_key=True)
+    seq = models.BigIntegerField(default=0)
+    updated = models.DateTimeField()
+    error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"audit device {self.name} at #{self.seq}"

@@ -3,6 +3,7 @@ from django.urls import path, register_converter
 
 from .views import (
     audit,
+    audit_proof,
     bulk_paste,
     change_requests,
     compliance,
@@ -160,5 +161,7 @@ urlpatterns = [
         audit.audit_secret_timeline,
         name="audit_secret_timeline",
     ),
+    # Audit you can prove: one change request's evidence pack.
+    path("audit/evidence/<int:pk>/", audit_proof.audit_evidence, name="audit_evidence"),
     path("audit/users/<str:username>/", audit.audit_user_timeline, name="audit_user_timeline"),
 ]

@@ -208,6 +208,9 @@ MATRIX: list[Row] = [
     row("secrets_admin:audit_export", (), "GET", everyone(NOT_ALLOWED)),
     row("secrets_admin:audit_verify", (), "POST", for_role(Role.AUDITOR)),
     row("secrets_admin:audit_verify", (), "GET", everyone(NOT_ALLOWED)),
+    row("secrets_admin:audit_evidence", (CR,), "POST", for_role(Role.AUDITOR)),
+    row("secrets_admin:audit_evidence", ("999999",), "POST", for_role(Role.AUDITOR, ok=NOT_FOUND)),
+    row("secrets_admin:audit_evidence", (CR,), "GET", everyone(NOT_ALLOWED)),
     row("secrets_admin:audit_secret_timeline", (SECRET,), "GET", for_role(Role.AUDITOR)),
     row("secrets_admin:audit_user_timeline", ("erin-engineer",), "GET", for_role(Role.AUDITOR)),
     # --- load balancer probe (secrets_admin/health.py): no sign-in

@@ -3,6 +3,7 @@ Content-Security-Policy and ``Cache-Control: no-store`` (ASVS 5.0 V3.4, 14.3.2).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -45,6 +46,9 @@ def production_env(tmp_path: Path) -> dict[str, str]:
         CSRF_TRUSTED_ORIGINS="https://secrets.example.com",
         DATABASE_URL=f"sqlite:///{tmp_path / 'prod.sqlite3'}",
         DJANGO_SETTINGS_MODULE="portal.settings",
+        # Audit devices (README "Audit you can prove"): a signing key, no devices.
+        PORTAL_AUDIT_SIGNING_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
+        PORTAL_AUDIT_DEVICES="none",
     )
     return env
 

@@ -415,6 +415,9 @@ def test_production_is_sso_only_with_secure_cookies(tmp_path: Path) -> None:
             "ALLOWED_HOSTS": "testserver",
             "DATABASE_URL": f"sqlite:///{tmp_path / 'prod.sqlite3'}",
             "PORTAL_ROLE_GROUPS": "okta-secrets-engineers=engineer",
+            # Audit devices (README "Audit you can prove"): a signing key, no devices.
+            "PORTAL_AUDIT_SIGNING_KEY": base64.b64encode(b"k" * 32).decode(),
+            "PORTAL_AUDIT_DEVICES": "none",
         }
     )
     done = subprocess.run(

@@ -27,6 +27,7 @@ POST_VIEWS: dict[str, bool] = {
     "secrets_admin:compliance_refresh": False,
     "secrets_admin:audit_export": False,
     "secrets_admin:audit_verify": False,
+    "secrets_admin:audit_evidence": False,
     "secrets_admin:secret_edit": True,
     "secrets_admin:secret_edit_review": False,
     "secrets_admin:secret_edit_save": False,

@@ -26,7 +26,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import push_url
 
-from .. import audit
+from .. import audit, audit_devices
 from ..models import AuditChainHead, AuditEvent
 from ..permissions import Action, require
 from . import HtmxHttpRequest
@@ -224,9 +224,10 @@ def audit_export(request: HttpRequest) -> HttpResponseBase:
 @never_cache
 @require(Action.VIEW)
 def audit_verify(request: HtmxHttpRequest) -> HttpResponse:
-    """Check the whole chain now, record the check, and show the result."""
-    result = audit.verify()
-    context: dict[str, Any] = {"result": result}
+    """Check the whole chain now against the signed anchors (``audit_devices``), record the
+    check, and show the result with the public key that verifies the anchors."""
+    result = audit_devices.verify_with_anchors()
+    context: dict[str, Any] = {"result": result, "proof": audit_devices.describe_configuration()}
     status = HTTPStatus.OK
     try:
         audit.record(
@@ -236,7 +237,7 @@ def audit_verify(request: HtmxHttpRequest) -> HttpResponse:
             detail=result.as_detail(),
         )
     except audit.AuditUnavailable as exc:
-        context = {"error": exc.message}
+        context["error"] = exc.message
         status = HTTPStatus.SERVICE_UNAVAILABLE
     template = "secrets_admin/audit_verify.html"
     if request.htmx:

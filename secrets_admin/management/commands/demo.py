@@ -36,6 +36,11 @@ class Command(BaseCommand):
             os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "demo")
             aws.reset_clients()
             self.stdout.write(f"moto server (fake AWS) on {os.environ['AWS_ENDPOINT_URL']}")
+        if server is not None:
+            audit_devices_in_use = demo.start_audit_devices(
+                str(settings.BASE_DIR / "demo-audit.jsonl")
+            )
+            self.stdout.write("audit devices: " + ", ".join(audit_devices_in_use))
         demo.create_users()
         created = demo.seed()
         names = [n for n in demo.demo_secrets() if n.endswith(settings.PORTAL_SECRET_SUFFIX)]
@@ -46,6 +51,13 @@ class Command(BaseCommand):
         self.stdout.write(
             f"seeded {len(created)} secrets; demo users: " + ", ".join(demo.DEMO_USERS)
         )
+        if server is not None:
+            from secrets_admin import audit_devices
+
+            audit_devices.ship()
+            anchor = audit_devices.anchor_now()
+            if anchor is not None:
+                self.stdout.write(f"audit chain anchored at event #{anchor.seq}: {anchor.where}")
         if options["seed_only"]:
             return
         self.stdout.write(
