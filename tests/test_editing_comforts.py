@@ -8,7 +8,11 @@ from typing import Any
 
 from django.urls import reverse
 
-from .test_change_requests import MAIN_EDIT, propose
+from secrets_admin import audit
+from secrets_admin.documents import Edit
+from secrets_admin.models import AuditEvent
+
+from .test_change_requests import MAIN_EDIT, NAME, propose, save
 from .test_change_requests import secret as secret  # the fixture: a standard secret
 
 WAITING = "waiting for me</span>"
@@ -35,3 +39,22 @@ def test_approvers_see_how_many_requests_wait_for_them_and_the_link_opens_on_the
     html = listing.content.decode()
     assert reverse("secrets_admin:change_request_detail", args=[waiting.pk]) in html
     assert reverse("secrets_admin:change_request_detail", args=[own.pk]) not in html
+
+
+def test_the_audit_log_reads_one_row_per_save_with_its_cells_listed_and_failures_marked(
+    secret: str, as_user: Any, engineer: Any, auditor: Any
+) -> None:
+    landed = save(engineer, Edit("set", "dev", "stripe", "secret_key", "sk_CANARY_audit"))
+    audit.record(
+        audit.AuditAction.SAVE, context=audit.Context(user=engineer), outcome="failed", secret=NAME
+    )
+    client = as_user(auditor)
+    html = client.get(reverse("secrets_admin:audit_log"), {"secret": NAME}).content.decode()
+    assert html.count('<tr class="outcome-') == 2  # the failure, and the save as one row
+    assert '<tr class="outcome-failed">' in html and '<tr class="outcome-attempted">' not in html
+    assert 'dev · stripe · <code>secret_key</code> <span class="small muted">changed</span>' in html
+    event = AuditEvent.objects.get(new_version=landed.new_version_id, outcome="succeeded")
+    detail = client.get(reverse("secrets_admin:audit_event_detail", args=[event.seq])).content
+    page = detail.decode()
+    assert "<dt>Cells</dt>" in page and "<summary>as recorded (JSON)</summary>" in page
+    assert "sk_CANARY_audit" not in html + page
