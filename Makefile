@@ -72,7 +72,7 @@ format: install-dev
 	$(VENV)/bin/django-upgrade --exit-zero-even-if-changed --target-version $(DJANGO_TARGET) $(PY_SOURCES)
 
 typecheck: install-dev
-	PORTAL_TESTING=1 $(VENV)/bin/mypy portal secrets_admin
+	PORTAL_TESTING=1 $(VENV)/bin/mypy portal secrets_admin bench
 
 ## Static security checks: bandit on the shipped code (accepted findings are marked `# nosec`
 ## with the reason on their line) and known vulnerabilities in the installed packages.

@@ -33,7 +33,11 @@ import botocore.config
 import botocore.exceptions
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+#: This harness's checkout (bench/ lives here).
+HARNESS = Path(__file__).resolve().parent.parent
+#: The checkout whose portal is measured: this one, or ``BENCH_APP_ROOT`` (e.g. a worktree of an
+#: older commit, to measure it in the same harness).
+ROOT = Path(os.environ.get("BENCH_APP_ROOT") or HARNESS).resolve()
 PYTHON = sys.executable
 VENV_BIN = Path(PYTHON).parent
 REGION = "us-east-1"
@@ -126,7 +130,7 @@ class FakeAws:
 
     def start(self) -> FakeAws:
         self.proc = start_server(
-            [PYTHON, str(ROOT / "bench" / "fakeaws.py"), str(self.port)], self.port, log=self.log
+            [PYTHON, str(HARNESS / "bench" / "fakeaws.py"), str(self.port)], self.port, log=self.log
         )
         return self
 
@@ -169,9 +173,14 @@ class Services:
     @classmethod
     def for_bench(cls, database: str, redis_db: int) -> Services:
         """A fresh PostgreSQL database ``database`` (dropped and created) and Redis db
-        ``redis_db`` (flushed). Both servers must run on 127.0.0.1 (the machine starts them)."""
+        ``redis_db`` (flushed). Both servers must run on 127.0.0.1 (the machine starts them).
+        ``BENCH_DB_SUFFIX`` (appended to the database name) and ``BENCH_REDIS_DB`` (replaces
+        the Redis db) keep two checkouts' runs apart on one machine."""
         import psycopg
         import redis
+
+        database += os.environ.get("BENCH_DB_SUFFIX", "")
+        redis_db = int(os.environ.get("BENCH_REDIS_DB", redis_db))
 
         with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
@@ -318,6 +327,18 @@ class Portal:
                 pids.append(int(stat.parent.name))
         return pids
 
+    def worker_cpu_seconds(self) -> float:
+        """CPU time (user + system, seconds) the workers have used so far, from
+        ``/proc/PID/stat``: the workers' own accounting, which other processes on a shared
+        machine disturb far less than they disturb wall-clock latency."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.worker_pids():
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+        return total / tick
+
     def worker_memory(self) -> list[tuple[int, int, int]]:
         """(pid, peak RSS KiB, current RSS KiB) of each worker, from /proc/PID/status."""
         out = []
@@ -347,6 +368,29 @@ class Portal:
         return self._times.pop(request_id)
 
 
+def browser_headers(origin: str, cookies: dict[str, str], method: str) -> dict[str, str]:
+    """What a browser behind a TLS-terminating load balancer sends: the cookies, its origin,
+    ``X-Forwarded-Proto: https`` (which the balancer adds) and, on a POST, the CSRF token."""
+    headers = {
+        "X-Forwarded-Proto": "https",
+        "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items()),
+        "Origin": origin,
+        "Referer": origin + "/",
+    }
+    if method == "POST" and "csrftoken" in cookies:
+        headers["X-CSRFToken"] = cookies["csrftoken"]
+    return headers
+
+
+def keep_cookies(cookies: dict[str, str], response: Any) -> None:
+    """Store a response's ``Set-Cookie`` values in ``cookies`` (``Secure`` ones too, which an
+    http client would otherwise drop on loopback)."""
+    raw = getattr(response, "raw", None)
+    for header in raw.headers.getlist("Set-Cookie") if raw is not None else []:
+        for name, morsel in SimpleCookie(header).items():
+            cookies[name] = morsel.value
+
+
 class PortalClient:
     """A signed-in browser, as far as the server can tell: session and CSRF cookies, and the
     ``X-Forwarded-Proto: https`` a TLS-terminating load balancer adds (the portal's cookies are
@@ -370,16 +414,9 @@ class PortalClient:
         data: dict[str, str] | None = None,
         htmx: bool = False,
     ) -> requests.Response:
-        headers = {
-            "X-Forwarded-Proto": "https",
-            "Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()),
-            "Origin": self.origin,
-            "Referer": self.origin + "/",
-        }
+        headers = browser_headers(self.origin, self.cookies, method)
         if htmx:
             headers["HX-Request"] = "true"
-        if method == "POST" and "csrftoken" in self.cookies:
-            headers["X-CSRFToken"] = self.cookies["csrftoken"]
         response = self.http.request(
             method,
             self.base + path,
@@ -389,9 +426,7 @@ class PortalClient:
             allow_redirects=False,
             timeout=300,
         )
-        for header in response.raw.headers.getlist("Set-Cookie"):
-            for name, morsel in SimpleCookie(header).items():
-                self.cookies[name] = morsel.value
+        keep_cookies(self.cookies, response)
         return response
 
     def get(self, path: str, **kw: Any) -> requests.Response:
@@ -399,6 +434,31 @@ class PortalClient:
 
     def post(self, path: str, **kw: Any) -> requests.Response:
         return self.request("POST", path, **kw)
+
+
+#: The list searches of the load test and its CPU probe.
+SEARCHES = ["app001", "app0123", "team", "bench 7", "app00999", "nothing-matches-this"]
+#: A grid Reveal button's cell: JSON ``[environment, service, key]``, HTML-escaped in the
+#: ``value`` attribute (``templates/secrets_admin/secret_detail.html``).
+_CELL = re.compile(r'name="cell" value="([^"]*)"')
+_VERSION = re.compile(r'name="version_id" value="([^"]+)"')
+
+
+def grid_cells(html: str) -> tuple[str, list[dict[str, str]]]:
+    """The version on a grid page and the reveal form fields of each cell it shows
+    (``[]`` when the page shows no Reveal buttons)."""
+    version = _VERSION.search(html)
+    if version is None:
+        return "", []
+    return unescape(version.group(1)), [{"cell": unescape(c)} for c in _CELL.findall(html)]
+
+
+def grid_cell(html: str) -> tuple[str, dict[str, str]]:
+    """The version on a grid page and its first cell's reveal fields; raises when there is none."""
+    version, cells = grid_cells(html)
+    if not cells:
+        raise RuntimeError("no Reveal button on the grid page (is the user an engineer?)")
+    return version, cells[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -498,6 +558,8 @@ class SaveOutcome:
     #: Where the save step redirected (the secret's page; a change request's page when the
     #: cell is in a protected environment and the save became a proposal).
     location: str = ""
+    #: The ``X-Request-ID`` of the landed save step (its server time is in the access log).
+    request_id: str = ""
 
 
 class SaveRefused(RuntimeError):
@@ -561,7 +623,12 @@ def save_one_key(
         change_id = _form_value(_CHANGE_ID, review.text, "change id")
         saved = client.post(path, data={**form, "step": "save", "change_id": change_id})
         if saved.status_code == 302:
-            return SaveOutcome(True, attempt, location=saved.headers.get("Location", ""))
+            return SaveOutcome(
+                True,
+                attempt,
+                location=saved.headers.get("Location", ""),
+                request_id=saved.headers.get("X-Request-ID", ""),
+            )
         if saved.status_code != 409:
             raise SaveRefused(f"save of {name}: HTTP {saved.status_code}")
         editor.stats["conflicts"] += 1

@@ -18,18 +18,24 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
+    HARNESS,
     PYTHON,
     ROOT,
+    SEARCHES,
     SUFFIX,
     VENV_BIN,
     FakeAws,
@@ -38,6 +44,7 @@ from bench.common import (
     Services,
     bench_port,
     editing_document,
+    grid_cell,
     machine_description,
     markdown_table,
     mint_sessions,
@@ -61,9 +68,79 @@ def warm_up(portals: list[Portal], session: str) -> None:
             client.get(f"/secrets/{TEAMS[n % len(TEAMS)]}/")
 
 
+#: Sequential requests per endpoint in the CPU probe (after the load: bounded, a few seconds).
+PROBE_REQUESTS = 60
+
+
+def cpu_probe(portal: Portal, services: Services, sessions: list[str]) -> dict[str, float]:
+    """CPU milliseconds the portal's workers spend per request of each read endpoint.
+
+    One client at a time sends :data:`PROBE_REQUESTS` requests of one endpoint to ``portal``;
+    the workers' CPU time (``/proc/PID/stat``, user + system) before and after, divided by the
+    requests, is that endpoint's cost. Sequential requests from one client leave nothing else
+    running in the workers, so the figure is the endpoint's own work, whatever else loads the
+    machine. Grids alternate team secrets (31 cells) and app secrets (4 cells) as the load
+    does: first with the grid cache emptied ("grid, first view"; a portal without a grid cache
+    reads every view afresh anyway), then the same views again ("grid, version seen before").
+    Reveals rotate over the signed-in engineers (each has its own reveal rate limit)."""
+    clients = [PortalClient(portal, s) for s in sessions]
+    grid_names = [
+        TEAMS[n % len(TEAMS)] if n % 2 else f"app{n * 7 % APPS:05d}{SUFFIX}"
+        for n in range(PROBE_REQUESTS)
+    ]
+    version, cell = grid_cell(clients[0].get(f"/secrets/{TEAMS[0]}/").text)
+
+    def grid(n: int) -> requests.Response:
+        return clients[n % len(clients)].get(f"/secrets/{grid_names[n]}/")
+
+    probes: dict[str, Callable[[int], requests.Response]] = {
+        "list": lambda n: clients[n % len(clients)].get("/", params={"page": str(n % 10 + 1)}),
+        "search": lambda n: clients[n % len(clients)].get(
+            "/", params={"q": SEARCHES[n % len(SEARCHES)]}, htmx=True
+        ),
+        "grid, first view": grid,
+        "grid, version seen before": grid,
+        "reveal": lambda n: clients[n % len(clients)].post(
+            f"/secrets/{TEAMS[0]}/reveal/", data={"version_id": version, **cell}, htmx=True
+        ),
+    }
+    out = {}
+    for name, probe in probes.items():
+        for n in range(2):  # each worker's first request of the kind is not timed
+            probe(n)
+        if name == "grid, first view":
+            services.drop_cache("grid")
+        before = portal.worker_cpu_seconds()
+        for n in range(PROBE_REQUESTS):
+            response = probe(n)
+            if response.status_code != 200:
+                raise RuntimeError(f"CPU probe {name}: HTTP {response.status_code}")
+        out[name] = (portal.worker_cpu_seconds() - before) * 1000 / PROBE_REQUESTS
+    return out
+
+
+def _cpu(ms: float | None) -> str:
+    return "-" if ms is None else f"{ms:.1f} ms"
+
+
+def _cpu_cell(probe: dict[str, float], endpoint: str) -> str:
+    """The probe's figure(s) for a locust endpoint: the grid has two (first view / seen before)."""
+    if endpoint == "grid":
+        return (
+            f"{_cpu(probe.get('grid, first view'))} first view, "
+            f"{_cpu(probe.get('grid, version seen before'))} seen before"
+        )
+    return _cpu(probe.get(endpoint))
+
+
+def env_setting(name: str, default: str) -> str:
+    """A portal setting as the bench passes it (the environment), else the portal's default."""
+    return os.environ.get(name, default)
+
+
 def run_locust(env: dict[str, str], users: int, seconds: int, workdir: Path) -> Path:
     prefix = workdir / "locust"
-    cmd = [str(VENV_BIN / "locust"), "-f", str(ROOT / "bench" / "locustfile.py"), "--headless"]
+    cmd = [str(VENV_BIN / "locust"), "-f", str(HARNESS / "bench" / "locustfile.py"), "--headless"]
     cmd += [
         "--users",
         str(users),
@@ -73,7 +150,7 @@ def run_locust(env: dict[str, str], users: int, seconds: int, workdir: Path) -> 
         f"{seconds}s",
     ]
     cmd += ["--csv", str(prefix), "--only-summary", "--stop-timeout", "10", "--loglevel", "WARNING"]
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(cmd, cwd=HARNESS, env=env, capture_output=True, text=True, check=False)
     (workdir / "locust.log").write_text(done.stdout + done.stderr)
     if not (workdir / "locust_stats.csv").exists():
         raise RuntimeError(f"locust wrote no statistics:\n{done.stderr[-3000:]}")
@@ -119,7 +196,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=60)
-    parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument("--out", default=str(HARNESS / "BENCHMARKS.md"))
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="portal-load-"))
     fake = FakeAws(bench_port(4), workdir / "fakeaws.log").start()
@@ -158,9 +235,12 @@ def main() -> int:
             flush=True,
         )
         started = time.perf_counter()
+        cpu_before = sum(p.worker_cpu_seconds() for p in portals)
         stats = run_locust(locust_env, args.users, args.seconds, workdir)
         elapsed = time.perf_counter() - started
+        cpu_during = sum(p.worker_cpu_seconds() for p in portals) - cpu_before
         calls = fake.calls()
+        probe = cpu_probe(portals[0], services, sessions)
         rows, total = stats_rows(stats)
         expected, missing, saves = lost_saves(fake, workdir / "saves.json")
         verify = subprocess.run(
@@ -183,6 +263,7 @@ def main() -> int:
             (expected, missing, saves),
             (verify.returncode, audit_line),
             memory,
+            (cpu_during, probe),
         )
         print(report)
         failures = int(total.get("Failure Count", "1"))
@@ -203,12 +284,24 @@ def write_report(
     saves: tuple[int, int, dict[str, int]],
     audit: tuple[int, str],
     memory: list[int],
+    cpu: tuple[float, dict[str, float]],
 ) -> str:
     machine = machine_description()
     expected, missing, counters = saves
-    table = markdown_table(["endpoint", "requests", "errors", "req/s", "p50", "p95", "p99"], rows)
+    cpu_during, probe = cpu
+    requests_total = int(total.get("Request Count", 0) or 0)
+    # The CPU probe's figure per endpoint next to locust's latency percentiles.
+    rows = [[*r[:4], _cpu_cell(probe, r[0]), *r[4:]] for r in rows]
+    table = markdown_table(
+        ["endpoint", "requests", "errors", "req/s", "CPU per request", "p50", "p95", "p99"], rows
+    )
     aws_rows = [[op, n, f"{n / elapsed:.1f}"] for op, n in sorted(calls.items())]
     aws = markdown_table(["AWS operation", "calls", "calls/s"], aws_rows)
+    secrets_total = APPS + APPS // 10 + len(TEAMS)
+    pages = -(-secrets_total // 100)
+    listings = calls.get("ListSecrets", 0) / pages
+    # A window of this run's length holds at most floor(elapsed / period) + 1 timed refreshes.
+    timer = elapsed // int(env_setting("PORTAL_LIST_CACHE_SECONDS", "60")) + 1
     text = f"""{SECTION}
 
 Written by `make load` (`bench/load.py`, `bench/locustfile.py`) on {machine["date"]}, commit
@@ -221,6 +314,13 @@ counting moto server with {APPS:,} unified secrets (+{APPS // 10} others) and {l
 secrets. Locust, both instances, moto, PostgreSQL and Redis share the same {machine["cores"]}
 cores, so these figures bound the harness as much as the portal.
 
+**CPU per request** is the portal workers' own CPU time (user + system, `/proc/PID/stat`), which
+other processes on the shared machine disturb far less than latency: per endpoint, from
+{PROBE_REQUESTS} sequential requests of that endpoint to one instance after the load (its
+workers do nothing else meanwhile); under the load, both instances' workers used
+{cpu_during:.1f} CPU s for {requests_total:,} requests ({_cpu(cpu_during * 1000 / max(requests_total, 1))}
+per request; a save is 3 requests).
+
 {table}
 
 - **Errors:** {total.get("Failure Count", "?")} of {total.get("Request Count", "?")} requests.
@@ -230,11 +330,9 @@ cores, so these figures bound the harness as much as the portal.
   saves answered 409 and were redone. Each save is three portal requests through the save
   adapter (editor page, review, save: the "save (adapter)" row times the three together);
   the portal rebases onto others' saves itself.
-- **Listing:** {calls.get("ListSecrets", 0)} `ListSecrets` calls in all, about
-  {calls.get("ListSecrets", 0) / -(-(APPS + APPS // 10 + len(TEAMS)) // 100):.0f} listings of
-  {-(-(APPS + APPS // 10 + len(TEAMS)) // 100)} pages: every portal save marks the listing stale,
-  and one instance at a time refreshes it in the background while both keep serving the stale
-  copy (no request waited for a listing).
+- **Listing:** {calls.get("ListSecrets", 0)} `ListSecrets` calls in all, {listings:.1f} listings
+  of {pages} pages; the refresh timer alone (`PORTAL_LIST_CACHE_SECONDS`) allows at most
+  {timer:.0f} listing{"s" if timer != 1 else ""} ({timer * pages:.0f} calls) in the {elapsed:.0f} s the load ran.
 - **Audit:** `manage.py audit_verify` exit {audit[0]}: {audit[1]}
 - **Peak worker memory** (VmHWM), per instance: {", ".join(f"{m / 1024:.0f} MiB" for m in memory)}.
 

@@ -17,11 +17,8 @@ import itertools
 import json
 import os
 import random
-import re
 import sys
 import time
-from html import unescape
-from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +26,15 @@ from locust import HttpUser, between, events, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Editor, PortalClient, save_one_key
+from bench.common import (
+    SEARCHES,
+    Editor,
+    PortalClient,
+    browser_headers,
+    grid_cells,
+    keep_cookies,
+    save_one_key,
+)
 
 PORTALS = os.environ.get("BENCH_PORTALS", "http://127.0.0.1:8042").split(",")
 SESSIONS: list[str] = json.loads(
@@ -37,11 +42,6 @@ SESSIONS: list[str] = json.loads(
 )
 TEAM = [n for n in os.environ.get("BENCH_TEAM_SECRETS", "").split(",") if n]
 APPS = int(os.environ.get("BENCH_APP_SECRETS", "0"))
-SEARCHES = ["app001", "app0123", "team", "bench 7", "app00999", "nothing-matches-this"]
-#: One grid Reveal button's cell (templates/secrets_admin/secret_detail.html): JSON
-#: ``[environment, service, key]``, HTML-escaped in the ``value`` attribute.
-CELL = re.compile(r'name="cell" value="([^"]*)"')
-VERSION = re.compile(r'name="version_id" value="([^"]+)"')
 _numbers = itertools.count()
 #: (secret, key) -> the value this user saved last: what the final document must hold.
 EXPECTED: dict[str, dict[str, str]] = {}
@@ -65,15 +65,7 @@ class Engineer(HttpUser):
     # -- HTTP as a browser behind TLS termination ------------------------------------------
 
     def _send(self, method: str, path: str, name: str, **kw: Any) -> Any:
-        headers = {
-            "X-Forwarded-Proto": "https",
-            "Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()),
-            "Origin": self.origin,
-            "Referer": self.origin + "/",
-            **kw.pop("headers", {}),
-        }
-        if method == "POST":
-            headers["X-CSRFToken"] = self.cookies.get("csrftoken", "")
+        headers = {**browser_headers(self.origin, self.cookies, method), **kw.pop("headers", {})}
         with self.client.request(
             method,
             self.base + path,
@@ -85,9 +77,7 @@ class Engineer(HttpUser):
         ) as response:
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}")
-            for header in response.raw.headers.getlist("Set-Cookie") if response.raw else []:
-                for cookie, morsel in SimpleCookie(header).items():
-                    self.cookies[cookie] = morsel.value
+            keep_cookies(self.cookies, response)
             return response
 
     # -- tasks -----------------------------------------------------------------------------
@@ -113,9 +103,9 @@ class Engineer(HttpUser):
         else:
             name = f"app{random.randrange(APPS):05d}-secrets"
         response = self._send("GET", f"/secrets/{name}/", "grid")
-        version, cells = VERSION.search(response.text or ""), CELL.findall(response.text or "")
+        version, cells = grid_cells(response.text or "")
         if version and cells:
-            self.seen = (name, version.group(1), {"cell": unescape(random.choice(cells))})
+            self.seen = (name, version, random.choice(cells))
 
     @task(2)
     def reveal(self) -> None:

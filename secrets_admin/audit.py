@@ -4,8 +4,9 @@ Error Handling").
 * :func:`record` appends one event. Appends are serialised on the chain head row
   (``SELECT ... FOR UPDATE`` in PostgreSQL; SQLite's single writer lock, taken at ``BEGIN
   IMMEDIATE``), so concurrent writers in several processes never fork the chain.
-* :func:`attempt` wraps a change or a reveal: its ``attempted`` event is committed *before* the
-  body runs, so if the audit insert fails nothing reaches Secrets Manager; the outcome follows.
+* :func:`attempt` wraps a change: its ``attempted`` event is committed *before* the body runs,
+  so if the audit insert fails nothing reaches Secrets Manager; the outcome follows.
+* :func:`record_reveal` commits a reveal's one event before the value is sent.
 * :func:`verify` walks the chain and names the first event that does not match.
 * :func:`reconcile` settles attempts left without an outcome by asking Secrets Manager.
 * :func:`versions_outside_portal` tells which versions of a secret no event accounts for.
@@ -401,6 +402,46 @@ def record(
     not perform the action.
     """
     event = _append(action, outcome, context, fields, durable=False)
+    if event is None:  # narrowing for the type checker; cannot happen
+        raise RuntimeError("unexpected: event is None (only unless_settled returns None)")
+    return event
+
+
+def record_reveal(
+    context: Context | None,
+    *,
+    secret: str,
+    environment: str,
+    service: str,
+    key: str,
+    version_id: str,
+    fingerprint: str = "",
+    error_code: str = "",
+) -> AuditEvent:
+    """Commit the one event of a reveal (DESIGN.md "Audit": a reveal is one row, committed
+    before the value is sent): ``(reveal, succeeded)`` with the cell's ``fingerprint``, or
+    ``(reveal, failed)`` with ``error_code`` (an AWS error code, or why the cell was not shown).
+
+    The caller reads the value first and sends it only after this returns. Raises
+    :class:`AuditUnavailable` when the event cannot be committed (then no value may be sent:
+    fail closed), and ``RuntimeError`` inside a transaction (the event would not be committed
+    on return)."""
+    _require_no_transaction()
+    event = _append(
+        AuditAction.REVEAL,
+        Outcome.FAILED if error_code else Outcome.SUCCEEDED,
+        context,
+        {
+            "secret": secret,
+            "environment": environment,
+            "service": service,
+            "key": key,
+            "base_version": version_id,
+            "fingerprint_after": fingerprint,
+            "error_code": error_code,
+        },
+        durable=True,
+    )
     if event is None:  # narrowing for the type checker; cannot happen
         raise RuntimeError("unexpected: event is None (only unless_settled returns None)")
     return event

@@ -12,26 +12,31 @@ set) and served stale-while-revalidate:
   listed by then is shown at once, a larger one is finished in the background while the page
   shows progress (:class:`Progress`, polled by the list's status line).
 
-The portal's own writes mark the listing stale (:func:`invalidate`) rather than dropping it, so
-nobody waits for a cold listing again. Structure shown on the list (environments, services,
+The portal's own writes update their one entry of the shared listing (:func:`record_write`,
+write-through), so a write never re-lists the account; the refresh button marks the listing
+stale (:func:`invalidate`) rather than dropping it, so nobody waits for a cold listing again. Structure shown on the list (environments, services,
 conformity) comes from :class:`~secrets_admin.models.SecretSummary`, recorded whenever the
 portal reads a secret.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.template.loader import render_to_string
+from django.utils.safestring import SafeString, mark_safe
 
 from . import aws, documents
 from .models import SecretSummary
@@ -65,6 +70,8 @@ class Listing:
     fetched_at: float
     fetch_seconds: float = 0.0
     listed: int = 0
+    #: How many write-throughs (:func:`record_write`) changed this listing since it was fetched.
+    revision: int = 0
     search_keys: list[str] = field(default_factory=list, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -86,8 +93,9 @@ class Listing:
 
     @property
     def stamp(self) -> str:
-        """``fetched_at`` as text: the page sends it back to learn whether a newer one exists."""
-        return f"{self.fetched_at:.6f}"
+        """``fetched_at`` (and the revision, once written through) as text: the page sends it
+        back to learn whether a newer one exists."""
+        return f"{self.fetched_at:.6f}" + (f"r{self.revision}" if self.revision else "")
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,7 @@ class Stamp:
 
     fetched_at: float
     fresh_until: float
+    revision: int = 0
 
 
 @dataclass(frozen=True)
@@ -125,7 +134,7 @@ class ListingState:
 # This process's copy of the last listing it read, keyed by its stamp: a warm list view reads the
 # small stamp from the cache and unpickles the listing (10,000 entries: tens of ms) only when it
 # changed.
-_memo: tuple[float, Listing] | None = None
+_memo: tuple[tuple[float, int], Listing] | None = None
 
 
 def _cached() -> tuple[Listing | None, Stamp | None]:
@@ -133,21 +142,23 @@ def _cached() -> tuple[Listing | None, Stamp | None]:
     stamp = cache.get(STAMP_KEY)
     if not isinstance(stamp, Stamp):
         return None, None
+    identity = (stamp.fetched_at, stamp.revision)
     memo = _memo
-    if memo is not None and memo[0] == stamp.fetched_at:
+    if memo is not None and memo[0] == identity:
         return memo[1], stamp
     data = cache.get(DATA_KEY)
-    if not isinstance(data, Listing) or data.fetched_at != stamp.fetched_at:
+    if not isinstance(data, Listing) or (data.fetched_at, data.revision) != identity:
         return None, None
-    _memo = (stamp.fetched_at, data)
+    _memo = (identity, data)
     return data, stamp
 
 
-def _store(listing: Listing) -> None:
+def _store(listing: Listing, *, fresh_until: float | None = None) -> None:
     keep = max(settings.PORTAL_LIST_KEEP_SECONDS, settings.PORTAL_LIST_CACHE_SECONDS)
     cache.set(DATA_KEY, listing, keep)
-    fresh_until = listing.fetched_at + settings.PORTAL_LIST_CACHE_SECONDS
-    cache.set(STAMP_KEY, Stamp(listing.fetched_at, fresh_until), keep)
+    if fresh_until is None:
+        fresh_until = listing.fetched_at + settings.PORTAL_LIST_CACHE_SECONDS
+    cache.set(STAMP_KEY, Stamp(listing.fetched_at, fresh_until, listing.revision), keep)
 
 
 class _Fetch:
@@ -171,7 +182,8 @@ class _Fetch:
         now = time.time()
         self.secrets.sort(key=lambda m: m.name)
         listing = Listing(self.secrets, now, now - self.started_at, self.listed)
-        _store(listing)
+        with _write_lock():  # (stored even without it: a whole listing is never out of date)
+            _store(listing)
         return listing
 
     def progress(self) -> Progress:
@@ -306,6 +318,88 @@ def invalidate() -> None:
         cache.set(STAMP_KEY, replace(stamp, fresh_until=0.0), keep)
 
 
+#: Held while one write-through updates the shared listing (read, change one entry, store).
+WRITE_LOCK_KEY = "portal:listing:v2:write"
+#: How long a write-through waits for another one before giving up (see :func:`record_write`).
+WRITE_WAIT_SECONDS = 5.0
+
+
+@contextlib.contextmanager
+def _write_lock() -> Iterator[bool]:
+    """Hold :data:`WRITE_LOCK_KEY` (True) while a write-through or a finished listing is
+    stored, so neither overwrites the other; False after :data:`WRITE_WAIT_SECONDS`."""
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + WRITE_WAIT_SECONDS
+    held = cache.add(WRITE_LOCK_KEY, token, LOCK_SECONDS)
+    while not held and time.monotonic() < deadline:
+        time.sleep(0.02)
+        held = cache.add(WRITE_LOCK_KEY, token, LOCK_SECONDS)
+    try:
+        yield held
+    finally:
+        if held and cache.get(WRITE_LOCK_KEY) == token:
+            cache.delete(WRITE_LOCK_KEY)
+
+
+def record_write(name: str, version_id: str = "", *, meta: aws.SecretMeta | None = None) -> None:
+    """Write-through after the portal itself created or changed ``name``: update its one entry
+    of the shared listing instead of listing the account again (re-listing happens only on the
+    ``PORTAL_LIST_CACHE_SECONDS`` timer or the refresh button).
+
+    ``meta`` is the secret's metadata when the caller has it (from a ``DescribeSecret``);
+    otherwise a known entry gets ``version_id`` as its current version and now as its last
+    change, and a secret not in the listing (or a write that names no version, such as a
+    scheduled deletion) costs one ``DescribeSecret``. Nothing happens when no listing is cached
+    (the next list view lists AWS anyway). When other write-throughs hold the listing for more
+    than :data:`WRITE_WAIT_SECONDS`, a secret already listed keeps its old entry until the
+    timed listing (logged), and a new one marks the listing stale (:func:`invalidate`). A
+    listing of AWS that started before this write and ends after it may store an entry from
+    before the write (never an older whole listing over a newer one: both store under one
+    lock); the next timed listing corrects it.
+
+    Raises :class:`~secrets_admin.aws.AwsError` only when the ``DescribeSecret`` fails (the
+    write itself has landed: callers log it and go on).
+    """
+    with _write_lock() as held:
+        if held:
+            _write_through(name, version_id, meta)
+            return
+    current, _ = _cached()
+    if current is None or name not in {m.name for m in current.secrets}:
+        invalidate()  # a new secret must not wait for the timer to be listed
+    else:
+        logger.warning("listing write-through of %s skipped: the listing is busy", name)
+
+
+def _write_through(name: str, version_id: str, meta: aws.SecretMeta | None) -> None:
+    current, stamp = _cached()
+    if current is None or stamp is None:
+        return
+    secrets = list(current.secrets)
+    names = [m.name for m in secrets]
+    index = bisect.bisect_left(names, name)
+    known = index < len(names) and names[index] == name
+    if meta is None:
+        if known and version_id:
+            meta = replace(
+                secrets[index], current_version=version_id, last_changed=datetime.now(UTC)
+            )
+        else:
+            meta = aws.describe(name).meta
+    if known:
+        secrets[index] = meta
+    elif name.endswith(settings.PORTAL_SECRET_SUFFIX):
+        secrets.insert(index, meta)
+    updated = Listing(
+        secrets,
+        current.fetched_at,
+        current.fetch_seconds,
+        current.listed + (0 if known else 1),
+        revision=current.revision + 1,
+    )
+    _store(updated, fresh_until=stamp.fresh_until)
+
+
 def search(listing: Listing, query: str) -> list[aws.SecretMeta]:
     """Secrets whose name or description contains ``query`` (case-insensitive)."""
     q = query.strip().lower()
@@ -340,6 +434,39 @@ def statuses(meta: aws.SecretMeta, summary: SecretSummary | None) -> list[Status
     elif meta.current_version:
         out.append(Status("not read yet", "muted", "open it to check its structure"))
     return out
+
+
+#: Rendered list rows of this process (:func:`row_html`), oldest first; bounded.
+_rows: OrderedDict[tuple[Any, ...], SafeString] = OrderedDict()
+ROW_MEMO_SIZE = 20_000
+
+
+def row_html(meta: aws.SecretMeta, summary: SecretSummary | None) -> SafeString:
+    """One ``<tr>`` of the list (``_secret_list_row.html``), rendered once per process for each
+    distinct (metadata, summary) and then reused: a list page of 50 rows renders only the rows
+    that changed since this worker last showed them. Names and badges only, never a value."""
+    key: tuple[Any, ...] = (repr(meta),)
+    if summary is not None:
+        key += (
+            summary.version_id,
+            summary.kind,
+            repr(summary.reasons),
+            summary.size_bytes,
+            repr(summary.environments),
+            summary.service_count,
+            repr(summary.missing_cells),
+        )
+    html = _rows.get(key)
+    if html is not None:
+        _rows.move_to_end(key)
+        return html
+    context = {"meta": meta, "summary": summary, "statuses": statuses(meta, summary)}
+    # Autoescaped template output of names and badges.
+    html = mark_safe(render_to_string("secrets_admin/_secret_list_row.html", context))  # noqa: S308 # nosec B308 B703
+    _rows[key] = html
+    if len(_rows) > ROW_MEMO_SIZE:
+        _rows.popitem(last=False)
+    return html
 
 
 def _kind_status(kind: str, reasons: list[str], size: int) -> Status:

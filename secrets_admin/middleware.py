@@ -18,6 +18,9 @@ from django.utils.cache import add_never_cache_headers
 from .adapters import AUTH_ERROR_MESSAGES, record_login_failed, sso_error_response
 
 IDLE_KEY = "portal_last_seen"
+#: How often the idle clock is moved forward (seconds): a session is ended after
+#: ``PORTAL_SESSION_IDLE_TIMEOUT`` minus at most this much of inactivity.
+IDLE_STAMP_SECONDS = 60
 #: When the session's user signed in (epoch seconds); set by ``signals.stamp_sign_in``.
 SIGNED_IN_KEY = "portal_signed_in_at"
 #: Why ``logout`` was called, read by the audit receiver (``signals.audit_sign_out``).
@@ -49,7 +52,8 @@ class PortalMiddleware:
             elif isinstance(signed_in, int) and now - signed_in > settings.SESSION_COOKIE_AGE:
                 setattr(request, LOGOUT_REASON_ATTR, "max_age")
                 logout(request)
-            else:
+            elif not isinstance(last, int) or now - last >= IDLE_STAMP_SECONDS:
+                # Not on every request: each stamp is a session write (a Redis round trip).
                 session[IDLE_KEY] = now
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]

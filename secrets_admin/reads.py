@@ -18,35 +18,16 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import QuerySet
 
-from . import audit, aws, documents, errors, integration, listing, permissions
+from . import audit, aws, documents, errors, grid, integration, listing
 from .changes import change_requests, protocol
+from .grid import CellView as CellView  # the grid's cell view model, also used by the editor
+from .grid import RowView
 from .models import ChangeRequest
 
 
 def fingerprint(value: Any) -> str:
     """HMAC-SHA256 of a value with ``PORTAL_FINGERPRINT_KEY`` (hex, 64 chars)."""
     return documents.fingerprint(settings.PORTAL_FINGERPRINT_KEY.encode(), value)
-
-
-@dataclass
-class CellView:
-    """What the grid shows of one cell: never the value."""
-
-    present: bool
-    type: str = ""
-    fingerprint: str = ""
-    reveal: str = (
-        ""  # the cell as JSON ``[environment, service, key]``, posted by its Reveal button
-    )
-    empty: bool = False  # an empty string: shown as "empty, needs a value", not masked
-
-
-@dataclass
-class RowView:
-    service: str
-    key: str
-    cells: list[tuple[str, CellView]]
-    first_of_service: bool = False
 
 
 @dataclass
@@ -84,21 +65,8 @@ def secret_open(name: str, *, version_id: str | None = None) -> SecretPage:
     message."""
     description = aws.describe(name)
     page = SecretPage(name=name, description=description)
-    meta = description.meta
-    if meta.is_replica(aws.region()):
-        page.read_only_reason = (
-            f"This is a replica of the secret in {meta.primary_region}; edit it there."
-        )
-    if meta.scheduled_for_deletion:
-        when = meta.deleted_date.date().isoformat() if meta.deleted_date else "soon"
-        page.problem = (
-            f"This secret is scheduled for deletion on {when}. Its value can't be read or "
-            "changed until an admin restores it (RestoreSecret)."
-        )
-        page.read_only_reason = page.problem
-        return page
-    if not description.has_value:
-        page.problem = aws.NoValueYet.default
+    page.problem, page.read_only_reason = grid.description_problems(description)
+    if page.problem:
         return page
     value = aws.read_version(name, version_id) if version_id else aws.read_current(name)
     page.version_id = value.version_id
@@ -107,41 +75,17 @@ def secret_open(name: str, *, version_id: str | None = None) -> SecretPage:
     if version_id is None:  # the list describes the current version only
         listing.remember(name, value.version_id, classified)
     if not classified.conforming:
-        page.problem = (
-            "This secret does not follow the unified-secrets standard, so it is shown read-only "
-            "and never rewritten."
-        )
-        page.read_only_reason = page.problem
+        page.problem = page.read_only_reason = grid.NON_STANDARD
         return page
-    grid = documents.grid(classified.document)
-    page.environments = grid.environments
-    page.protected = {env: permissions.is_protected(env) for env in grid.environments}
-    previous_service = None
-    for row in grid.rows:
-        cells = []
-        for env in grid.environments:
-            if env in row.values:
-                v = row.values[env]
-                cell = CellView(
-                    True,
-                    documents.value_type(v),
-                    documents.short(fingerprint(v)),
-                    json.dumps([env, row.service, row.key]),
-                    v == "",
-                )
-                cells.append((env, cell))
-            else:
-                cells.append((env, CellView(False)))
-        page.rows.append(
-            RowView(row.service, row.key, cells, first_of_service=row.service != previous_service)
-        )
-        previous_service = row.service
+    model = grid.build_model(value.version_id, classified)
+    page.environments, page.protected, page.rows = model.environments, model.protected, model.rows
     return page
 
 
 class CellNotFound(errors.StateConflict):
     """The asked cell is not in the version on screen (409)."""
 
+    code = "CellNotFound"
     message = "That cell is not in the version shown. Reload the page to see the current version."
 
 
@@ -161,21 +105,22 @@ def cell_reveal(
     key: str,
     context: audit.Context,
 ) -> str:
-    """Return one cell's value from version ``version_id``, after recording a ``reveal`` event.
+    """Return one cell's value from version ``version_id`` (one ``GetSecretValue``), after
+    committing the reveal's one audit event (DESIGN.md "Audit").
 
-    The event is committed before the value is read (fail closed: raises
-    :class:`~secrets_admin.audit.AuditUnavailable` and returns nothing when it cannot be).
-    Raises :class:`CellNotFound` or :class:`~secrets_admin.aws.AwsError`.
+    Fail closed: the value is returned only once its ``(reveal, succeeded)`` event is committed
+    (:class:`~secrets_admin.audit.AuditUnavailable` otherwise, and nothing is returned). An AWS
+    error or a cell absent from that version is recorded as ``(reveal, failed)`` with its code,
+    then raised: :class:`~secrets_admin.aws.AwsError` or :class:`CellNotFound`.
     """
-    with audit.attempt(
-        audit.AuditAction.REVEAL,
-        context=context,
-        secret=name,
-        environment=environment,
-        service=service,
-        key=key,
-        base_version=version_id,
-    ) as handle:
+    cell_fields = {
+        "secret": name,
+        "environment": environment,
+        "service": service,
+        "key": key,
+        "version_id": version_id,
+    }
+    try:
         value = aws.read_version(name, version_id)
         if value.text is None:
             raise CellNotFound()
@@ -183,7 +128,11 @@ def cell_reveal(
             cell = documents.get_cell(documents.parse(value.text), environment, service, key)
         except (KeyError, ValueError, TypeError):
             raise CellNotFound() from None
-        handle.succeeded(fingerprint_after=fingerprint(cell))
+    except (aws.AwsError, CellNotFound) as exc:
+        code = getattr(exc, "code", "") or type(exc).__name__
+        audit.record_reveal(context, error_code=code, **cell_fields)
+        raise
+    audit.record_reveal(context, fingerprint=fingerprint(cell), **cell_fields)
     return display_value(cell)
 
 

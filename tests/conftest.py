@@ -79,6 +79,31 @@ def make_secret(sm: Any) -> Callable[..., str]:
     return make
 
 
+# --- AWS calls counted at the portal's boto3 client (test_aws, test_grid_cache).
+
+
+class CallCounter:
+    """Counts Secrets Manager API calls of the gateway's client (botocore event hooks)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, model: Any, **kwargs: Any) -> None:
+        self.calls.append(model.name)
+
+    def count(self, name: str) -> int:
+        return self.calls.count(name)
+
+
+@pytest.fixture
+def calls() -> Iterator[CallCounter]:
+    counter = CallCounter()
+    client = aws.client()
+    client.meta.events.register("before-call.secrets-manager", counter)
+    yield counter
+    client.meta.events.unregister("before-call.secrets-manager", counter)
+
+
 STANDARD_DOC = {
     "sandbox": {"stripe": {"public_key": "pk_test_sand", "secret_key": "sk_test_sand"}},
     "dev": {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,27 +10,7 @@ from botocore.awsrequest import AWSResponse
 
 from secrets_admin import aws
 
-
-class CallCounter:
-    """Counts Secrets Manager API calls of the gateway's client (botocore event hooks)."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def __call__(self, model: Any, **kwargs: Any) -> None:
-        self.calls.append(model.name)
-
-    def count(self, name: str) -> int:
-        return self.calls.count(name)
-
-
-@pytest.fixture
-def calls() -> Iterator[CallCounter]:
-    counter = CallCounter()
-    client = aws.client()
-    client.meta.events.register("before-call.secrets-manager", counter)
-    yield counter
-    client.meta.events.unregister("before-call.secrets-manager", counter)
+from .conftest import CallCounter
 
 
 def inject_error(operation: str, code: str, message: str = "injected", status: int = 400) -> None:

@@ -17,10 +17,8 @@ from secrets_admin.changes import restore as restoring
 from secrets_admin.documents import Edit
 from secrets_admin.models import AuditEvent, ChangeRequest, SecretSummary
 
-from .conftest import STANDARD_DOC
-from .test_aws import CallCounter, calls, inject_error
-
-__all__ = ["calls"]  # the AWS call counter fixture, shared with test_aws
+from .conftest import STANDARD_DOC, CallCounter
+from .test_aws import inject_error
 
 pytestmark = pytest.mark.django_db
 
@@ -134,16 +132,24 @@ def test_a_conflict_costs_describe_drop_and_a_read_and_a_rebase_three_more_write
     ]
 
 
-def test_save_refreshes_the_listing(make_secret: Any, ctx: audit.Context) -> None:
+def test_save_updates_its_listing_entry_without_listing_the_account(
+    make_secret: Any, ctx: audit.Context, calls: Any
+) -> None:
     from django.core.cache import cache
 
     from secrets_admin import listing
 
     make_secret(NAME, STANDARD_DOC)
     listing.get_listing()
-    assert cache.get(listing.STAMP_KEY).fresh_until > time.time()
-    save(ctx, aws.read_current(NAME).version_id, Edit("set", "dev", "stripe", "public_key", "x"))
-    assert cache.get(listing.STAMP_KEY).fresh_until <= time.time()  # stale: refreshed next view
+    fresh_until = cache.get(listing.STAMP_KEY).fresh_until
+    calls.calls.clear()
+    result = save(
+        ctx, aws.read_current(NAME).version_id, Edit("set", "dev", "stripe", "public_key", "x")
+    )
+    assert "ListSecrets" not in calls.calls
+    entry = next(m for m in listing.get_listing().secrets if m.name == NAME)
+    assert entry.current_version == result.new_version_id
+    assert cache.get(listing.STAMP_KEY).fresh_until == fresh_until > time.time()  # not stale
 
 
 def test_versions_are_listed_across_pages(make_secret: Any) -> None:

@@ -3,6 +3,7 @@ V13.4; the load balancer's view of the portal: health checks, HEAD, forwarded cl
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -50,6 +51,8 @@ def _start_in_production(**keys: str) -> subprocess.CompletedProcess[str]:
             "SECRET_KEY": STRONG_KEY,
             "PORTAL_FINGERPRINT_KEY": STRONG_KEY[::-1],
             "ALLOWED_HOSTS": "portal.example.test",
+            "PORTAL_AUDIT_SIGNING_KEY": base64.b64encode(bytes(range(32))).decode(),
+            "PORTAL_AUDIT_DEVICES": "none",
             **keys,
         }
     )
@@ -284,6 +287,7 @@ NOT_WRITE_STEPS = {
     "secrets_admin:change_request_bypass": "as above",
     "secrets_admin:change_request_acknowledge": "as above",
     "secrets_admin:change_request_apply": "as above",
+    "secrets_admin:audit_evidence": "reads the audit log (a download)",
 }
 
 

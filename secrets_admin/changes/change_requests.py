@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .. import audit, aws, documents, listing, notifications, permissions
+from .. import audit, aws, documents, notifications, permissions
 from ..documents import Edit
 from ..errors import (
     ChangeRequestNotFound,
@@ -37,6 +37,7 @@ from .protocol import (
     apply_for_write,
     check_change_id,
     compare,
+    listing_write_through,
     read_version,
     request_token,
     save_changeset,
@@ -506,7 +507,8 @@ def _apply(cr: ChangeRequest, context: audit.Context) -> ChangeRequest:
         cr.applied_version = version
     cr.save(update_fields=["status", "applied_version", "outcome_message", "updated"])
     _drop_label(cr, context)
-    listing.invalidate()
+    if cr.applied_version:
+        listing_write_through(cr.secret, cr.applied_version)
     notifications.author_told(
         cr, "conflicted" if conflicts else "applied", by=source_identity(context)
     )

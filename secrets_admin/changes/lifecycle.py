@@ -11,10 +11,16 @@ from typing import Any
 
 from django.conf import settings
 
-from .. import audit, aws, documents, listing
+from .. import audit, aws, documents
 from ..documents import Edit
 from ..errors import ChangeRefused, InvalidChange, SecretExists, SecretPendingDeletion
-from .protocol import after_write, check_change_id, request_token, source_identity
+from .protocol import (
+    after_write,
+    check_change_id,
+    listing_write_through,
+    request_token,
+    source_identity,
+)
 
 
 def secret_create(
@@ -121,7 +127,7 @@ def secret_undelete(*, name: str, context: audit.Context) -> None:
     with audit.attempt(audit.AuditAction.SECRET_UNDELETE, context=context, secret=name) as handle:
         aws.restore_deleted(name, source_identity=source_identity(context))
         handle.succeeded()
-    listing.invalidate()
+    listing_write_through(name)
 
 
 def secret_first_version(*, name: str, context: audit.Context, change_id: str) -> str:
@@ -187,7 +193,7 @@ def legacy_secret_schedule_deletion(
             name, recovery_days=recovery_days, source_identity=source_identity(context)
         )
         handle.succeeded(detail={**detail, "deletion_date": when.isoformat()})
-    listing.invalidate()
+    listing_write_through(name)
     return when
 
 

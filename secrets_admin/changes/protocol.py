@@ -570,10 +570,20 @@ def _result_detail(landed: SaveResult) -> dict[str, Any]:
     }
 
 
+def listing_write_through(name: str, version_id: str = "") -> None:
+    """Update ``name``'s one entry of the shared listing after a write that landed (never a
+    re-listing of the account: ``listing.record_write``). A failed ``DescribeSecret`` is logged,
+    not raised: the write itself has landed and the timed listing corrects the entry."""
+    try:
+        listing.record_write(name, version_id)
+    except aws.AwsError as exc:
+        log.warning("listing entry of %s not updated after a write: %s", name, exc.code)
+
+
 def after_write(name: str, version_id: str, document: dict[str, Any], size: int) -> None:
-    """Drop the cached listing and remember the new structure (names only) of a conforming
+    """Update the listing's entry and remember the new structure (names only) of a conforming
     ``document`` of ``size`` bytes just written (no serialising or parsing again)."""
-    listing.invalidate()
+    listing_write_through(name, version_id)
     try:
         listing.remember(
             name,

@@ -17,9 +17,9 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
-from .. import audit, aws, errors, listing, ratelimit, reads
+from .. import audit, aws, errors, grid, listing, ratelimit, reads
 from ..models import ChangeRequest
-from ..permissions import Action, require
+from ..permissions import Action, can, require
 from . import HtmxHttpRequest
 from .errors import error_response
 
@@ -51,12 +51,7 @@ def secret_list(request: HtmxHttpRequest) -> HttpResponse:
         page = Paginator(matches, settings.PORTAL_LIST_PAGE_SIZE).get_page(page_number)
         summaries = listing.summaries_for([m.name for m in page.object_list])
         context["rows"] = [
-            {
-                "meta": meta,
-                "summary": summaries.get(meta.name),
-                "statuses": listing.statuses(meta, summaries.get(meta.name)),
-            }
-            for meta in page.object_list
+            listing.row_html(meta, summaries.get(meta.name)) for meta in page.object_list
         ]
         context |= {"page": page, "total": len(data.secrets), "matched": len(matches)}
     template = "secrets_admin/secret_list.html"
@@ -99,10 +94,32 @@ def secret_list_refresh(request: HttpRequest) -> HttpResponse:
 @require_GET
 @never_cache
 @require(Action.VIEW)
-def secret_detail(request: HttpRequest, name: str) -> HttpResponse:
-    """The environment x (service, key) grid of one secret, every value masked on the server."""
+def secret_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    """The environment x (service, key) grid of one secret, every value masked on the server.
+
+    One ``DescribeSecret``; a version seen before is served from the shared cache without
+    ``GetSecretValue`` (:mod:`secrets_admin.grid`). ``service`` and ``version`` (GET) expand a
+    collapsed service of a large grid: with htmx only that service's rows of that version come
+    back; without, the page opens with it shown.
+    """
+    reveal_url = reverse("secrets_admin:cell_reveal", args=[name])
+    may_reveal = can(request.user, Action.REVEAL)
+    service = request.GET.get("service", "")[:512]
+    version = request.GET.get("version", "")[:64]
     try:
-        page = reads.secret_open(name)
+        if service and version and request.htmx:
+            html = grid.service_rows(
+                name, version, service, can_reveal=may_reveal, reveal_url=reveal_url
+            )
+            if html is None:
+                raise errors.NotFound("That service is not in that version of this secret.")
+            return HttpResponse(html)
+        page = grid.open_grid(name, can_reveal=may_reveal, reveal_url=reveal_url)
+        if service and page.version_id:
+            expanded = grid.expanded_rows_html(
+                name, page.version_id, service, can_reveal=may_reveal, reveal_url=reveal_url
+            )
+            page.rows_html = expanded if expanded is not None else page.rows_html
     except errors.PortalError as exc:
         return error_response(request, exc, name=name)
     return render(
@@ -110,7 +127,7 @@ def secret_detail(request: HttpRequest, name: str) -> HttpResponse:
         "secrets_admin/secret_detail.html",
         {
             "secret": page,
-            "reveal_url": reverse("secrets_admin:cell_reveal", args=[name]),
+            "reveal_url": reveal_url,
             "missing": page.missing_cells,
             "reveal_seconds": settings.PORTAL_REVEAL_SECONDS,
             "pending_requests": ChangeRequest.objects.filter(

@@ -32,6 +32,13 @@
   document.addEventListener("DOMContentLoaded", function () { arm(document); });
   document.addEventListener("htmx:afterSettle", function (evt) {
     arm(evt.target);
+    // A collapsed service of a large grid was expanded: its link is gone, so keyboard users
+    // continue from the service's first row header.
+    if (evt.target.matches && evt.target.matches("tbody.service-rows")) {
+      var header = evt.target.querySelector("th.service");
+      if (header) { header.setAttribute("tabindex", "-1"); header.focus(); }
+      return;
+    }
     // Keyboard users keep their place: the Reveal button they pressed is gone, the value is here.
     var shown = evt.target.querySelector && evt.target.querySelector(".revealed-cell [data-remask-after], .revealed-cell [role=alert]");
     if (!shown) { return; }
