@@ -15,6 +15,7 @@ from secrets_admin import aws, demo, documents
 
 from .browsing import ARTIFACTS, Browsing
 from .pages import save_edit, submit, type_value
+from .test_flows import grid_cell
 
 GRID = "/secrets/customer-portal-secrets/"
 EDIT = GRID + "edit/"
@@ -165,3 +166,36 @@ def test_bulk_paste_of_an_env_file_into_dev_previews_each_cell_then_saves_throug
     document = documents.parse(aws.read_current("customer-portal-secrets").text or "")
     assert document["dev"]["stripe"]["secret_key"] == "sk_test_PASTED"
     assert document["dev"]["sentry"] == {"dsn": "https://dsn"}
+
+
+def test_a_revealed_value_counts_down_copies_hides_and_the_cell_comes_back_in_place(
+    browse: Any, settings: Any
+) -> None:
+    settings.PORTAL_REVEAL_SECONDS = 30
+    b = browse()
+    page = b.page
+    b.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    b.sign_in("engineer")
+    b.goto(GRID)
+    reveal = page.get_by_role("button", name="Reveal dev stripe secret_key")
+    cell = grid_cell(page, "Reveal dev stripe secret_key")
+    masked_html = cell.inner_html()
+    table_box = page.locator("table.grid").bounding_box()
+    reveal.click()
+    expect(cell.locator("code.revealed")).to_have_text("sk_test_FAKEcustdev")
+    hide = cell.get_by_role("button", name=re.compile(r"^Hide \d+ s$"))
+    expect(hide).to_have_text(re.compile(r"Hide (2[0-9]|30) s"))
+    expect(hide).not_to_have_text("Hide 30 s", timeout=3000)  # it counts down
+    b.shot("revealed-with-copy-and-hide")
+    cell.get_by_role("button", name="Copy").click()
+    expect(cell.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == "sk_test_FAKEcustdev"
+    hide.click()
+    expect(cell.locator("code.revealed")).to_have_count(0)
+    back = page.get_by_role("button", name="Reveal dev stripe secret_key")
+    expect(back).to_be_focused()
+    assert cell.inner_html() == masked_html  # mask, type, fingerprint and button, no reload
+    assert page.locator("table.grid").bounding_box() == table_box  # no layout jump
+    assert "sk_test_FAKEcustdev" not in page.content()
+    back.click()  # the restored button works again (htmx re-processed it)
+    expect(cell.locator("code.revealed")).to_have_text("sk_test_FAKEcustdev")
