@@ -58,3 +58,27 @@ def test_the_audit_log_reads_one_row_per_save_with_its_cells_listed_and_failures
     page = detail.decode()
     assert "<dt>Cells</dt>" in page and "<summary>as recorded (JSON)</summary>" in page
     assert "sk_CANARY_audit" not in html + page
+
+
+def test_search_finds_secrets_by_service_or_key_from_their_summaries_without_aws_calls(
+    as_user: Any, auditor: Any, make_secret: Any, calls: Any
+) -> None:
+    make_secret("shop-secrets", {"dev": {"stripe": {"secret_key": "x"}, "db": {"url": "y"}}})
+    make_secret("blog-secrets", {"dev": {"sentry": {"dsn": "z"}}})
+    make_secret("unread-secrets", {"dev": {"stripe": {"secret_key": "never read"}}})
+    client = as_user(auditor)
+    for name in ("shop-secrets", "blog-secrets"):  # opening a grid records its summary
+        client.get(reverse("secrets_admin:secret_detail", args=[name]))
+    list_url = reverse("secrets_admin:secret_list")
+    client.get(list_url)  # the listing is cached from here on
+    before = len(calls.calls)
+    html = client.get(list_url, {"q": "stripe.secret_key"}).content.decode()
+    assert len(calls.calls) == before  # answered from the summaries: no AWS call
+    assert "Services and keys matching" in html
+    assert "shop-secrets</a>: <code>stripe.secret_key</code>" in html
+    assert "1 of 3 secrets match" in html and "blog-secrets" not in html
+    assert "unread-secrets</a>:" not in html  # never read: its structure is not known yet
+    word = client.get(list_url, {"q": "DSN"}).content.decode()
+    assert "blog-secrets</a>: <code>sentry.dsn</code>" in word
+    service = client.get(list_url, {"q": "db"}).content.decode()
+    assert "shop-secrets</a>: <code>db</code>" in service

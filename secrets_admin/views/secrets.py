@@ -48,6 +48,12 @@ def secret_list(request: HtmxHttpRequest) -> HttpResponse:
     data = state.listing
     if data is not None:
         matches = listing.search(data, query)
+        # editing: secrets whose services or keys match, from the recorded structure summaries
+        key_matches = listing.search_keys(data, query)
+        found = {m.name for m in matches}
+        by_name = {m.name: m for m in data.secrets}
+        matches += [by_name[k.name] for k in key_matches if k.name not in found]
+        context["key_matches"] = key_matches
         page = Paginator(matches, settings.PORTAL_LIST_PAGE_SIZE).get_page(page_number)
         summaries = listing.summaries_for([m.name for m in page.object_list])
         context["rows"] = [
