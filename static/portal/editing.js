@@ -87,4 +87,67 @@
       evt.returnValue = "";  // Chromium shows its own "Leave site?" text
     });
   });
+
+  // ---- The grid: services fold (a toggle on each service), a filter box narrows the keys.
+  function armServices(root) {
+    root.querySelectorAll("table.grid tbody.service-rows").forEach(function (body) {
+      var header = body.querySelector("tr.service-start th.service");
+      if (!header || header.querySelector("button.service-toggle")) { return; }
+      var name = header.textContent.trim();
+      var toggle = document.createElement("button");
+      toggle.type = "button";
+      toggle.className = "service-toggle";
+      toggle.setAttribute("aria-expanded", "true");
+      toggle.setAttribute("aria-label", "Fold " + name);
+      toggle.textContent = "\u25be";
+      toggle.addEventListener("click", function () {
+        var open = toggle.getAttribute("aria-expanded") === "true";
+        toggle.setAttribute("aria-expanded", open ? "false" : "true");
+        toggle.setAttribute("aria-label", (open ? "Unfold " : "Fold ") + name);
+        toggle.textContent = open ? "\u25b8" : "\u25be";
+        body.querySelectorAll("tr").forEach(function (row, i) {
+          if (i > 0) { row.classList.toggle("folded-row", open); }
+        });
+      });
+      header.prepend(toggle);
+    });
+  }
+
+  function filterGrid(input) {
+    var q = input.value.trim().toLowerCase();
+    var shown = 0;
+    var total = 0;
+    document.querySelectorAll("table.grid tbody.service-rows").forEach(function (body) {
+      var header = body.querySelector("tr.service-start th.service");
+      var service = header ? header.textContent.trim().toLowerCase() : "";
+      body.querySelectorAll("tr").forEach(function (row) {
+        var key = row.querySelector("th.key");
+        if (!key) { return; }
+        total += 1;
+        var hit = !q || service.indexOf(q) !== -1 || key.textContent.toLowerCase().indexOf(q) !== -1;
+        // the service's first row stays while any of its keys matches: it names the service
+        row.classList.toggle("filtered-out", !hit);
+        if (hit) { shown += 1; }
+      });
+      var first = body.querySelector("tr.service-start");
+      if (first && q && body.querySelector("tr:not(.filtered-out)")) { first.classList.remove("filtered-out"); }
+    });
+    var count = document.getElementById("grid-filter-count");
+    if (count) { count.textContent = q ? shown + " of " + total + " keys" : ""; }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    armServices(document);
+    var input = document.getElementById("grid-filter");
+    if (!input) { return; }
+    input.closest(".grid-filter").hidden = false;
+    input.addEventListener("input", function () { filterGrid(input); });
+  });
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    if (evt.target && evt.target.closest && evt.target.closest("table.grid")) {
+      armServices(evt.target.parentElement || document);
+      var input = document.getElementById("grid-filter");
+      if (input && input.value) { filterGrid(input); }
+    }
+  });
 })();

@@ -199,3 +199,39 @@ def test_a_revealed_value_counts_down_copies_hides_and_the_cell_comes_back_in_pl
     assert "sk_test_FAKEcustdev" not in page.content()
     back.click()  # the restored button works again (htmx re-processed it)
     expect(cell.locator("code.revealed")).to_have_text("sk_test_FAKEcustdev")
+
+
+def test_the_grid_fits_1366_pixels_with_sticky_headers_a_key_filter_and_folding_services(
+    browse: Any,
+) -> None:
+    b = browse()
+    page = b.page
+    page.set_viewport_size({"width": 1366, "height": 400})
+    b.sign_in("engineer")
+    b.goto(GRID)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1366  # 4 environments
+    box = page.locator(".grid-scroll")
+    page.evaluate("document.querySelector('table.grid').style.minWidth = '2400px'")  # 8 columns
+    box.evaluate("el => el.scrollBy(400, 300)")
+    header_top = page.locator("table.grid thead th").first.bounding_box()
+    service_left = page.locator("table.grid th.service").nth(6).bounding_box()
+    key_left = page.locator("table.grid th.key").nth(6).bounding_box()
+    box_edge = box.bounding_box()
+    assert header_top is not None and service_left is not None and box_edge is not None
+    assert abs(header_top["y"] - box_edge["y"]) < 3  # the header row stays in view
+    assert abs(service_left["x"] - box_edge["x"]) < 3  # so does the service column
+    assert key_left is not None and key_left["x"] >= service_left["x"] + service_left["width"] - 1
+    b.shot("grid-scrolled")
+    box.evaluate("el => el.scrollTo(0, 0)")
+
+    page.get_by_label("Filter keys").fill("secret")
+    expect(page.get_by_role("status").filter(has_text="keys")).to_have_text("3 of 11 keys")
+    expect(page.locator("table.grid th.key:visible")).to_have_text(
+        ["server_hostname", "client_secret", "public_key", "secret_key", "webhook_secret"]
+    )  # each service's first row stays to name it
+    page.get_by_label("Filter keys").fill("")
+    page.get_by_role("button", name="Fold stripe").click()
+    expect(page.locator("table.grid th.key:visible")).to_have_count(9)
+    b.shot("grid-stripe-folded")
+    page.get_by_role("button", name="Unfold stripe").click()
+    expect(page.locator("table.grid th.key:visible")).to_have_count(11)
