@@ -6,27 +6,41 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 ADDRPORT ?= 127.0.0.1:8000
 
-.PHONY: run test qa lint format typecheck security bandit audit-deps system-deps node-deps install-demo install-dev install-bench bench load clean
+.PHONY: run test qa lint format typecheck security bandit audit-deps system-deps node-deps install-demo install-dev install-bench upgrade-deps bench load clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-$(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q -e '.[demo]'
+## Locked dependencies (requirements/README.md): exactly these versions, checked by hash; the
+## project itself then without its dependencies. The demo and the tests use the dev lock (which
+## holds the runtime lock's versions), the image the runtime lock.
+LOCK_RUNTIME := requirements/runtime.txt
+LOCK_DEV := requirements/dev.txt
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make upgrade-deps" $(VENV)/bin/pip-compile -q --upgrade \
+  --allow-unsafe --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links \
+  --no-emit-trusted-host
+
+$(VENV)/.dev-installed: $(LOCK_DEV) pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q --require-hashes -r $(LOCK_DEV)
+	$(PIP) install -q --no-deps -e .
 	touch $@
 
-$(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q -e '.[dev,demo]'
+## bench's own tools (awscli, locust, pyinstrument) are not locked: never deployed, never tested.
+$(VENV)/.bench-installed: $(VENV)/.dev-installed
+	$(PIP) install -q -e '.[bench]'
 	touch $@
 
-$(VENV)/.bench-installed: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q -e '.[dev,demo,bench]'
-	touch $@
-
-install-demo: $(VENV)/.demo-installed
+install-demo: install-dev
 install-dev: $(VENV)/.dev-installed
 install-bench: $(VENV)/.bench-installed
+
+## Refresh both locks to the newest versions pyproject.toml allows (then run make test).
+upgrade-deps: install-dev
+	$(PIP_COMPILE) --extra saml --extra sentry -o $(LOCK_RUNTIME) pyproject.toml
+	$(PIP_COMPILE) --extra dev --extra demo --extra saml --extra sentry -c $(LOCK_RUNTIME) \
+	  -o $(LOCK_DEV) pyproject.toml
+	rm -f $(VENV)/.dev-installed
 
 ## The demo on embedded defaults: SQLite and an in-process moto server, no AWS account.
 run: install-demo
@@ -39,12 +53,19 @@ system-deps:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	@# deploy: xmlsec1 signs the assertions of the tests' SAML identity provider (pysaml2)
+	@command -v xmlsec1 >/dev/null 2>&1 || { \
+	  echo "installing Debian's xmlsec1 for the SAML identity provider of the tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq xmlsec1 >/dev/null; }
 
 ## npm packages of the tests, from package-lock.json: the test identity provider (oidc-provider)
 ## and axe-core for the accessibility checks.
 node-deps:
 	@[ -d tests/idp/node_modules ] || npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
 	@[ -f tests/a11y/node_modules/axe-core/axe.min.js ] || npm ci --prefix tests/a11y --no-audit --no-fund --loglevel=error
+	@# deploy: the standard's own reader (@aws-sdk/client-secrets-manager) for tests/test_node_client.py
+	@[ -d tests/node_client/node_modules/@aws-sdk/client-secrets-manager ] || npm ci --prefix tests/node_client --no-audit --no-fund --loglevel=error
 
 ## Everything on SQLite, then the audit chain tests again on PostgreSQL (which .ci/run starts);
 ## pytest-django creates and drops test_portal_ci_<pid> there.
@@ -100,9 +121,10 @@ qa: lint typecheck security test
 ## Redis on 127.0.0.1 (databases portal_bench, Redis dbs 4 and 5) and start everything else.
 bench: install-bench
 	$(PY) bench/run.py
+	$(PY) bench/hygiene_bench.py
 
 load: install-bench
 	$(PY) bench/load.py
 
 clean:
-	rm -rf $(VENV) staticfiles db.sqlite3 demo-audit.jsonl .pytest_cache .mypy_cache .ruff_cache tests/idp/node_modules tests/a11y/node_modules test-artifacts
+	rm -rf $(VENV) staticfiles db.sqlite3 demo-audit.jsonl .pytest_cache .mypy_cache .ruff_cache tests/idp/node_modules tests/a11y/node_modules tests/node_client/node_modules test-artifacts

@@ -16,6 +16,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from portal import sso
+from secrets_admin.observability import logs as _observability_logs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -109,6 +110,12 @@ PORTAL_GROUPS_CLAIM = env_str("PORTAL_GROUPS_CLAIM", sso.DEFAULT_GROUPS_CLAIM)
 #: Identity-provider group -> role label, applied at every SSO sign-in (permissions.roles_for_groups).
 PORTAL_ROLE_GROUPS = sso.role_groups_from_env(env_str("PORTAL_ROLE_GROUPS"))
 
+# --- Access scopes (README "Access rules"): who holds which role on which secrets and
+# environments. A TOML file, or the same rules as a JSON object; read and validated at start
+# (secrets_admin/apps.py), so a bad rule stops the process with the rule's line.
+PORTAL_ACCESS_FILE = env_str("PORTAL_ACCESS_FILE")
+PORTAL_ACCESS_RULES = env_str("PORTAL_ACCESS_RULES")
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if (PORTAL_DEMO or TESTING) else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
@@ -145,6 +152,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "secrets_admin.middleware.PortalMiddleware",
     "secrets_admin.middleware.NoStoreMiddleware",
+    # Access scopes: a secret outside the person's scope answers 404 before any view runs.
+    "secrets_admin.permissions.ScopeMiddleware",
     # Per-person budget of write steps (PORTAL_WRITE_RATE), after the CSRF check.
     "secrets_admin.throttle.WriteThrottleMiddleware",
     # HEAD is answered wherever GET is (load balancers' checks use it): innermost, so the views
@@ -304,6 +313,42 @@ LOGGING = {
     },
 }
 
+# --- deploy: operators' logs (secrets_admin/observability/logs.py). One line per request and per
+# audit event: JSON on stdout in production, readable text on stderr in the demo and tests
+# (PORTAL_LOG_FORMAT=json|text overrides). Tracebacks never render messages or locals.
+PORTAL_LOG_FORMAT = env_str("PORTAL_LOG_FORMAT", "text" if (PORTAL_DEMO or TESTING) else "json")
+if PORTAL_LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured("PORTAL_LOG_FORMAT must be json or text.")
+LOGGING = _observability_logs.logging_config(
+    json_lines=PORTAL_LOG_FORMAT == "json", level=env_str("LOG_LEVEL", "INFO")
+)
+# Outermost, so the request line times (and sees the status of) everything below it.
+MIDDLEWARE.insert(0, "secrets_admin.observability.logs.RequestLogMiddleware")
+# --- end deploy: logs
+
+# --- deploy: Prometheus metrics (secrets_admin/observability/metrics.py). /metrics answers only
+# "Authorization: Bearer <PORTAL_METRICS_TOKEN>"; unset, the endpoint does not exist (404).
+PORTAL_METRICS_TOKEN = env_str("PORTAL_METRICS_TOKEN")
+# --- end deploy: metrics
+
+# --- deploy: error reports to Sentry (secrets_admin/observability/sentry.py), the `sentry` extra.
+# Off unless SENTRY_DSN is set; request bodies, cookies, locals and exception messages are dropped.
+SENTRY_DSN = env_str("SENTRY_DSN")
+if SENTRY_DSN:
+    try:
+        from secrets_admin.observability import sentry as _sentry
+
+        _sentry.init(
+            SENTRY_DSN,
+            environment=env_str("SENTRY_ENVIRONMENT", "demo" if PORTAL_DEMO else "production"),
+            release=env_str("SENTRY_RELEASE"),
+        )
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            "SENTRY_DSN is set but the sentry extra is missing: pip install 'secrets-portal[sentry]'."
+        ) from exc
+# --- end deploy: Sentry
+
 # --- The portal itself
 AWS_REGION = env_str("AWS_REGION", env_str("AWS_DEFAULT_REGION", "us-east-1"))
 os.environ.setdefault("AWS_DEFAULT_REGION", AWS_REGION)
@@ -324,6 +369,19 @@ PORTAL_VALUE_RULES = (
     json.loads(env_str("PORTAL_VALUE_RULES")) if env_str("PORTAL_VALUE_RULES") else None
 )
 PORTAL_COMPLIANCE_CACHE_SECONDS = env_int("PORTAL_COMPLIANCE_CACHE_SECONDS", 120)
+
+# --- Credential hygiene (the account-wide, value-free index; README "Credential hygiene")
+# Days a credential may stay unchanged, per environment: "<env or pattern>=<days>", first match.
+PORTAL_STALE_DAYS = env_str("PORTAL_STALE_DAYS", "main=90,*=180")
+# Keys holding configuration rather than credentials: not checked for reuse or staleness.
+PORTAL_NOT_CREDENTIAL_KEYS = env_list(
+    "PORTAL_NOT_CREDENTIAL_KEYS",
+    "region,*_region,url,*_url,host,*_host,hostname,*_hostname,endpoint*,*_endpoint,*_name,port,*_port,*public_key,*publishable_key,*_id",
+)
+# Earlier versions read (once each) to date a cell's last change when a secret is first indexed.
+PORTAL_INDEX_HISTORY_VERSIONS = env_int("PORTAL_INDEX_HISTORY_VERSIONS", 5)
+# Whether the background listing refresh also re-indexes secrets whose version changed.
+PORTAL_INDEX_ON_REFRESH = env_bool("PORTAL_INDEX_ON_REFRESH", True)
 # Audit (CloudTrail): writes assume this role with SourceIdentity=<user> when set (CloudTrail).
 PORTAL_WRITE_ROLE_ARN = env_str("PORTAL_WRITE_ROLE_ARN")
 PORTAL_WRITE_ROLE_SECONDS = env_int("PORTAL_WRITE_ROLE_SECONDS", 3600)

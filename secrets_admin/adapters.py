@@ -7,8 +7,9 @@ Sign-in through the identity provider (``SocialAccountAdapter``), at *every* log
    assertion's attributes (SAML). Missing, not a list, or not a list of strings -> the sign-in
    is refused with a clear page (:func:`sso_error_response`); no user, no session.
 2. The groups become roles through ``PORTAL_ROLE_GROUPS`` (``permissions.roles_for_groups``)
-   and replace the user's portal groups (``permissions.set_role``). No mapped group -> the
-   person signs in and sees the no-access page.
+   and replace the user's portal groups (``permissions.set_role``); the groups the access rules
+   name are remembered as ``idp:<group>`` (``permissions.set_idp_groups``), which scoped rules
+   read. No mapped group and no rule -> the person signs in and sees the no-access page.
 3. SSO never makes anyone staff or superuser.
 
 The identity kept for a user is allauth's ``SocialAccount``: ``provider`` (our provider id),
@@ -36,7 +37,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from . import audit
-from .permissions import Role, roles_for_groups, set_role
+from .permissions import roles_for_groups, set_idp_groups, set_role
 
 log = logging.getLogger(__name__)
 
@@ -155,17 +156,17 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
                 "Sign-in identities are managed by your identity provider; another one cannot "
                 "be attached here.",
             )
-        roles = self._roles(request, sociallogin)
+        groups = self._groups(request, sociallogin)
         data = sociallogin.account.extra_data
         data[ISSUER_KEY] = issuer_of(sociallogin)
         if sociallogin.is_existing:
             sociallogin.account.save(update_fields=["extra_data"])
-            set_role(sociallogin.user, roles)
+            self._apply(sociallogin.user, groups)
 
     def save_user(self, request: HttpRequest, sociallogin: SocialLogin, form: Any = None) -> Any:
         """First sign-in: create the user, then give the roles its groups map to."""
         user = super().save_user(request, sociallogin, form)
-        set_role(user, self._roles(request, sociallogin))
+        self._apply(user, self._groups(request, sociallogin))
         return user
 
     def validate_disconnect(self, account: Any, accounts: Any) -> None:
@@ -195,7 +196,13 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _roles(self, request: HttpRequest, sociallogin: SocialLogin) -> set[Role]:
+    @staticmethod
+    def _apply(user: Any, groups: list[str]) -> None:
+        """Global roles from ``PORTAL_ROLE_GROUPS``; the groups scoped rules name."""
+        set_role(user, roles_for_groups(groups))
+        set_idp_groups(user, groups)
+
+    def _groups(self, request: HttpRequest, sociallogin: SocialLogin) -> list[str]:
         app_settings = sociallogin.provider.app.settings if sociallogin.provider else {}
         try:
             groups = groups_from(
@@ -203,7 +210,7 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
             )
         except ClaimsProblem as problem:
             self._refuse(request, sociallogin, problem.code, problem.message)
-        return roles_for_groups(groups)
+        return groups
 
     def _refuse(
         self, request: HttpRequest, sociallogin: SocialLogin, code: str, message: str

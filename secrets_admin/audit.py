@@ -417,10 +417,12 @@ def record_reveal(
     version_id: str,
     fingerprint: str = "",
     error_code: str = "",
+    reason: str = "",
 ) -> AuditEvent:
-    """Commit the one event of a reveal (DESIGN.md "Audit": a reveal is one row, committed
-    before the value is sent): ``(reveal, succeeded)`` with the cell's ``fingerprint``, or
-    ``(reveal, failed)`` with ``error_code`` (an AWS error code, or why the cell was not shown).
+    """Commit the one event of a reveal (a reveal is one row, committed before the value is
+    sent): ``(reveal, succeeded)`` with the cell's ``fingerprint``, or ``(reveal, failed)`` with
+    ``error_code`` (an AWS error code, or why the cell was not shown). ``reason``, the person's
+    stated reason (asked in protected environments), goes into the chained event's ``detail``.
 
     The caller reads the value first and sends it only after this returns. Raises
     :class:`AuditUnavailable` when the event cannot be committed (then no value may be sent:
@@ -439,6 +441,7 @@ def record_reveal(
             "base_version": version_id,
             "fingerprint_after": fingerprint,
             "error_code": error_code,
+            **({"detail": {"reason": reason}} if reason else {}),
         },
         durable=True,
     )
@@ -481,8 +484,11 @@ def _require_no_transaction() -> None:
         )
 
 
-def _check_devices() -> None:
-    """Fail closed when the audit devices lag too far behind (``PORTAL_AUDIT_MAX_LAG``)."""
+def check_devices() -> None:
+    """Fail closed when the audit devices lag too far behind (``PORTAL_AUDIT_MAX_LAG``): raises
+    :class:`AuditDevicesBehind` (or :class:`AuditUnavailable` when the lag cannot be read).
+    :func:`attempt` calls it; a reveal (one row, :func:`record_reveal`) calls it before reading
+    the value, as Vault refuses requests when no audit device accepts them."""
     from . import audit_devices
 
     try:
@@ -522,7 +528,7 @@ def attempt(
     returns nothing); if the body had raised, its exception is re-raised instead.
     """
     _require_no_transaction()
-    _check_devices()
+    check_devices()
     event = _append(action, Outcome.ATTEMPTED, context, fields, durable=True)
     if event is None:  # narrowing for the type checker; cannot happen
         raise RuntimeError("unexpected: event is None (event is set here)")

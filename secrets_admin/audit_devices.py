@@ -82,6 +82,10 @@ _config = botocore.config.Config(
     retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=20
 )
 
+#: What a sink (S3, CloudWatch Logs) raises when it refuses or cannot be reached; callers
+#: outside this module catch these without importing botocore themselves.
+SINK_ERRORS: tuple[type[Exception], ...] = (ClientError, BotoCoreError)
+
 
 # --------------------------------------------------------------------------------------------
 # Keys

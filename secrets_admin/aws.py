@@ -29,6 +29,7 @@ from django.conf import settings
 
 from . import errors
 from .documents import MAX_SECRET_BYTES
+from .observability.logs import count_aws_calls
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 CURRENT = "AWSCURRENT"
 PREVIOUS = "AWSPREVIOUS"
+PENDING = "AWSPENDING"
 #: Page size of ListSecrets (the API maximum, AWS API reference ``MaxResults`` 1-100).
 LIST_PAGE_SIZE = 100
 
@@ -240,7 +242,7 @@ def client() -> SecretsManagerClient:
     c = getattr(_local, "client", None)
     if c is None:
         session = boto3.session.Session()
-        c = session.client("secretsmanager", config=_config)
+        c = count_aws_calls(session.client("secretsmanager", config=_config))
         _local.client = c
     return c
 
@@ -249,7 +251,7 @@ def sts_client() -> STSClient:
     """The STS client of this thread, created on first use (same settings as :func:`client`)."""
     c = getattr(_local, "sts", None)
     if c is None:
-        c = boto3.session.Session().client("sts", config=_config)
+        c = count_aws_calls(boto3.session.Session().client("sts", config=_config))
         _local.sts = c
     return c
 
@@ -349,7 +351,7 @@ def write_client(source_identity: str) -> SecretsManagerClient:
         aws_session_token=credentials["SessionToken"],
         region_name=region(),
     )
-    assumed = session.client("secretsmanager", config=_config)
+    assumed = count_aws_calls(session.client("secretsmanager", config=_config))
     cache[(role_arn, identity)] = _AssumedClient(assumed, credentials["Expiration"])
     return assumed
 
@@ -373,6 +375,10 @@ class SecretMeta:
     primary_region: str = ""
     owning_service: str = ""
     current_version: str = ""
+    # For the hygiene index: ListSecrets' NextRotationDate, and versions labelled AWSPENDING but
+    # not AWSCURRENT (a rotation that did not finish).
+    next_rotation: datetime | None = None
+    pending_versions: tuple[str, ...] = ()
 
     @property
     def scheduled_for_deletion(self) -> bool:
@@ -398,6 +404,10 @@ def _meta(entry: Any) -> SecretMeta:
         primary_region=entry.get("PrimaryRegion", "") or "",
         owning_service=entry.get("OwningService", "") or "",
         current_version=current,
+        next_rotation=entry.get("NextRotationDate"),
+        pending_versions=tuple(
+            v for v, labels in stages.items() if PENDING in labels and CURRENT not in labels
+        ),
     )
 
 
@@ -700,16 +710,12 @@ def stage_version(
     ``ClientRequestToken`` and so the ``VersionId``: the same token with the same text is a no-op
     that returns the existing version (a double submit creates one version); the same token with
     other text raises :class:`TokenReused`. The size is checked before the call
-    (:class:`SecretTooLarge`), and one ``DescribeSecret`` refuses a secret with ``AWSCURRENT`` on
-    more than one version (:class:`AmbiguousCurrent`). Other failures raise :class:`AwsError`
+    (:class:`SecretTooLarge`). Other failures raise :class:`AwsError`
     (``LimitExceeded`` when the secret has too many versions).
     """
     check_size(text, secret=name)
     if not TOKEN_MIN <= len(token) <= TOKEN_MAX:
         raise ValueError("ClientRequestToken must be 32 to 64 characters")
-    # One DescribeSecret before anything is written: a second AWSCURRENT is refused here
-    # (AmbiguousCurrent) instead of being rebased onto, and no version is created.
-    refuse_ambiguous_current(name, describe(name))
     codes: CodeErrors = {
         "ResourceExistsException": lambda code: TokenReused(code=code, secret=name),
         "LimitExceededException": lambda code: LimitExceeded(

@@ -27,6 +27,7 @@ empty.in-protected-environment     warning  an empty value in a protected enviro
                                             reads "" where a credential belongs ("needs a value")
 values.<id>                        config   ``PORTAL_VALUE_RULES`` (e.g. live keys outside main)
 config.value-rules                 error    ``PORTAL_VALUE_RULES`` itself is malformed
+reuse.*, stale.*, empty.*          see      found in the hygiene index (``hygiene.py`` documents them)
 =================================  =======  =====================================================
 """
 
@@ -62,6 +63,12 @@ RULES: dict[str, str] = {
     "empty.in-protected-environment": "An empty value in a protected environment (needs a value).",
     "values.*": "A value rule of PORTAL_VALUE_RULES matched (the value is never shown).",
     "config.value-rules": "PORTAL_VALUE_RULES is malformed.",
+    # From the hygiene index (hygiene.py): fingerprints and dates, never values.
+    "reuse.production-elsewhere": "A production credential also held by another environment.",
+    "reuse.across-environments": "Two non-production environments share one credential.",
+    "reuse.across-repositories": "One credential shared by the secrets of two repositories.",
+    "stale.credential": "Credentials unchanged for longer than PORTAL_STALE_DAYS.",
+    "empty.production-credential": "An empty value in a production environment.",
 }
 
 #: Names often given to environments, besides those found in documents and required ones; they
@@ -369,6 +376,11 @@ def check(
     for meta in live:
         if not meta.name.endswith(policy.suffix):
             findings.extend(_check_other_name(meta.name, repos, environments, policy))
+    return sorted(findings, key=_order)
+
+
+def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
+    """Findings errors first, then by secret, rule and location (the order :func:`check` uses)."""
     return sorted(findings, key=_order)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
@@ -293,11 +294,35 @@ def description_problems(description: aws.SecretDescription) -> tuple[str, str]:
     return "", read_only
 
 
-def open_grid(name: str, *, can_reveal: bool, reveal_url: str) -> GridPage:
+#: Who may reveal where: ``True`` every environment, ``False`` none, or a test per environment.
+RevealRule = bool | Callable[[str], bool]
+
+
+def reveal_environments(can_reveal: RevealRule, environments: Sequence[str]) -> frozenset[str]:
+    """The ``environments`` whose cells get a Reveal button under ``can_reveal``."""
+    if can_reveal is True:
+        return frozenset(environments)
+    if can_reveal is False:
+        return frozenset()
+    return frozenset(e for e in environments if can_reveal(e))
+
+
+def _rows_variant(allowed: frozenset[str], environments: Sequence[str]) -> str:
+    """The cache key part of rendered rows: which environments carry Reveal buttons."""
+    if not allowed:
+        return "masked"
+    if allowed == frozenset(environments):
+        return "reveal"
+    joined = "\n".join(sorted(allowed)).encode()
+    return "reveal-" + hashlib.sha256(joined).hexdigest()[:16]
+
+
+def open_grid(name: str, *, can_reveal: RevealRule, reveal_url: str) -> GridPage:
     """The grid page of ``name``'s current version: one ``DescribeSecret``, plus one
     ``GetSecretValue`` only for a version not seen before. A version seen before costs one
-    cache read of its head and its rendered rows (per whether the viewer may reveal;
-    ``reveal_url`` must depend on the secret only, as it is part of the cached rows).
+    cache read of its head and one of its rendered rows (per the environments where the viewer
+    may reveal, ``can_reveal``; ``reveal_url`` must depend on the secret only, as it is part of
+    the cached rows).
 
     Raises :class:`~secrets_admin.aws.AwsError` (``SecretNotFound`` ...) with a user-facing
     message."""
@@ -308,14 +333,17 @@ def open_grid(name: str, *, can_reveal: bool, reveal_url: str) -> GridPage:
     if page.problem or not version_id:
         page.problem = page.problem or aws.NoValueYet.default
         return page
-    head_key = _key("head", name, version_id)
-    rows_key = _key("rows", name, version_id, "reveal" if can_reveal else "masked")
-    found = cache.get_many([head_key, rows_key])
-    head, html = found.get(head_key), found.get(rows_key)
-    if not isinstance(head, GridModel) or not isinstance(html, SafeString):
+    head = cache.get(_key("head", name, version_id))
+    model: GridModel | None = None
+    if not isinstance(head, GridModel):
         model = model_for(name, version_id, current=True)
         head = model.head()
-        html = render_rows(name, model, model.services, can_reveal, reveal_url)
+    allowed = reveal_environments(can_reveal, head.environments)
+    rows_key = _key("rows", name, version_id, _rows_variant(allowed, head.environments))
+    html = cache.get(rows_key)
+    if not isinstance(html, SafeString):
+        model = model or model_for(name, version_id, current=True)
+        html = render_rows(name, model, model.services, allowed, reveal_url)
         cache.set(rows_key, html, CACHE_SECONDS)
     page.model = head
     page.rows_html = html
@@ -331,11 +359,15 @@ _MASK = (
 
 
 def render_rows(
-    name: str, model: GridModel, groups: list[ServiceGroup], can_reveal: bool, reveal_url: str
+    name: str,
+    model: GridModel,
+    groups: list[ServiceGroup],
+    can_reveal: RevealRule | frozenset[str],
+    reveal_url: str,
 ) -> SafeString:
     """``groups`` of ``model`` as HTML ``<tbody>`` elements, one per service: the shown ones
     with a row per key and a cell per environment (masked value, type, short fingerprint and,
-    when ``can_reveal``, a Reveal button naming its cell), the collapsed ones as one row whose
+    in the environments ``can_reveal`` allows, a Reveal button naming its cell), the collapsed ones as one row whose
     link fetches that service of this version (htmx swaps the ``<tbody>``; without JavaScript
     the link opens the page with the service shown).
 
@@ -347,6 +379,11 @@ def render_rows(
     columns = len(model.environments) + 1
     version = quote(model.version_id, safe="")
     envs = [escape(env) for env in model.environments]
+    allowed = (
+        can_reveal
+        if isinstance(can_reveal, frozenset)
+        else reveal_environments(can_reveal, model.environments)
+    )
     for group in groups:
         service = escape(group.service)
         if not group.shown:
@@ -372,7 +409,7 @@ def render_rows(
                     f'<tr><th scope="row" class="service"><span class="sr-only">{service}</span></th>'
                 )
             out.append(f'<th scope="row" class="key">{key}</th>\n')
-            for env, (_, cell) in zip(envs, row.cells, strict=True):
+            for env, (raw_env, cell) in zip(envs, row.cells, strict=True):
                 note = f' <span class="cell-note">{escape(cell.note)}</span>' if cell.note else ""
                 if not cell.present:
                     out.append(
@@ -389,7 +426,7 @@ def render_rows(
                     f' <button type="submit" form="reveal-form" class="small reveal" name="cell" '
                     f'value="{escape(cell.reveal)}" hx-post="{url}" '
                     f'aria-label="Reveal {env} {service} {key}">Reveal</button>'
-                    if can_reveal
+                    if raw_env in allowed
                     else ""
                 )
                 out.append(
@@ -402,7 +439,7 @@ def render_rows(
 
 
 def expanded_rows_html(
-    name: str, version_id: str, service: str, *, can_reveal: bool, reveal_url: str
+    name: str, version_id: str, service: str, *, can_reveal: RevealRule, reveal_url: str
 ) -> SafeString | None:
     """All of version ``version_id``'s rows with ``service`` shown (the page without JavaScript
     after its expand link), or ``None`` when that version has no such service. Not cached.
@@ -415,7 +452,7 @@ def expanded_rows_html(
 
 
 def service_rows(
-    name: str, version_id: str, service: str, *, can_reveal: bool, reveal_url: str
+    name: str, version_id: str, service: str, *, can_reveal: RevealRule, reveal_url: str
 ) -> SafeString | None:
     """One service's ``<tbody>`` of version ``version_id`` (a collapsed service expanded), or
     ``None`` when that version has no such service. Costs one ``GetSecretValue`` only when the

@@ -11,7 +11,7 @@ The findings (names, rule ids, messages: never a value) are cached for
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.urls import reverse
 
-from . import aws, compliance, documents, listing
+from . import aws, compliance, documents, hygiene, listing, permissions
 
 CACHE_KEY = "portal:compliance:v1"
 
@@ -35,6 +35,10 @@ class Report:
     values_read: int
     required_environments: tuple[str, ...] = ()
     value_rules: tuple[str, ...] = field(default_factory=tuple)
+    #: Every listed secret's name and AWS tags, and the names whose value was read: what
+    #: :func:`for_user` narrows the report to a person's scope with (names and tags, no value).
+    secrets: tuple[permissions.TaggedName, ...] = ()
+    read: frozenset[str] = frozenset()
 
     @property
     def counts(self) -> dict[compliance.Severity, int]:
@@ -96,6 +100,8 @@ def run(*, use_cache: bool = True) -> Report:
         listing.remember(meta.name, value.version_id, classified)
         contents[meta.name] = classified
     findings = problems + compliance.check(metas, contents, policy=pol)
+    # Reuse, staleness and empty production values come from the hygiene index (no AWS call).
+    findings = compliance.sort_findings([*findings, *hygiene.findings()])
     report = Report(
         findings=findings,
         checked_at=time.time(),
@@ -104,9 +110,35 @@ def run(*, use_cache: bool = True) -> Report:
         values_read=len(contents),
         required_environments=pol.required_environments,
         value_rules=tuple(rule.id for rule in pol.value_rules),
+        secrets=tuple(permissions.TaggedName(m.name, m.tags) for m in metas),
+        read=frozenset(contents),
     )
     cache.set(CACHE_KEY, report, settings.PORTAL_COMPLIANCE_CACHE_SECONDS)
     return report
+
+
+def for_user(report: Report, user: Any) -> Report:
+    """``report`` as ``user`` may see it: only findings about secrets in their scope (and, for a
+    legacy secret, whose unified secret is in it too), with counts of those secrets only.
+    Findings about the configuration (no secret) stay. Out-of-scope names never appear."""
+    visible = {t.name for t in permissions.visible_secrets(user, report.secrets)}
+    if len(visible) == len(report.secrets):
+        return report
+    findings = [
+        f
+        for f in report.findings
+        if (not f.secret or f.secret in visible) and (not f.related or f.related in visible)
+    ]
+    suffix = settings.PORTAL_SECRET_SUFFIX
+    return replace(
+        report,
+        findings=findings,
+        secrets_listed=len(visible),
+        unified=sum(1 for n in visible if n.endswith(suffix)),
+        values_read=len(report.read & visible),
+        secrets=tuple(t for t in report.secrets if t.name in visible),
+        read=report.read & visible,
+    )
 
 
 def invalidate() -> None:
@@ -128,8 +160,14 @@ def for_secrets(findings: list[compliance.Finding], names: list[str]) -> list[co
     return [f for f in findings if f.secret in wanted or f.related in wanted]
 
 
-def as_json(report: Report, findings: list[compliance.Finding]) -> dict[str, Any]:
-    """The JSON shape of ``secrets_lint --format json`` (no value anywhere)."""
+def as_json(
+    report: Report,
+    findings: list[compliance.Finding],
+    adoption: list[hygiene.AdoptionRow] | None = None,
+) -> dict[str, Any]:
+    """The JSON shape of ``secrets_lint --format json`` (no value anywhere); ``adoption`` adds
+    each repository's adoption of the standard (``hygiene.adoption``) under ``"adoption"``."""
+    extra = {} if adoption is None else {"adoption": [row.as_dict() for row in adoption]}
     return {
         "checked_at": report.checked_at,
         "secrets_listed": report.secrets_listed,
@@ -137,4 +175,5 @@ def as_json(report: Report, findings: list[compliance.Finding]) -> dict[str, Any
         "values_read": report.values_read,
         "counts": compliance.counts(findings),
         "findings": [{**f.as_dict(), "fix_url": fix_url(f)} for f in findings],
+        **extra,
     }

@@ -33,12 +33,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from django import db
 from django.conf import settings
 from django.core.cache import cache
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
-from . import aws, documents
+from . import aws, documents, index
 from .models import SecretSummary
 
 logger = logging.getLogger(__name__)
@@ -169,11 +170,14 @@ class _Fetch:
         self.token: str | None = None
         self.listed = 0
         self.secrets: list[aws.SecretMeta] = []
+        self.everything: list[aws.SecretMeta] = []  # legacy secrets too, for the hygiene index
+        self.index = False  # re-index changed versions after listing (background refresh only)
 
     def step(self) -> bool:
         """Read the next page; True when it was the last. Raises :class:`~aws.AwsError`."""
         metas, self.token = aws.list_secrets_page(self.token)
         self.listed += len(metas)
+        self.everything.extend(metas)
         suffix = settings.PORTAL_SECRET_SUFFIX
         self.secrets.extend(m for m in metas if m.name.endswith(suffix))
         return self.token is None
@@ -189,6 +193,14 @@ class _Fetch:
     def progress(self) -> Progress:
         return Progress(self.started_at, self.listed)
 
+    def reindex(self) -> None:
+        """Re-read the secrets whose version changed into the hygiene index; a failure there is
+        logged and leaves the (already stored) listing alone."""
+        try:
+            index.refresh(self.everything, keep_alive=lambda: cache.touch(LOCK_KEY, LOCK_SECONDS))
+        except Exception:  # a thread's failure would otherwise vanish
+            logger.exception("indexing after the listing refresh failed")
+
     def run(self, lock: str) -> None:
         """Page to the end (in a background thread), reporting progress into the cache."""
         try:
@@ -202,6 +214,8 @@ class _Fetch:
                     reported = time.monotonic()
             self.finish()
             cache.delete(PROGRESS_KEY)
+            if self.index:  # the list is already served; the lock keeps one indexer running
+                self.reindex()
         except aws.AwsError as exc:
             cache.set(PROGRESS_KEY, replace(self.progress(), error=exc.message), ERROR_SECONDS)
         except Exception:  # a thread's failure would otherwise vanish: log it, tell the page
@@ -226,7 +240,14 @@ def _unlock(token: str) -> None:
 
 def _spawn(work: Callable[[], None]) -> None:
     """Run ``work`` in a daemon thread (tests replace this to run it inline or record it)."""
-    threading.Thread(target=work, name="portal-listing-fetch", daemon=True).start()
+
+    def target() -> None:
+        try:
+            work()
+        finally:  # the hygiene index used this thread's own database connection
+            db.connections.close_all()
+
+    threading.Thread(target=target, name="portal-listing-fetch", daemon=True).start()
 
 
 def _progress() -> Progress | None:
@@ -243,6 +264,7 @@ def refresh_in_background() -> bool:
     if lock is None:
         return False
     fetch = _Fetch()
+    fetch.index = settings.PORTAL_INDEX_ON_REFRESH  # read now, not when the thread gets there
     cache.set(PROGRESS_KEY, fetch.progress(), LOCK_SECONDS)
     _spawn(lambda: fetch.run(lock))
     return True

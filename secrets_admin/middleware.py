@@ -1,5 +1,5 @@
-"""Request id, session lifetime (ASVS 5.0 7.3.1, 7.3.2), an unreachable identity provider, and
-``Cache-Control: no-store`` (14.3.2)."""
+"""Request id, session lifetime (ASVS 5.0 7.3.1, 7.3.2), an unreachable identity provider or a
+replayed SAML response, and ``Cache-Control: no-store`` (14.3.2)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from http import HTTPStatus
 import requests
 from django.conf import settings
 from django.contrib.auth import logout
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.cache import add_never_cache_headers
 
@@ -66,11 +67,19 @@ class PortalMiddleware:
         match = request.resolver_match
         if match is None or not match.func.__module__.startswith("allauth."):
             return None
-        if not isinstance(exception, requests.RequestException | urllib.error.URLError):
-            return None
         provider = str(
             match.kwargs.get("provider_id") or match.kwargs.get("organization_slug") or ""
         )
+        if match.url_name == "saml_finish_acs" and isinstance(exception, PermissionDenied):
+            # deploy: a SAML response whose InResponseTo names no sign-in pending in this
+            # session (a replayed or foreign assertion): allauth refuses it with PermissionDenied,
+            # which would otherwise show the role page ("Not allowed").
+            record_login_failed(request, provider=provider, code="state_mismatch")
+            return sso_error_response(
+                request, AUTH_ERROR_MESSAGES["state_mismatch"], status=HTTPStatus.UNAUTHORIZED
+            )
+        if not isinstance(exception, requests.RequestException | urllib.error.URLError):
+            return None
         record_login_failed(request, provider=provider, code="idp_unreachable")
         return sso_error_response(
             request, AUTH_ERROR_MESSAGES["idp_unreachable"], status=HTTPStatus.BAD_GATEWAY

@@ -281,3 +281,100 @@ class AuditDeviceCursor(models.Model):
 
     def __str__(self) -> str:
         return f"audit device {self.name} at #{self.seq}"
+
+
+# --------------------------------------------------------------------------------------------
+# The hygiene index: every secret of the account, its cells' types and fingerprints (no values)
+
+
+class IndexedSecret(models.Model):
+    """One secret of the account as the hygiene index last saw it. Never holds a value.
+
+    Metadata comes from ``ListSecrets`` (every secret, legacy ones included); ``version_id`` and
+    ``layout`` from the last read of a unified secret's ``AWSCURRENT`` version (``version_id``
+    is "" until then). ``layout`` is ``{environment: {service: number of keys}}`` so the service
+    matrix answers from one row per secret. ``pending_versions`` are versions labelled
+    ``AWSPENDING`` but not ``AWSCURRENT`` (a rotation that never finished).
+    """
+
+    name = models.CharField(max_length=512, unique=True)
+    unified = models.BooleanField(default=False, db_index=True)
+    version_id = models.CharField(max_length=64, blank=True)
+    version_created = models.DateTimeField(null=True, blank=True)
+    last_changed = models.DateTimeField(null=True, blank=True)  # ListSecrets' LastChangedDate
+    kind = models.CharField(max_length=20, blank=True)  # documents.Kind; "" when not read
+    environments = models.JSONField(default=list)
+    layout = models.JSONField(default=dict)
+    rotation_enabled = models.BooleanField(default=False)
+    next_rotation = models.DateTimeField(null=True, blank=True)
+    pending_versions = models.JSONField(default=list)
+    deleted_date = models.DateTimeField(null=True, blank=True)  # scheduled for deletion
+    owning_service = models.CharField(max_length=100, blank=True)
+    read_error = models.CharField(max_length=500, blank=True)  # why the last read failed
+    indexed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class IndexCell(models.Model):
+    """One cell of an indexed secret's current version: type and fingerprint, never the value.
+
+    ``credential`` is true for non-empty strings whose key is not configuration
+    (``PORTAL_NOT_CREDENTIAL_KEYS``); reuse and staleness look at those only. A secret scheduled
+    for deletion keeps its row in :class:`IndexedSecret` but no cells. ``changed_at`` is
+    when the cell took its present value and ``changed_how`` how that is known (see
+    ``index.ChangedHow``); ``changed_version`` the version that brought it, ``changed_by`` the
+    portal user who saved it (from the audit log) when the portal did.
+    """
+
+    secret = models.ForeignKey(IndexedSecret, on_delete=models.CASCADE, related_name="cells")
+    version_id = models.CharField(max_length=64)
+    environment = models.CharField(max_length=255)
+    service = models.CharField(max_length=255)
+    key = models.CharField(max_length=255)
+    value_type = models.CharField(max_length=10)
+    fingerprint = models.CharField(max_length=64)
+    empty = models.BooleanField(default=False)
+    credential = models.BooleanField(default=False)
+    # Another credential cell holds the same fingerprint: kept by index.py at every write, so
+    # the reuse page reads the few shared cells instead of grouping every cell.
+    shared = models.BooleanField(default=False)
+    changed_at = models.DateTimeField(null=True, blank=True)
+    changed_how = models.CharField(max_length=20, blank=True)
+    changed_version = models.CharField(max_length=64, blank=True)
+    changed_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["secret", "environment", "service", "key"], name="one_index_cell"
+            )
+        ]
+        # Partial indexes: each page's filter (a boolean column) matches one index's condition,
+        # so it reads a small range instead of every cell (hygiene_bench: 120,000 cells).
+        indexes = [
+            models.Index(fields=["fingerprint"], name="index_cell_fingerprint"),
+            models.Index(
+                fields=["fingerprint"], condition=models.Q(shared=True), name="index_cell_shared"
+            ),
+            models.Index(
+                fields=["secret"], condition=models.Q(empty=True), name="index_cell_empty"
+            ),
+            models.Index(
+                fields=["environment", "changed_at", "secret"],  # covers counts per secret
+                condition=models.Q(credential=True),
+                name="index_cell_age",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.environment}/{self.service}/{self.key}"
+
+    @property
+    def place(self) -> str:
+        """``environment/service/key``: how pages and findings name the cell."""
+        return f"{self.environment}/{self.service}/{self.key}"

@@ -1,6 +1,7 @@
 """Emails about change requests, through Django's email framework.
 
-Who gets what: the approvers (role approver or admin, the author excluded) when a request opens;
+Who gets what: the approvers whose scope covers the request's secret in every environment it
+touches (``permissions.approvers_for``; the author excluded) when a request opens;
 the author when it is approved, rejected, applied, conflicted or expired. An email names the
 secret, the environments, the cells (by name) and the people, never a value or a fingerprint.
 Sending never blocks the workflow: a failure is logged and the request goes on.
@@ -12,14 +13,12 @@ import logging
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
-from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from . import permissions
 from .models import ChangeRequest
-from .permissions import Role
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +32,12 @@ def request_url(request: ChangeRequest) -> str:
     return f"{settings.PORTAL_BASE_URL}{path}"
 
 
-def approver_emails(exclude_user_id: int | None) -> list[str]:
-    """Emails of active users holding the approver or admin role, except ``exclude_user_id``."""
-    groups = [Role.APPROVER.group_name, Role.ADMIN.group_name]
-    users = (
-        get_user_model()
-        .objects.filter(is_active=True, groups__name__in=groups)
-        .exclude(Q(email="") | Q(pk=exclude_user_id))
-        .distinct()
-    )
-    return sorted({u.email for u in users})
+def approver_emails(request: ChangeRequest) -> list[str]:
+    """Emails of the active users who may approve ``request`` (approver or admin role on its
+    secret in every environment it touches), its author excluded. Nobody outside the scope is
+    told a request exists: the email names the secret."""
+    users = permissions.approvers_for(request.secret, list(request.environments))
+    return sorted({u.email for u in users if u.email and u.pk != request.author_id})
 
 
 def _send(
@@ -65,7 +60,7 @@ def request_opened(request: ChangeRequest) -> int:
         f"[Secrets Portal] Change request #{request.pk} on {request.secret} needs approval",
         "secrets_admin/email/change_request_opened.txt",
         request,
-        approver_emails(request.author_id),
+        approver_emails(request),
     )
 
 

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import QuerySet
 
-from . import audit, aws, documents, errors, grid, integration, listing
+from . import audit, aws, documents, errors, grid, integration, listing, permissions
 from .changes import change_requests, protocol
 from .grid import CellView as CellView  # the grid's cell view model, also used by the editor
 from .grid import RowView
@@ -104,14 +104,16 @@ def cell_reveal(
     service: str,
     key: str,
     context: audit.Context,
+    reason: str = "",
 ) -> str:
     """Return one cell's value from version ``version_id`` (one ``GetSecretValue``), after
-    committing the reveal's one audit event (DESIGN.md "Audit").
+    committing the reveal's one audit event.
 
     Fail closed: the value is returned only once its ``(reveal, succeeded)`` event is committed
     (:class:`~secrets_admin.audit.AuditUnavailable` otherwise, and nothing is returned). An AWS
     error or a cell absent from that version is recorded as ``(reveal, failed)`` with its code,
-    then raised: :class:`~secrets_admin.aws.AwsError` or :class:`CellNotFound`.
+    then raised: :class:`~secrets_admin.aws.AwsError` or :class:`CellNotFound`. ``reason``: why
+    the person reveals it (asked in protected environments), kept in the chained event.
     """
     cell_fields = {
         "secret": name,
@@ -120,6 +122,7 @@ def cell_reveal(
         "key": key,
         "version_id": version_id,
     }
+    audit.check_devices()  # no value is read while the audit devices lag too far behind
     try:
         value = aws.read_version(name, version_id)
         if value.text is None:
@@ -130,9 +133,9 @@ def cell_reveal(
             raise CellNotFound() from None
     except (aws.AwsError, CellNotFound) as exc:
         code = getattr(exc, "code", "") or type(exc).__name__
-        audit.record_reveal(context, error_code=code, **cell_fields)
+        audit.record_reveal(context, error_code=code, reason=reason, **cell_fields)
         raise
-    audit.record_reveal(context, fingerprint=fingerprint(cell), **cell_fields)
+    audit.record_reveal(context, fingerprint=fingerprint(cell), reason=reason, **cell_fields)
     return display_value(cell)
 
 
@@ -406,9 +409,12 @@ def secret_edit_state(*, name: str, version_id: str | None = None) -> EditState:
 
     Costs ``DescribeSecret`` + ``GetSecretValue`` + ``ListSecretVersionIds`` (one per 100
     versions, for the version-quota warning). Reads only. Raises
-    :class:`~secrets_admin.aws.AwsError`.
+    :class:`~secrets_admin.aws.AwsError`; :class:`~secrets_admin.aws.AmbiguousCurrent` (409)
+    when ``AWSCURRENT`` is on more than one version, a state AWS never produces, so that no
+    edit is reviewed, saved or proposed onto a guess.
     """
     page = secret_open(name, version_id=version_id)
+    aws.refuse_ambiguous_current(name, page.description)
     blocker = edit_blocker(page)
     activity = None
     base = None
@@ -430,8 +436,10 @@ def change_requests_for(
     user: Any, *, mine: bool = False, waiting: bool = False, secret: str = "", status: str = ""
 ) -> QuerySet[ChangeRequest]:
     """Requests for the list page: ``mine`` (authored by ``user``), ``waiting`` (open, not
-    theirs, not voted on by them; approvers only), ``secret``, ``status`` (``""``: any)."""
-    qs = ChangeRequest.objects.all()
+    theirs, not voted on by them, and theirs to decide: approver on the secret in every
+    environment it touches), ``secret``, ``status`` (``""``: any). Only requests on secrets in
+    ``user``'s scope: the others do not exist for them."""
+    qs = permissions.visible_rows(user, ChangeRequest.objects.all())
     if mine:
         qs = qs.filter(author_username=user.get_username())
     if waiting:
@@ -444,12 +452,21 @@ def change_requests_for(
         qs = qs.filter(secret=secret)
     if status:
         qs = qs.filter(status=status)
+    if waiting and not permissions.scope_of(user).unrestricted(permissions.Role.APPROVER):
+        mine_to_decide = [
+            pk
+            for pk, name, envs in qs.values_list("pk", "secret", "environments")
+            if permissions.may_approve(user, name, envs)
+        ]
+        qs = qs.filter(pk__in=mine_to_decide)
     return qs
 
 
-def bypasses_to_review() -> QuerySet[ChangeRequest]:
-    """Break-glass bypasses no approver has acknowledged yet."""
-    return ChangeRequest.objects.exclude(bypass_reason="").filter(bypass_acknowledged_at=None)
+def bypasses_to_review(user: Any = None) -> QuerySet[ChangeRequest]:
+    """Break-glass bypasses no approver has acknowledged yet (on secrets in ``user``'s scope
+    when one is given)."""
+    qs = ChangeRequest.objects.exclude(bypass_reason="").filter(bypass_acknowledged_at=None)
+    return qs if user is None else permissions.visible_rows(user, qs)
 
 
 @dataclass

@@ -25,6 +25,7 @@ from . import audit
 from .adapters import record_login_failed
 from .middleware import LOGOUT_REASON_ATTR, SIGNED_IN_KEY
 from .permissions import role_for
+from .scopes import IDP_GROUP_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,19 @@ def stamp_sign_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs:
 @receiver(allauth_user_logged_in, dispatch_uid="portal_audit_sign_in")
 def audit_sign_in(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
     sociallogin = kwargs.get("sociallogin")
-    detail = {
+    detail: dict[str, Any] = {
         "method": "sso" if sociallogin is not None else "password",
         "role": role_for(user).label,
     }
+    # The identity-provider groups scoped access rules matched at this sign-in (names only).
+    groups = sorted(
+        g.removeprefix(IDP_GROUP_PREFIX)
+        for g in user.groups.filter(name__startswith=IDP_GROUP_PREFIX).values_list(
+            "name", flat=True
+        )
+    )
+    if groups:
+        detail["groups"] = groups
     _record(
         audit.AuditAction.SIGN_IN, request, user, outcome=audit.Outcome.SUCCEEDED, detail=detail
     )

@@ -10,6 +10,7 @@ from .views import (
     diff,
     editor,
     history,
+    hygiene,
     integration,
     migration,
     secrets,
@@ -59,6 +60,12 @@ urlpatterns = [
     ),
     path("compliance/", compliance.compliance, name="compliance"),
     path("compliance/refresh/", compliance.compliance_refresh, name="compliance_refresh"),
+    # Credential hygiene, from the account-wide index (views/hygiene.py).
+    path("hygiene/services/", hygiene.service_matrix, name="service_matrix"),
+    path("hygiene/services/export/", hygiene.service_matrix_export, name="service_matrix_export"),
+    path("hygiene/reuse/", hygiene.credential_reuse, name="credential_reuse"),
+    path("hygiene/stale/", hygiene.credential_staleness, name="credential_staleness"),
+    path("hygiene/adoption/", hygiene.standard_adoption, name="standard_adoption"),
     # A secret's name may contain "/", so routes with more path after the name come first:
     # "secrets/a-secrets/history/diff/" must not resolve as the diff of "a-secrets/history".
     path(

@@ -23,12 +23,13 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from secrets_admin import aws
+from secrets_admin import aws, moto_fix
 from secrets_admin.permissions import Role, set_role
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
+    moto_fix.apply()  # stage-less reads return AWSCURRENT, as on AWS (secrets_admin/moto_fix.py)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -55,6 +56,24 @@ def aws_reset(moto_endpoint: str, settings: Any) -> Iterator[None]:
 def fast_password_hashing(settings: Any) -> None:
     """Personas and demo users get passwords; the production hasher costs ~0.5 s each."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# --- Hygiene index: a background listing refresh runs in a thread with its own database
+# connection, which cannot see (or wait out) a test's open transaction. Tests that exercise it
+# turn it on and use ``transactional_db``.
+@pytest.fixture
+def aws_calls() -> list[str]:
+    """Secrets Manager operations this thread's client makes from now on (hygiene tests)."""
+    made: list[str] = []
+    aws.client().meta.events.register(
+        "before-call.secrets-manager", lambda model, **kw: made.append(model.name)
+    )
+    return made
+
+
+@pytest.fixture(autouse=True)
+def no_index_on_background_refresh(settings: Any) -> None:
+    settings.PORTAL_INDEX_ON_REFRESH = False
 
 
 @pytest.fixture
@@ -215,16 +234,22 @@ def sso_environ(issuer: str) -> dict[str, str]:
 def sso(idp: Any, settings: Any) -> Any:
     """Settings pointing the portal at the test IdP (built from environment variables like
     production), its people reset to ``SSO_USERS``; returns the provider."""
+    use_sso_environ(settings, sso_environ(idp.issuer))
+    idp.set_users(SSO_USERS)
+    return idp
+
+
+def use_sso_environ(settings: Any, environ: dict[str, str]) -> None:
+    """Configure the SSO providers from deployment-style variables, with their origins in the
+    CSP ``form-action`` and the tests' group -> role mapping."""
     from portal import sso as sso_settings
 
-    providers = sso_settings.providers_from_env(sso_environ(idp.issuer))
+    providers = sso_settings.providers_from_env(environ)
     settings.SOCIALACCOUNT_PROVIDERS = providers
     settings.PORTAL_ROLE_GROUPS = dict(SSO_ROLE_GROUPS)
     directives = dict(settings.CONTENT_SECURITY_POLICY["DIRECTIVES"])
     directives["form-action"] = ["'self'", *sso_settings.form_action_origins(providers)]
     settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": directives}
-    idp.set_users(SSO_USERS)
-    return idp
 
 
 def self_signed_certificate(common_name: str = "idp.example.test") -> tuple[str, str]:
@@ -305,3 +330,72 @@ def django_db_modify_db_settings(
     db = settings.DATABASES["default"]
     if db["ENGINE"].endswith("sqlite3"):
         db.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+
+
+# --- deploy: a running SAML 2.0 identity provider (pysaml2's IdP, tests/saml_idp.py), once per
+# session, for tests/test_sso_saml_idp.py (HTTP) and tests/test_sso_saml_browser.py (Chromium).
+@pytest.fixture(scope="session")
+def saml_idp() -> Iterator[Any]:
+    from .saml_idp import SamlIdentityProvider
+
+    with SamlIdentityProvider() as idp:
+        yield idp
+
+
+# --- Access scopes: two teams' rules (PORTAL_ACCESS_RULES) and team A's scoped personas.
+
+TEAM_A, TEAM_B = "team-a", "team-b"
+#: Two teams chosen by the ``team`` tag; team A's leads approve, its auditors read.
+TEAM_RULES: dict[str, Any] = {
+    "groups": ["team-a-engineers", "team-a-leads", "team-a-auditors", "team-b-engineers"],
+    "tag_keys": ["team"],
+    "rule": [
+        {"groups": ["team-a-engineers"], "role": "engineer", "secrets": {"tags": {"team": TEAM_A}}},
+        {"groups": ["team-a-leads"], "role": "approver", "secrets": {"tags": {"team": TEAM_A}}},
+        {"groups": ["team-a-auditors"], "role": "auditor", "secrets": {"tags": {"team": TEAM_A}}},
+        {"groups": ["team-b-engineers"], "role": "engineer", "secrets": {"tags": {"team": TEAM_B}}},
+    ],
+}
+#: A team-A secret, a team-B secret and an untagged one (names sort in this order).
+TEAM_A_SECRET, TEAM_B_SECRET, UNTAGGED_SECRET = "alpha-secrets", "bravo-secrets", "plain-secrets"
+
+
+@pytest.fixture
+def team_rules(settings: Any) -> dict[str, Any]:
+    """The two-team access rules in force (global personas keep their global roles)."""
+    settings.PORTAL_ACCESS_RULES = json.dumps(TEAM_RULES)
+    return TEAM_RULES
+
+
+@pytest.fixture
+def team_secrets(make_secret: Callable[..., str]) -> tuple[str, str, str]:
+    """The team-A, team-B and untagged secrets, each holding :data:`STANDARD_DOC`."""
+    make_secret(TEAM_A_SECRET, STANDARD_DOC, Tags=[{"Key": "team", "Value": TEAM_A}])
+    make_secret(TEAM_B_SECRET, STANDARD_DOC, Tags=[{"Key": "team", "Value": TEAM_B}])
+    make_secret(UNTAGGED_SECRET, STANDARD_DOC)
+    return TEAM_A_SECRET, TEAM_B_SECRET, UNTAGGED_SECRET
+
+
+def _scoped_persona(django_user_model: Any, username: str, idp_groups: list[str]) -> Any:
+    from secrets_admin.permissions import set_idp_groups
+
+    user = django_user_model.objects.create_user(
+        username=username, password=username, email=f"{username}@example.test"
+    )
+    set_idp_groups(user, idp_groups)
+    return user
+
+
+@pytest.fixture
+def team_a_engineer(django_user_model: Any, team_rules: Any) -> Any:
+    return _scoped_persona(django_user_model, "tara-team-a-engineer", ["team-a-engineers"])
+
+
+@pytest.fixture
+def team_a_approver(django_user_model: Any, team_rules: Any) -> Any:
+    return _scoped_persona(django_user_model, "lee-team-a-lead", ["team-a-leads"])
+
+
+@pytest.fixture
+def team_a_auditor(django_user_model: Any, team_rules: Any) -> Any:
+    return _scoped_persona(django_user_model, "aud-team-a-auditor", ["team-a-auditors"])

@@ -148,6 +148,15 @@ MATRIX: list[Row] = [
     row("secrets_admin:compliance", (), "GET", for_role(Role.AUDITOR)),
     row("secrets_admin:compliance_refresh", (), "POST", for_role(Role.AUDITOR, ok=FOUND)),
     row("secrets_admin:compliance_refresh", (), "GET", everyone(NOT_ALLOWED)),
+    # credential hygiene (the index; names and fingerprints only)
+    row("secrets_admin:service_matrix", (), "GET", for_role(Role.AUDITOR)),
+    row("secrets_admin:service_matrix", (), "GET", for_role(Role.AUDITOR), data={"environment": "main", "service": "stripe", "presence": "missing"}),
+    row("secrets_admin:service_matrix", (), "POST", everyone(NOT_ALLOWED)),
+    row("secrets_admin:service_matrix_export", (), "GET", for_role(Role.AUDITOR)),
+    row("secrets_admin:credential_reuse", (), "GET", for_role(Role.AUDITOR)),
+    row("secrets_admin:credential_reuse", (), "POST", everyone(NOT_ALLOWED)),
+    row("secrets_admin:credential_staleness", (), "GET", for_role(Role.AUDITOR), data={"environment": "main"}),
+    row("secrets_admin:standard_adoption", (), "GET", for_role(Role.AUDITOR), data={"sort": "-stale"}),
     row("secrets_admin:secret_edit", (SECRET,), "GET", for_role(Role.ENGINEER)),
     row("secrets_admin:secret_edit", (SECRET,), "POST", for_role(Role.ENGINEER)),
     row("secrets_admin:secret_edit", (SECRET,), "PUT", everyone(NOT_ALLOWED)),
@@ -236,6 +245,8 @@ MATRIX: list[Row] = [
     row("socialaccount_login_error", (), "GET", everyone(UNAUTHORIZED)),
     row("socialaccount_signup", (), "GET", everyone(FOUND)),
     row("socialaccount_connections", (), "GET", public(anonymous=LOGIN, signed_in=OK)),
+    # --- deploy: Prometheus endpoint, a bearer token only (none configured in the tests: off)
+    row("portal_metrics", (), "GET", everyone(NOT_FOUND)),
 ]
 # fmt: on
 

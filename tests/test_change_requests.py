@@ -396,6 +396,7 @@ def test_canary_stays_out_of_request_pages_emails_and_database(
             "environment": "main",
             "service": "stripe",
             "key": "secret_key",
+            "reason": "reviewing the proposed value",
         },
     )
     assert CANARY.encode() in revealed.content

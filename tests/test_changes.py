@@ -102,7 +102,6 @@ def test_one_save_costs_get_put_and_two_stage_moves(
     save(ctx, base, Edit("set", "dev", "stripe", "public_key", "pk_new"))
     assert calls.calls == [
         "GetSecretValue",  # the base, by VersionId
-        "DescribeSecret",  # AWSCURRENT on one version only (aws.AmbiguousCurrent otherwise)
         "PutSecretValue",  # stage with the temporary label
         "UpdateSecretVersionStage",  # swap AWSCURRENT (RemoveFromVersionId = base)
         "UpdateSecretVersionStage",  # drop the temporary label
@@ -119,13 +118,11 @@ def test_a_conflict_costs_describe_drop_and_a_read_and_a_rebase_three_more_write
     save(ctx, base, Edit("set", "dev", "stripe", "public_key", "mine"))  # other cell: rebase
     assert calls.calls == [
         "GetSecretValue",  # base
-        "DescribeSecret",  # AWSCURRENT on one version only
         "PutSecretValue",
         "UpdateSecretVersionStage",  # swap refused: AWSCURRENT moved
         "DescribeSecret",  # decides: someone else saved
         "UpdateSecretVersionStage",  # drop the label of the version that did not land
         "GetSecretValue",  # current, to compare and rebase onto
-        "DescribeSecret",  # AWSCURRENT on one version only
         "PutSecretValue",
         "UpdateSecretVersionStage",
         "UpdateSecretVersionStage",

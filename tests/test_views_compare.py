@@ -158,7 +158,13 @@ def test_engineer_reveals_both_sides_of_one_row_audited(
     for env in ("dev", "main"):
         response = client.post(
             reverse("secrets_admin:cell_reveal", args=["a-secrets"]),
-            {"version_id": version, "environment": env, "service": "stripe", "key": "secret_key"},
+            {
+                "version_id": version,
+                "environment": env,
+                "service": "stripe",
+                "key": "secret_key",
+                "reason": "comparing",  # asked in main (protected)
+            },
             headers={"HX-Request": "true"},
         )
         assert response.status_code == HTTPStatus.OK
@@ -330,7 +336,8 @@ def _lint(*args: str) -> tuple[int, str, str]:
 
 
 def test_lint_exits_zero_on_a_clean_account(make_secret: Any) -> None:
-    make_secret("good-secrets", {e: {"s": {"k": "v"}} for e in ("sandbox", "dev", "main")})
+    # A separate credential per environment: one value in all three is reuse (hygiene.py).
+    make_secret("good-secrets", {e: {"s": {"k": f"v-{e}"}} for e in ("sandbox", "dev", "main")})
     code, out, _ = _lint()
     assert code == 0
     assert "0 error(s), 0 warning(s)" in out
@@ -361,7 +368,7 @@ def test_lint_json_output_and_secret_filter(make_secret: Any) -> None:
 
 
 def test_lint_fail_on_warning(make_secret: Any) -> None:
-    make_secret("good-secrets", {e: {"s": {"k": "v"}} for e in ("sandbox", "dev", "main")})
+    make_secret("good-secrets", {e: {"s": {"k": f"v-{e}"}} for e in ("sandbox", "dev", "main")})
     make_secret("good-stripe-dev", "{}")
     assert _lint()[0] == 0
     assert _lint("--fail-on", "warning")[0] == 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
@@ -118,6 +119,10 @@ def propose_on(
     user = context.user
     if user is None or not permissions.can(user, permissions.Action.PROPOSE):
         raise ChangeRequestRefused("Only engineers and above may propose change requests.")
+    # Scopes: proposing needs the engineer role on this secret in every environment it touches.
+    permissions.require_on(
+        user, permissions.Action.PROPOSE, name, {e.environment for e in changeset}
+    )
     check_change_id(change_id)
     earlier = ChangeRequest.objects.filter(secret=name, change_id=change_id).first()
     if earlier is not None:  # a double submit: the request exists already
@@ -289,6 +294,17 @@ def _require_approver(context: audit.Context, what: str) -> Any:
     return user
 
 
+def _require_scope(user: Any, cr: ChangeRequest) -> None:
+    """Scopes: a request needs approvers whose scope covers every environment it touches."""
+    if not permissions.may_approve(user, cr.secret, cr.environments):
+        raise ChangeRequestRefused(
+            "Your access rules do not give you the approver role on this secret in every "
+            f"environment this request touches ({', '.join(cr.environments)}), so you can't "
+            "decide on it.",
+            status=HTTPStatus.FORBIDDEN,
+        )
+
+
 def _vote(*, request_id: int, context: audit.Context, decision: str, comment: str) -> ChangeRequest:
     user = _require_approver(context, "approve or reject change requests")
     reject = decision == Approval.Decision.REJECT
@@ -299,6 +315,7 @@ def _vote(*, request_id: int, context: audit.Context, decision: str, comment: st
         _refuse_unless_open(cr)
         if _is_author(cr, user):
             raise SelfApproval()
+        _require_scope(user, cr)
         if cr.approvals.filter(approver=user).exists():
             raise ChangeRequestRefused("You have voted on this change request already.")
         Approval.objects.create(
@@ -401,7 +418,7 @@ def change_request_bypass(*, request_id: int, context: audit.Context, reason: st
     reason, someone else's request, not open) and what :func:`change_request_apply` raises.
     """
     user = context.user
-    if not break_glass_allowed(user):
+    if not break_glass_allowed(user, change_request_get(request_id).secret):
         raise ChangeRequestRefused("Break-glass is not enabled for you.")
     if not reason.strip():
         raise ChangeRequestRefused("Give the reason for applying without approval.")
@@ -426,13 +443,14 @@ def change_request_bypass(*, request_id: int, context: audit.Context, reason: st
     return _apply(cr, context)
 
 
-def break_glass_allowed(user: Any) -> bool:
-    """Whether ``user`` is an admin named in ``PORTAL_BREAK_GLASS_USERS`` (off when empty)."""
+def break_glass_allowed(user: Any, secret: str) -> bool:
+    """Whether ``user`` is named in ``PORTAL_BREAK_GLASS_USERS`` (off when empty) and holds the
+    admin role on ``secret``."""
     return bool(
         user is not None
         and user.is_authenticated
         and user.get_username() in settings.PORTAL_BREAK_GLASS_USERS
-        and permissions.role_for(user) >= permissions.Role.ADMIN
+        and permissions.can(user, permissions.Action.ADMINISTER_SECRETS, secret)
     )
 
 
@@ -446,6 +464,7 @@ def change_request_acknowledge(*, request_id: int, context: audit.Context) -> Ch
             raise ChangeRequestRefused("There is no unacknowledged bypass on this request.")
         if _is_author(cr, user):
             raise SelfApproval()
+        _require_scope(user, cr)
         cr.bypass_acknowledged_by = user
         cr.bypass_acknowledged_at = timezone.now()
         return ["bypass_acknowledged_by", "bypass_acknowledged_at"], None

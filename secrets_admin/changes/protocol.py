@@ -37,7 +37,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError
 
-from .. import audit, aws, documents, listing, permissions
+from .. import audit, aws, documents, index, listing, permissions
 from ..documents import Edit
 from ..errors import Conflict, InvalidChange, NoChanges, NotEditable, SaveContended, SavedUnrecorded
 from ..models import AuditEvent
@@ -358,6 +358,11 @@ def save_changeset(
     returns its result with ``already_saved``.
     """
     check_change_id(change_id)
+    if change_request is None and context.user is not None:
+        # Scopes: a direct save needs the engineer role on this secret in every environment it
+        # edits (an approved change request was checked when it was decided).
+        envs = {e.environment for e in changeset} | set(whole_environments)
+        permissions.require_on(context.user, permissions.Action.EDIT, name, envs)
     new_doc, new_text = apply_for_write(name, base, changeset)
     earlier = _earlier_success(name, change_id)
     if earlier is not None:
@@ -581,8 +586,9 @@ def listing_write_through(name: str, version_id: str = "") -> None:
 
 
 def after_write(name: str, version_id: str, document: dict[str, Any], size: int) -> None:
-    """Update the listing's entry and remember the new structure (names only) of a conforming
-    ``document`` of ``size`` bytes just written (no serialising or parsing again)."""
+    """Update the listing's entry, remember the new structure (names only) of a conforming
+    ``document`` of ``size`` bytes just written and index its cells' fingerprints (no
+    serialising or parsing again, no AWS call beyond the listing's)."""
     listing_write_through(name, version_id)
     try:
         listing.remember(
@@ -590,6 +596,7 @@ def after_write(name: str, version_id: str, document: dict[str, Any], size: int)
             version_id,
             documents.Classified(kind="conforming", document=document, size_bytes=size),
         )
+        index.record_write(name=name, version_id=version_id, document=document)
     except DatabaseError:  # the save landed; a stale summary only shows "not read yet"
         log.warning("could not record the summary of %s after a save", name)
 

@@ -2,7 +2,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("secrets_admin", "0004_audit_devices")]
+    dependencies = [("secrets_admin", "0005_hygiene_index")]
 
     operations = [
         migrations.AddField(

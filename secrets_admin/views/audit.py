@@ -26,7 +26,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import push_url
 
-from .. import audit, audit_devices
+from .. import audit, audit_devices, permissions
 from ..models import AuditChainHead, AuditEvent
 from ..permissions import Action, require
 from . import HtmxHttpRequest
@@ -85,7 +85,7 @@ def _log(
     if form.is_valid():
         event_filter = form.event_filter()
         params = event_filter.as_params()
-        events = event_filter.events()
+        events = permissions.visible_events(request.user, event_filter.events())
         if not event_filter.outcome:  # an attempt and its outcome read as one row
             events = audit.one_row_per_action(events)
         events = events.order_by("-seq")
@@ -220,7 +220,10 @@ def audit_export(request: HttpRequest) -> HttpResponseBase:
         )
     content_type, export = EXPORT_FORMATS[export_format]
     response = StreamingHttpResponse(
-        export(event_filter.events().filter(seq__lte=through)), content_type=content_type
+        export(
+            permissions.visible_events(request.user, event_filter.events()).filter(seq__lte=through)
+        ),
+        content_type=content_type,
     )
     response["Content-Disposition"] = (
         f'attachment; filename="audit-through-{through}.{export_format}"'

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-from botocore.exceptions import BotoCoreError, ClientError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from .. import audit, evidence
+from .. import audit, audit_devices, evidence
 from ..models import ChangeRequest
 from ..permissions import Action, require
 
@@ -39,7 +38,7 @@ def audit_evidence(request: HttpRequest, pk: int) -> HttpResponse:
         return HttpResponse(
             f"No evidence pack: {exc}.", status=HTTPStatus.CONFLICT, content_type="text/plain"
         )
-    except (ClientError, BotoCoreError):
+    except audit_devices.SINK_ERRORS:
         return HttpResponse(
             "The anchor sink could not be reached, so the pack cannot be tied to a signed "
             "anchor. Try again later; if it persists, tell the portal's operators.",

@@ -61,7 +61,7 @@ def change_request_list(request: HttpRequest) -> HttpResponse:
             "show": show,
             "secret": secret,
             "filters": FILTERS,
-            "bypasses": reads.bypasses_to_review() if can_approve else [],
+            "bypasses": reads.bypasses_to_review(request.user) if can_approve else [],
         },
     )
 
@@ -87,6 +87,7 @@ def _detail(
             error = exc.message
     user = request.user
     is_author = cr.author_username == user.get_username()
+    may_decide = permissions.may_approve(user, cr.secret, cr.environments)
     return render(
         request,
         "secrets_admin/change_request_detail.html",
@@ -96,15 +97,15 @@ def _detail(
             "error": error,
             "approvals": cr.approvals.all(),
             "is_author": is_author,
-            "can_reveal": permissions.can(user, Action.REVEAL),
-            "can_vote": permissions.can(user, Action.APPROVE) and not is_author and cr.is_open,
+            "can_reveal": permissions.can(user, Action.REVEAL, cr.secret),
+            "can_vote": may_decide and not is_author and cr.is_open,
             "can_break_glass": is_author
             and cr.is_open
-            and change_requests.break_glass_allowed(user),
+            and change_requests.break_glass_allowed(user, cr.secret),
             "can_acknowledge": bool(
                 cr.bypass_reason
                 and cr.bypass_acknowledged_at is None
-                and permissions.can(user, Action.APPROVE)
+                and may_decide
                 and not is_author
             ),
             "reveal_seconds": settings.PORTAL_REVEAL_SECONDS,

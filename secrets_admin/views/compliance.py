@@ -22,7 +22,8 @@ from .errors import error_response
 def compliance(request: HttpRequest) -> HttpResponse:
     """Every finding (``severity`` filters to errors or warnings), from the brief cache."""
     try:
-        report = lint.run()
+        # Only the findings and counts of secrets in the person's scope.
+        report = lint.for_user(lint.run(), request.user)
     except errors.PortalError as exc:
         return error_response(request, exc)
     severity = request.GET.get("severity", "")

@@ -17,9 +17,9 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
-from .. import audit, aws, errors, grid, listing, ratelimit, reads
+from .. import audit, aws, errors, grid, hygiene, listing, permissions, ratelimit, reads
 from ..models import ChangeRequest
-from ..permissions import Action, can, require
+from ..permissions import Action, require, visible_secret_names
 from . import HtmxHttpRequest
 from .errors import error_response
 
@@ -47,19 +47,22 @@ def secret_list(request: HtmxHttpRequest) -> HttpResponse:
     }
     data = state.listing
     if data is not None:
-        matches = listing.search(data, query)
+        # Outside the person's scope a secret does not exist: not listed, searched or counted.
+        visible = permissions.visible_secrets(request.user, data.secrets)
+        matches = permissions.visible_secrets(request.user, listing.search(data, query))
         # editing: secrets whose services or keys match, from the recorded structure summaries
-        key_matches = listing.search_keys(data, query)
+        seen = {m.name: m for m in visible}
+        key_matches = [k for k in listing.search_keys(data, query) if k.name in seen]
         found = {m.name for m in matches}
-        by_name = {m.name: m for m in data.secrets}
-        matches += [by_name[k.name] for k in key_matches if k.name not in found]
+        matches += [seen[k.name] for k in key_matches if k.name not in found]
         context["key_matches"] = key_matches
         page = Paginator(matches, settings.PORTAL_LIST_PAGE_SIZE).get_page(page_number)
         summaries = listing.summaries_for([m.name for m in page.object_list])
         context["rows"] = [
             listing.row_html(meta, summaries.get(meta.name)) for meta in page.object_list
         ]
-        context |= {"page": page, "total": len(data.secrets), "matched": len(matches)}
+        context |= {"page": page, "total": len(visible), "matched": len(matches)}
+    context["account_counts"] = permissions.sees_every_secret(request.user)
     template = "secrets_admin/secret_list.html"
     if request.htmx and not request.htmx.boosted:
         template += "#secret-table"
@@ -80,7 +83,9 @@ def secret_list_status(request: HtmxHttpRequest) -> HttpResponse:
     except aws.AwsError as exc:
         state = listing.ListingState(None, progress=listing.Progress(0.0, error=exc.message))
     response = render(
-        request, "secrets_admin/secret_list.html#secret-list-status", {"state": state}
+        request,
+        "secrets_admin/secret_list.html#secret-list-status",
+        {"state": state, "account_counts": permissions.sees_every_secret(request.user)},
     )
     shown = request.GET.get("shown", "")
     if state.listing is not None and shown != state.listing.stamp:
@@ -109,7 +114,11 @@ def secret_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
     back; without, the page opens with it shown.
     """
     reveal_url = reverse("secrets_admin:cell_reveal", args=[name])
-    may_reveal = can(request.user, Action.REVEAL)
+    user = request.user
+
+    def may_reveal(environment: str) -> bool:
+        return permissions.can(user, Action.REVEAL, name, environment)
+
     service = request.GET.get("service", "")[:512]
     version = request.GET.get("version", "")[:64]
     try:
@@ -128,19 +137,41 @@ def secret_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
             page.rows_html = expanded if expanded is not None else page.rows_html
     except errors.PortalError as exc:
         return error_response(request, exc, name=name)
+    reuse = (
+        hygiene.reuse_notes(
+            name=name, version_id=page.version_id, visible=visible_secret_names(request.user)
+        )
+        if page.version_id
+        else []
+    )
     return render(
         request,
         "secrets_admin/secret_detail.html",
         {
             "secret": page,
+            "reuse": reuse,
             "reveal_url": reveal_url,
             "missing": page.missing_cells,
             "reveal_seconds": settings.PORTAL_REVEAL_SECONDS,
             "pending_requests": ChangeRequest.objects.filter(
                 secret=name, status=ChangeRequest.Status.OPEN
             ),
+            **_access_context(request, name, page.environments),
         },
     )
+
+
+def _access_context(request: HttpRequest, name: str, environments: list[str]) -> dict[str, Any]:
+    """What this person may do on this secret (per environment) and who else may: the grid
+    shows Reveal only where a reveal would be allowed, and a reason field where one is asked."""
+    user = request.user
+    reveal_envs = [e for e in environments if permissions.can(user, Action.REVEAL, name, e)]
+    return {
+        "can_reveal": bool(reveal_envs),
+        "reveal_environments": reveal_envs,
+        "reason_environments": [e for e in reveal_envs if permissions.reveal_needs_reason(e)],
+        "access_summary": permissions.access_summary(name, environments),
+    }
 
 
 def _reveal_fields(request: HttpRequest) -> dict[str, str]:
@@ -191,8 +222,14 @@ def cell_reveal(request: HtmxHttpRequest, name: str) -> HttpResponse:
         )
     context = {"name": name, **fields, "reveal_seconds": settings.PORTAL_REVEAL_SECONDS}
     status = HTTPStatus.OK
+    reason = request.POST.get("reason", "").strip()
+    refusal = permissions.reveal_refusal(request.user, name, fields["environment"], reason)
+    if isinstance(refusal, errors.PortalError):
+        return error_response(request, refusal, template=template, **context)
     try:
-        value = reads.cell_reveal(name=name, context=audit.Context.from_request(request), **fields)
+        value = reads.cell_reveal(
+            name=name, context=audit.Context.from_request(request), reason=reason, **fields
+        )
         context["value"] = value
     except errors.PortalError as exc:
         return error_response(request, exc, template=template, **context)

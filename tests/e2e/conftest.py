@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from secrets_admin import demo
+from secrets_admin import demo, index
 
 from .browsing import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, CSP_LISTENER, REVEAL_SECONDS, Browsing
 
@@ -63,6 +63,7 @@ def site(live_server: Any, settings: Any) -> Site:
     settings.PORTAL_REVEAL_SECONDS = REVEAL_SECONDS
     demo.create_users()
     demo.seed()
+    index.scan()  # the hygiene pages' index, as `make run` fills it
     return Site(url=live_server.url, users=tuple(demo.DEMO_USERS))
 
 

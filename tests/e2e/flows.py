@@ -187,6 +187,7 @@ def open_every_grid(run: CanaryRun) -> None:
 def reveal_in_cell_remask_and_navigate(run: CanaryRun) -> None:
     b = run.as_user("engineer")
     b.goto(_grid())
+    b.page.get_by_label(re.compile("^Reason for revealing")).fill("canary run")  # main asks
     for env, service, key in (("main", "stripe", "secret"), ("dev", "db", "pool")):
         b.page.get_by_role("button", name=f"Reveal {env} {service} {key}").click()
         expected = run.canaries.of((APP, env, service, key))
@@ -236,6 +237,7 @@ def refused_reveals(run: CanaryRun) -> None:
     engineer.goto(_grid())
     engineer.allow_status(429)
     default_rate, run.settings.PORTAL_REVEAL_RATE = run.settings.PORTAL_REVEAL_RATE, "1/h"
+    engineer.page.get_by_label(re.compile("^Reason for revealing")).fill("canary run")  # main
     engineer.page.get_by_role("button", name="Reveal main db url").click()
     expect(engineer.page.locator("code.revealed")).to_have_count(1)
     engineer.page.get_by_role("button", name="Reveal sandbox db url").click()
@@ -360,6 +362,26 @@ def read_only_pages(run: CanaryRun) -> None:
 
 
 @flow
+def hygiene_pages(run: CanaryRun) -> None:
+    """The account-wide index, filled by a scan, and the four hygiene pages read from it."""
+    from secrets_admin import index
+
+    index.scan()
+    b = run.as_user("auditor")
+    b.goto("/hygiene/services/?environment=main&service=stripe&presence=present")
+    expect(b.page.locator("table.matrix")).to_contain_text(APP.removesuffix("-secrets"))
+    b.shot("service-matrix")
+    for path, name in (
+        ("/hygiene/reuse/", "credential-reuse"),
+        ("/hygiene/stale/", "credential-staleness"),
+        ("/hygiene/adoption/?sort=-passed", "standard-adoption"),
+    ):
+        b.goto(path)
+        b.shot(name)
+    b.goto(_grid())  # the grid with its reuse markers (none here: every canary is unique)
+
+
+@flow
 def audit_log_export_and_verify(run: CanaryRun) -> None:
     """The log, filtered; the chain check; CSV and JSON Lines exports downloaded and kept for the
     search, with JavaScript and without."""
@@ -412,6 +434,7 @@ def propose_and_approve(run: CanaryRun) -> None:
     row = approver.page.locator("table.grid tbody tr").filter(has_text=APP)
     assert submit(approver.page, row.get_by_role("link").first) == 200
     for side in ("proposed", "current"):
+        approver.page.get_by_label(f"Reason for revealing {side} main stripe secret").fill("review")
         approver.page.get_by_role("button", name=f"Reveal {side} main stripe secret").click()
     expect(approver.page.locator("code.revealed")).to_have_text([run.canaries.of(cell), typed])
     approver.shot("change-request-revealed")
@@ -420,6 +443,7 @@ def propose_and_approve(run: CanaryRun) -> None:
     expect(approver.page.get_by_text(re.compile(r"is applied"))).to_be_visible()
     approver.shot("change-request-applied")
     approver.goto(_grid())
+    approver.page.get_by_label(re.compile("^Reason for revealing")).fill("check what landed")
     approver.page.get_by_role("button", name="Reveal main stripe secret").click()
     expect(approver.page.locator("code.revealed")).to_have_text(typed)
 

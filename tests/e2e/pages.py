@@ -62,8 +62,9 @@ def reveal_in_cell(page: Page) -> int:
 
 
 def reveal_as_page(page: Page) -> int:
-    """The reveal without JavaScript: a small page with the value."""
-    return post_form(page, REVEAL, _reveal_fields(page, "main", "stripe", "secret_key"))
+    """The reveal without JavaScript: a small page with the value (main asks for a reason)."""
+    fields = _reveal_fields(page, "main", "stripe", "secret_key")
+    return post_form(page, REVEAL, {**fields, "reason": "checking the live key"})
 
 
 def incomplete_reveal(page: Page) -> int:
@@ -223,6 +224,9 @@ def open_newest_request(page: Page) -> int:
 def reveal_proposed(page: Page) -> int:
     """htmx reveal of the proposed side of the newest request's first cell."""
     assert open_newest_request(page) == 200
+    reason = page.get_by_label(re.compile(r"^Reason for revealing proposed "))
+    if reason.count():  # a protected environment asks why
+        reason.first.fill("reviewing the request")
     with page.expect_response(lambda r: r.url.endswith(REVEAL)) as response:
         page.get_by_role("button", name=re.compile(r"^Reveal proposed ")).first.click()
     expect(page.locator("code.revealed")).to_have_count(1)
@@ -335,6 +339,11 @@ PAGES: list[PortalPage] = [
     PortalPage("integration", "engineer", GRID + "integration/"),
     PortalPage("compliance", "auditor", "/compliance/"),
     PortalPage("compliance-errors", "auditor", "/compliance/?severity=error"),
+    # Credential hygiene, from the index the site's scan filled.
+    PortalPage("service-matrix", "auditor", "/hygiene/services/?environment=main"),
+    PortalPage("credential-reuse", "auditor", "/hygiene/reuse/"),
+    PortalPage("credential-staleness", "auditor", "/hygiene/stale/"),
+    PortalPage("standard-adoption", "auditor", "/hygiene/adoption/?sort=-passed"),
     PortalPage("audit-log", "auditor", "/audit/"),
     PortalPage("audit-log-filtered", "auditor", "/audit/?action=reveal", then=filter_audit_log),
     PortalPage("audit-verify", "auditor", "/audit/", then=verify_chain),

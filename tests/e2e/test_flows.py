@@ -104,6 +104,7 @@ def test_read_only_pages_and_reveal_work_without_javascript(browse: Any, setting
     b.shot("non-standard-secret")
 
     b.goto(GRID)
+    page.get_by_label(re.compile("^Reason for revealing")).fill("checking the live key")
     page.get_by_role("button", name="Reveal main stripe secret_key").click()  # a plain POST form
     expect(page.locator("h1")).to_have_text("main · stripe · secret_key")
     expect(page.locator("code.revealed")).to_have_text("sk_live_FAKEcustprod")
@@ -401,6 +402,7 @@ def test_an_edit_to_main_becomes_a_change_request_a_second_person_approves(brows
     expect(cell).to_have_count(1)
     proposed_fp = cell.locator("td").nth(5).locator("code.fp").inner_text()
     assert proposed_fp == documents.short(reads.fingerprint("sk_live_PROPOSED")) != before
+    cell.get_by_label("Reason for revealing proposed main stripe secret_key").fill("review")
     cell.get_by_role("button", name="Reveal proposed main stripe secret_key").click()
     expect(cell.locator("code.revealed")).to_have_text("sk_live_PROPOSED")
     approver.shot("proposed-value-revealed")

@@ -22,12 +22,15 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.PORTAL_DEMO:
             raise CommandError("The demo runs only with PORTAL_DEMO=1 (make run sets it).")
-        from secrets_admin import aws, demo, listing
+        from secrets_admin import aws, demo, index, listing
 
         server = None
         if not options["seed_only"]:
             from moto.server import ThreadedMotoServer
 
+            from secrets_admin import moto_fix
+
+            moto_fix.apply()  # stage-less reads return AWSCURRENT, as on AWS
             server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
             server.start()
             host, port = server.get_host_and_port()
@@ -45,6 +48,7 @@ class Command(BaseCommand):
         created = demo.seed()
         names = [n for n in demo.demo_secrets() if n.endswith(settings.PORTAL_SECRET_SUFFIX)]
         listing.scan(names)
+        index.scan()  # the hygiene pages' index (types, fingerprints, dates; no values)
         if "customer-portal-secrets" in created:  # a fresh fake AWS: open one change request
             request_id = demo.seed_change_request()
             self.stdout.write(f"change request #{request_id} by engineer waits for approver")

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from secrets_admin import aws, compliance, lint
+from secrets_admin import aws, compliance, hygiene, index, lint
 
 #: Exit statuses: 0 clean (or warnings only), 1 findings at or above ``--fail-on``, 2 not run.
 EXIT_FINDINGS = 1
@@ -42,6 +42,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
+            # Reuse, staleness and adoption come from the hygiene index: bring it up to date
+            # first (it reads only the versions that changed since the last refresh).
+            index.scan()
             report = lint.run(use_cache=False)
         except aws.AwsError as exc:
             raise CommandError(exc.message, returncode=EXIT_UNAVAILABLE) from None
@@ -50,7 +53,10 @@ class Command(BaseCommand):
             findings = lint.for_secrets(findings, options["secret"])
         base = options["base_url"].rstrip("/")
         if options["format"] == "json":
-            data = lint.as_json(report, findings)
+            adoption = hygiene.adoption(visible=None)
+            if options["secret"]:
+                adoption = [row for row in adoption if row.secret in options["secret"]]
+            data = lint.as_json(report, findings, adoption)
             for item in data["findings"]:
                 item["fix_url"] = base + item["fix_url"] if item["fix_url"] else ""
             self.stdout.write(json.dumps(data, indent=2))
