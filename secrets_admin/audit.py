@@ -875,9 +875,10 @@ def versions_outside_portal(name: str, version_ids: Iterable[str]) -> set[str]:
 
 @dataclass(frozen=True)
 class EventFilter:
-    """What an auditor asks for. Empty fields do not filter. Text fields match exactly, the
-    actor by username or email (case-insensitive); ``since``/``until`` are whole UTC days,
-    both included."""
+    """What an auditor asks for. Empty fields do not filter. ``secret`` and ``actor`` (username
+    or email) match any part, case-insensitively, unless named in ``exact`` (a timeline's
+    fixed secret or person, comma-separated); the other text fields match exactly;
+    ``since``/``until`` are whole UTC days, both included."""
 
     secret: str = ""
     environment: str = ""
@@ -888,15 +889,24 @@ class EventFilter:
     outcome: str = ""
     since: date | None = None
     until: date | None = None
+    exact: str = ""
 
     def events(self) -> QuerySet[AuditEvent]:
         """The matching events, in no particular order (callers order by ``seq``)."""
         qs = AuditEvent.objects.all()
-        for name in ("secret", "environment", "service", "key", "action", "outcome"):
+        for name in ("environment", "service", "key", "action", "outcome"):
             if value := getattr(self, name):
                 qs = qs.filter(**{name: value})
+        exact = set(self.exact.split(","))
+        if self.secret:
+            how = "secret" if "secret" in exact else "secret__icontains"
+            qs = qs.filter(**{how: self.secret})
         if self.actor:
-            qs = qs.filter(Q(actor_username__iexact=self.actor) | Q(actor_email__iexact=self.actor))
+            how = "iexact" if "actor" in exact else "icontains"
+            qs = qs.filter(
+                Q(**{f"actor_username__{how}": self.actor})
+                | Q(**{f"actor_email__{how}": self.actor})
+            )
         if self.since:
             qs = qs.filter(created__gte=datetime.combine(self.since, time.min, tzinfo=UTC))
         if self.until:
@@ -912,6 +922,14 @@ class EventFilter:
             if value:
                 out[name] = value.isoformat() if isinstance(value, date) else str(value)
         return out
+
+
+def one_row_per_action(events: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:
+    """``events`` without the "attempted" events whose outcome was recorded (the outcome event
+    names its attempt): one row per action, with its outcome. An attempt with no outcome yet
+    stays (it is the one to look at)."""
+    settled = AuditEvent.objects.filter(attempt__isnull=False).values("attempt")
+    return events.exclude(outcome=Outcome.ATTEMPTED, seq__in=settled)
 
 
 def _export_records(events: QuerySet[AuditEvent], chunk_size: int) -> Iterator[dict[str, Any]]:

@@ -23,6 +23,8 @@ structure.environment-name         warning  an environment is an Amplify branch 
 integration.env-var-clash          warning  two keys map to one ``<SERVICE>_<KEY>`` variable
 environments.required-missing      error    "No config found for environment" (Troubleshooting)
 drift.missing-cells                warning  a key some environments have and this one lacks
+empty.in-protected-environment     warning  an empty value in a protected environment: the app
+                                            reads "" where a credential belongs ("needs a value")
 values.<id>                        config   ``PORTAL_VALUE_RULES`` (e.g. live keys outside main)
 config.value-rules                 error    ``PORTAL_VALUE_RULES`` itself is malformed
 reuse.*, stale.*, empty.*          see      found in the hygiene index (``hygiene.py`` documents them)
@@ -58,6 +60,7 @@ RULES: dict[str, str] = {
     "integration.env-var-clash": "Two keys map to the same <SERVICE>_<KEY> variable.",
     "environments.required-missing": "A required environment (PORTAL_REQUIRED_ENVIRONMENTS) is absent.",
     "drift.missing-cells": "An environment lacks keys that other environments have.",
+    "empty.in-protected-environment": "An empty value in a protected environment (needs a value).",
     "values.*": "A value rule of PORTAL_VALUE_RULES matched (the value is never shown).",
     "config.value-rules": "PORTAL_VALUE_RULES is malformed.",
     # From the hygiene index (hygiene.py): fingerprints and dates, never values.
@@ -238,6 +241,8 @@ class Policy:
     required_environments: tuple[str, ...] = documents.STANDARD_ENVIRONMENTS
     value_rules: tuple[ValueRule, ...] = ()
     known_environments: tuple[str, ...] = COMMON_ENVIRONMENTS
+    # shell patterns of the protected environments (PORTAL_PROTECTED_ENVIRONMENTS)
+    protected_environments: tuple[str, ...] = ("main",)
 
 
 # --------------------------------------------------------------------------------------------
@@ -527,6 +532,7 @@ def _check_content(
     yield from _check_env_vars(name, doc)
     yield from _check_drift(name, doc)
     yield from _check_values(name, doc, policy)
+    yield from _check_empty_protected(name, doc, policy)
 
 
 def _check_environments(name: str, doc: Mapping[str, Any], policy: Policy) -> Iterator[Finding]:
@@ -656,6 +662,27 @@ def _check_values(name: str, doc: Mapping[str, Any], policy: Policy) -> Iterator
                     key=cell.key,
                     fix=_open(name),
                 )
+
+
+def _check_empty_protected(name: str, doc: Mapping[str, Any], policy: Policy) -> Iterator[Finding]:
+    """Empty strings in protected environments: a "structure only" copy or a new secret's
+    template leaves cells empty until someone gives them a value; in production an app would
+    read "" for a credential."""
+    for cell in documents.cells(doc):
+        if cell.value == "" and any(
+            fnmatch.fnmatchcase(cell.environment, p) for p in policy.protected_environments
+        ):
+            yield Finding(
+                "warning",
+                "empty.in-protected-environment",
+                name,
+                f"{cell.service}.{cell.key} is empty in the protected environment "
+                f"{cell.environment!r}: it needs a value before an app reads it.",
+                environment=cell.environment,
+                service=cell.service,
+                key=cell.key,
+                fix=_open(name),
+            )
 
 
 def config_finding(message: str) -> Finding:

@@ -37,4 +37,12 @@ def portal(request: HttpRequest) -> dict[str, Any]:
         "can_edit": can(user, Action.EDIT, secret),
         "can_approve": can(user, Action.APPROVE, secret),
         "can_create_secret": can(user, Action.ADMINISTER_SECRETS),
+        # editing: approvers' "waiting for me" count, queried only when a page shows it
+        "waiting_for_me": (lambda: _waiting_for(user)) if can(user, Action.APPROVE) else 0,
     }
+
+
+def _waiting_for(user: Any) -> int:
+    from .reads import change_requests_for  # reads imports the models: not at app loading
+
+    return change_requests_for(user, waiting=True).count()

@@ -258,12 +258,12 @@ def _json_error(exc: ValueError) -> str:
 
 
 def structure_problems(document: Any) -> Iterator[str]:
-    """Yield every way ``document`` breaks ``environment -> service -> key -> value``."""
+    """Yield every way ``document`` breaks ``environment -> service -> key -> value``.
+
+    ``{}`` breaks nothing: it is the standard's structure before its first environment."""
     if not isinstance(document, Mapping):
         yield f"the top level is a JSON {value_type(document)}, not an object of environments"
         return
-    if not document:
-        yield "the object has no environments"
     for env, services in document.items():
         problem = name_problem(env)
         if problem:

@@ -33,7 +33,7 @@ from django.conf import settings
 from django.http import QueryDict
 
 from . import documents, permissions, reads
-from .changes.editor import ALL_ENVIRONMENTS, EditIntent
+from .changes.editor import ALL_ENVIRONMENTS, VALUE_TYPES, EditIntent, editor_type
 from .changes.migration import MigrationSource
 from .migration import MAX_ENV_FILE_BYTES
 
@@ -76,9 +76,13 @@ def parse_edit_intent(data: QueryDict) -> EditIntent:
         value = values[-1]
         prefix = name.split(":", 1)[0] if ":" in name else ""
         if prefix == "set":
-            if value != "":
-                cell = _parts(name, 3)
-                intent.values[(cell[0], cell[1], cell[2])] = _value(value, cell)
+            cell = _parts(name, 3)
+            value_type = _value_type(data.get(field_name("type", *cell), "string"))
+            if value != "" or value_type == "null":
+                ref = (cell[0], cell[1], cell[2])
+                intent.values[ref] = _value(value, cell)
+                if value_type != "string":
+                    intent.types[ref] = value_type
         elif prefix == "delete" and _checked(value):
             cell = _parts(name, 3)
             intent.deletes.append((cell[0], cell[1], cell[2]))
@@ -96,6 +100,7 @@ def parse_edit_intent(data: QueryDict) -> EditIntent:
         elif prefix == "add_environment":
             intent.add_environments.append((_parts(name, 1)[0], value))
     _new_keys(data, intent)
+    intent.confirmation = data.get("confirm_name", "")[:600]
     for service, where in _rows(data, "newsvc-name", "newsvc-env"):
         if service:
             intent.add_services.append((service, where or ALL_ENVIRONMENTS))
@@ -103,6 +108,12 @@ def parse_edit_intent(data: QueryDict) -> EditIntent:
         if env:
             intent.add_environments.append((env, source))
     return intent
+
+
+def _value_type(value: str) -> str:
+    if value not in VALUE_TYPES:
+        raise FormProblem("The form is damaged (an unknown value type). Reload the editor.")
+    return value
 
 
 def _value(value: str, cell: tuple[str, ...]) -> str:
@@ -123,7 +134,8 @@ def _rows(data: QueryDict, *names: str) -> list[tuple[str, ...]]:
 
 def _new_keys(data: QueryDict, intent: EditIntent) -> None:
     services, keys = data.getlist("new-service"), data.getlist("new-key")
-    if len(services) != len(keys):
+    types = [_value_type(t) for t in data.getlist("new-type")] or ["string"] * len(keys)
+    if not len(services) == len(keys) == len(types):
         raise FormProblem("The form is damaged (rows of unequal length). Reload the editor.")
     columns = {
         _parts(name, 1)[0]: data.getlist(name) for name in data if name.startswith("new-value:")
@@ -131,6 +143,7 @@ def _new_keys(data: QueryDict, intent: EditIntent) -> None:
     if any(len(v) != len(keys) for v in columns.values()):
         raise FormProblem("The form is damaged (rows of unequal length). Reload the editor.")
     for i, (service, key) in enumerate(zip(services, keys, strict=True)):
+        # a null in a new row is written "null" (an empty field is "no value here")
         typed = {env: values[i] for env, values in columns.items() if values[i] != ""}
         if not service and not key and not typed:
             continue  # a blank row
@@ -142,6 +155,8 @@ def _new_keys(data: QueryDict, intent: EditIntent) -> None:
             )
         for env, value in typed.items():
             intent.values[(env, service, key)] = _value(value, (env, service, key))
+            if types[i] != "string":
+                intent.types[(env, service, key)] = types[i]
 
 
 def intent_fields(intent: EditIntent) -> list[tuple[str, str]]:
@@ -153,10 +168,13 @@ def intent_fields(intent: EditIntent) -> list[tuple[str, str]]:
     out += [(field_name("add_environment", env), source) for env, source in intent.add_environments]
     out += [(field_name("add_service", s, where), "on") for s, where in intent.add_services]
     out += [(field_name("set", *cell), value) for cell, value in intent.values.items()]
+    out += [(field_name("type", *cell), value_type) for cell, value_type in intent.types.items()]
     out += [(field_name("delete", *cell), "on") for cell in intent.deletes]
     out += [(field_name("delete_key", s, k), "on") for s, k in intent.delete_keys]
     out += [(field_name("remove_service", s), where) for s, where in intent.remove_services]
     out += [(field_name("remove_environment", env), "on") for env in intent.remove_environments]
+    if intent.confirmation:
+        out.append(("confirm_name", intent.confirmation))
     return out
 
 
@@ -227,8 +245,7 @@ class MigrationRequest:
             if s.name:
                 out += [
                     ("legacy", s.name),
-                    (field_name("legacy_env", s.name), s.environment),
-                    (field_name("legacy_service", s.name), s.service),
+                    *migration_source_fields(s.name, s.environment, s.service),
                 ]
         out += [
             ("dotenv_text", self.env_text),
@@ -238,20 +255,33 @@ class MigrationRequest:
         return out
 
 
+def migration_source_fields(name: str, environment: str, service: str) -> list[tuple[str, str]]:
+    """One legacy secret's row of the wizard as ``(field, value)`` pairs: ``source``,
+    ``source_environment``, ``source_service``, repeated once per row in the same order.
+
+    Field names carry no data: browsers percent-encode ``"`` and line breaks in the field names
+    of a multipart form (WHATWG HTML, "multipart/form-data encoding algorithm"), so a name built
+    from a secret's name would not reach the server intact; values are sent as they are.
+    """
+    return [("source", name), ("source_environment", environment), ("source_service", service)]
+
+
 def migration_request(data: QueryDict, files: Any = None) -> MigrationRequest:
-    """Read the wizard's fields (``legacy`` repeated, ``legacy_env:["name"]``,
-    ``legacy_service:["name"]``, ``dotenv_text`` or an uploaded ``dotenv_file``, ``dotenv_env``,
-    ``dotenv_service``, ``repo``, ``overwrite``). An uploaded file wins over pasted text.
-    Raises :class:`FormProblem` for a file that is too big or not UTF-8 text."""
+    """Read the wizard's fields: ``legacy`` (repeated: the names ticked for migration), the rows
+    of :func:`migration_source_fields` (environment and service per legacy secret),
+    ``dotenv_text`` or an uploaded ``dotenv_file``, ``dotenv_env``, ``dotenv_service``, ``repo``,
+    ``overwrite``. An uploaded file wins over pasted text. Raises :class:`FormProblem` for rows
+    of unequal length, or a file that is too big or not UTF-8 text."""
+    mapping = {
+        name: (environment.strip(), service.strip())
+        for name, environment, service in _rows(
+            data, "source", "source_environment", "source_service"
+        )
+    }
     sources = []
     for name in dict.fromkeys(data.getlist("legacy")[:200]):
-        sources.append(
-            MigrationSource(
-                name,
-                data.get(field_name("legacy_env", name), "").strip(),
-                data.get(field_name("legacy_service", name), "").strip(),
-            )
-        )
+        environment, service = mapping.get(name, ("", ""))
+        sources.append(MigrationSource(name, environment, service))
     text = data.get("dotenv_text", "")
     upload = files.get("dotenv_file") if files is not None else None
     if upload is not None:
@@ -304,8 +334,11 @@ class EditorCell:
     protected: bool
     set_field: str
     delete_field: str
+    type_field: str = ""
+    value_type: str = "string"  # the editor's type: the stored one unless the person chose
     typed: str = ""
     deleted: bool = False
+    empty: bool = False  # holds an empty string (needs a value)
 
 
 @dataclass
@@ -316,6 +349,8 @@ class EditorRow:
     first_of_service: bool
     delete_key_field: str
     delete_key_checked: bool = False
+    # protected environments holding this key: "delete everywhere" proposes their deletion
+    protected_holders: list[str] = field(default_factory=list)
     remove_service_field: str = ""
     remove_service_value: str = ""
 
@@ -324,6 +359,7 @@ class EditorRow:
 class NewKeyRow:
     service: str = ""
     key: str = ""
+    value_type: str = "string"
     values: list[tuple[EditorColumn, str]] = field(default_factory=list)
 
 
@@ -385,6 +421,7 @@ def editor_grid(page: reads.SecretPage, intent: EditIntent, *, blank_rows: int =
         if env in by_name:
             by_name[env].removed = True
     values = dict(intent.values)
+    types = intent.types
     deletes = set(intent.deletes)
     delete_keys = set(intent.delete_keys)
     remove_services = dict(intent.remove_services)
@@ -402,7 +439,14 @@ def editor_grid(page: reads.SecretPage, intent: EditIntent, *, blank_rows: int =
                     protected=by_name[env].protected,
                     set_field=field_name("set", *cell),
                     delete_field=field_name("delete", *cell),
+                    type_field=field_name("type", *cell),
+                    value_type=types.get(cell, "string")
+                    if cell in values
+                    else editor_type(view.type)
+                    if view.present
+                    else "string",
                     typed=values.pop(cell, ""),
+                    empty=view.empty,
                     deleted=cell in deletes,
                 )
             )
@@ -415,6 +459,7 @@ def editor_grid(page: reads.SecretPage, intent: EditIntent, *, blank_rows: int =
                 first_of_service=row.first_of_service,
                 delete_key_field=field_name("delete_key", row.service, row.key),
                 delete_key_checked=(row.service, row.key) in delete_keys,
+                protected_holders=[c.environment for c in cells if c.protected and c.present],
                 remove_service_field=field_name("remove_service", row.service),
                 remove_service_value=remove_services.pop(row.service, "")
                 if row.first_of_service
@@ -427,12 +472,16 @@ def editor_grid(page: reads.SecretPage, intent: EditIntent, *, blank_rows: int =
     labels: list[str] = []
     for (env, service, key), value in values.items():
         column = by_name.get(env)
-        if column is None or column.protected:
+        value_type = types.get((env, service, key), "string")
+        row_ = new_keys.setdefault((service, key), NewKeyRow(service, key, value_type))
+        if column is None or column.protected or row_.value_type != value_type:
             pending.append((field_name("set", env, service, key), value))
+            if value_type != "string":
+                pending.append((field_name("type", env, service, key), value_type))
             labels.append(f"new value for {env} · {service} · {key}")
             continue
-        row_ = new_keys.setdefault((service, key), NewKeyRow(service, key))
         row_.values.append((column, value))
+    new_keys = {k: r for k, r in new_keys.items() if r.values}
     for row_ in new_keys.values():
         typed = dict((c.name, v) for c, v in row_.values)
         row_.values = [(c, typed.get(c.name, "")) for c in columns if not c.protected]

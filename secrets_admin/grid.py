@@ -56,6 +56,7 @@ class CellView:
         ""  # the cell as JSON ``[environment, service, key]``, posted by its Reveal button
     )
     note: str = ""
+    empty: bool = False  # an empty string: shown as "empty, needs a value", not masked
 
 
 @dataclass
@@ -188,7 +189,7 @@ def _key(kind: str, name: str, version_id: str, *parts: str) -> str:
     """A cache key of at most ~150 characters (memcached's limit is 250): the secret name is
     hashed since it may be up to 512 characters (an AWS limit)."""
     digest = hashlib.sha256(name.encode()).hexdigest()[:32]
-    return ":".join(("portal:grid:v1", kind, digest, version_id, _tag(), *parts))
+    return ":".join(("portal:grid:v2", kind, digest, version_id, _tag(), *parts))
 
 
 def build_model(version_id: str, classified: documents.Classified) -> GridModel:
@@ -215,7 +216,11 @@ def build_model(version_id: str, classified: documents.Classified) -> GridModel:
             if env in row.values:
                 v = row.values[env]
                 cell = CellView(
-                    True, documents.value_type(v), fingerprint.short(v), f"[{env_text}, {tail}"
+                    True,
+                    documents.value_type(v),
+                    fingerprint.short(v),
+                    f"[{env_text}, {tail}",
+                    empty=v == "",
                 )
                 cells.append((env, cell))
             else:
@@ -409,6 +414,12 @@ def render_rows(
                 if not cell.present:
                     out.append(
                         f'<td class="cell missing"><span class="badge muted">missing</span>{note}</td>\n'
+                    )
+                    continue
+                if cell.empty:  # nothing to hide or reveal: say it needs a value
+                    out.append(
+                        '<td class="cell empty"><span class="badge warn">empty</span> '
+                        f'<span class="small muted">needs a value</span>{note}</td>\n'
                     )
                     continue
                 button = (

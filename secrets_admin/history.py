@@ -181,6 +181,41 @@ def secret_history_page(
     return HistoryPage(rows=items, page=page)
 
 
+#: How many of a secret's newest write events :func:`cell_last_changes` looks through.
+CELL_AUTHOR_EVENTS = 200
+
+
+@dataclass(frozen=True)
+class CellChange:
+    """Who last changed one cell through the portal, and when (from the audit log)."""
+
+    who: str
+    when: datetime
+
+
+def cell_last_changes(name: str, cells: list[tuple[str, str, str]]) -> list[CellChange | None]:
+    """For each of ``cells``, who last changed it through the portal and when: the newest
+    succeeded write event of ``name`` whose ``detail.cells`` names it (a whole service or
+    environment removed names each of its cells). ``None``: no portal event among the newest
+    :data:`CELL_AUTHOR_EVENTS` names the cell (written outside the portal, or long ago).
+    One query."""
+    wanted = set(cells)
+    found: dict[tuple[str, str, str], CellChange] = {}
+    events = AuditEvent.objects.filter(
+        secret=name, action__in=WRITE_ACTIONS, outcome="succeeded"
+    ).order_by("-seq")[:CELL_AUTHOR_EVENTS]
+    for event in events:
+        for cell in (event.detail or {}).get("cells") or []:
+            if not isinstance(cell, dict):
+                continue
+            ref = (cell.get("environment", ""), cell.get("service", ""), cell.get("key", ""))
+            if ref in wanted and ref not in found:
+                found[ref] = CellChange(_author(event), event.created)
+        if len(found) == len(wanted):
+            break
+    return [found.get(cell) for cell in cells]
+
+
 def _author(event: AuditEvent) -> str:
     name = event.actor_name or event.actor_username
     return f"{name} <{event.actor_email}>" if event.actor_email else name

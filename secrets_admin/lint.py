@@ -64,6 +64,7 @@ def policy() -> tuple[compliance.Policy, list[compliance.Finding]]:
             suffix=settings.PORTAL_SECRET_SUFFIX,
             required_environments=tuple(settings.PORTAL_REQUIRED_ENVIRONMENTS),
             value_rules=tuple(rules),
+            protected_environments=tuple(settings.PORTAL_PROTECTED_ENVIRONMENTS),
         ),
         problems,
     )

@@ -431,6 +431,54 @@ def search(listing: Listing, query: str) -> list[aws.SecretMeta]:
 
 
 @dataclass(frozen=True)
+class KeyMatch:
+    """A secret whose structure has services or keys matching a search, as the portal last read
+    it (``current``: the summary describes the version that is current now)."""
+
+    name: str
+    cells: list[tuple[str, str]]  # (service, key); key "" when the service alone matched
+    current: bool
+
+
+#: How many matching (service, key) pairs a search lists per secret.
+KEY_MATCHES_SHOWN = 8
+
+
+def search_keys(listing: Listing, query: str) -> list[KeyMatch]:
+    """Secrets of ``listing`` whose services or keys match ``query`` (case-insensitive parts):
+    ``service.key`` matches a key of a service, one word matches a service or a key name.
+
+    Answered from the structure summaries the portal recorded when it last read each secret
+    (:class:`~secrets_admin.models.SecretSummary`): one query, no AWS call; a secret the portal
+    never read is not found until someone opens it or a scan reads it."""
+    q = query.strip().lower()
+    if not q:
+        return []
+    want_service, _, want_key = q.partition(".") if "." in q else (q, "", q)
+    either = "." not in q
+    current = {m.name: m.current_version for m in listing.secrets}
+    out = []
+    rows = SecretSummary.objects.filter(name__in=list(current)).values_list(
+        "name", "version_id", "keys"
+    )
+    for name, version_id, keys in rows.order_by("name"):
+        cells: list[tuple[str, str]] = []
+        for service, names in (keys or {}).items():
+            service_hit = want_service in service.lower()
+            if either and service_hit:
+                cells.append((service, ""))
+                continue
+            cells.extend(
+                (service, key)
+                for key in names
+                if want_key in key.lower() and (either or service_hit)
+            )
+        if cells:
+            out.append(KeyMatch(name, cells[:KEY_MATCHES_SHOWN], version_id == current[name]))
+    return out
+
+
+@dataclass(frozen=True)
 class Status:
     """A badge on the list or grid: a short ``label``, a ``tone`` for styling, and ``detail``."""
 
@@ -519,6 +567,7 @@ def remember(name: str, version_id: str, classified: documents.Classified) -> Se
         "environments": [],
         "service_count": 0,
         "missing_cells": {},
+        "keys": {},
     }
     if classified.conforming:
         doc = classified.document
@@ -526,6 +575,10 @@ def remember(name: str, version_id: str, classified: documents.Classified) -> Se
         fields["environments"] = grid.environments
         fields["service_count"] = len(documents.services(doc))
         fields["missing_cells"] = grid.missing_counts()
+        keys: dict[str, list[str]] = {}
+        for row in grid.rows:
+            keys.setdefault(row.service, []).append(row.key)
+        fields["keys"] = keys
     summary, _ = SecretSummary.objects.update_or_create(name=name, defaults=fields)
     return summary
 

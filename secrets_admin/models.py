@@ -24,6 +24,8 @@ class SecretSummary(models.Model):
     service_count = models.PositiveIntegerField(default=0)
     missing_cells = models.JSONField(default=dict)  # environment -> number of missing cells
     size_bytes = models.PositiveIntegerField(default=0)
+    # service -> its key names (over all environments): what search by service or key reads
+    keys = models.JSONField(default=dict)
     updated = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -364,9 +364,8 @@ def edit_blocker(page: SecretPage) -> str:
         )
     if not page.description.has_value:
         return (
-            "This secret has no value yet, and the portal edits only secrets that hold a unified "
-            "JSON document. Give it a first value outside the portal (put-secret-value), or "
-            "delete it and have an admin create it here."
+            "This secret has no value yet. Start it as an empty unified secret ({}), then add "
+            "its first environment in the editor."
         )
     if page.problem:
         return page.problem

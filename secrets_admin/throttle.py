@@ -35,6 +35,11 @@ WRITE_VIEWS = frozenset(
         "secrets_admin:secret_migrate",  # choose, preview and migrate a legacy secret
         "secrets_admin:secret_migrate_preview",
         "secrets_admin:secret_migrate_apply",
+        # editing: bulk paste (its form re-rendered with the text, and its preview) and the
+        # first version of a secret without a value
+        "secrets_admin:secret_bulk_paste",
+        "secrets_admin:secret_bulk_paste_preview",
+        "secrets_admin:secret_first_version",
     }
 )
 

@@ -4,6 +4,7 @@ from django.urls import path, register_converter
 from .views import (
     audit,
     audit_proof,
+    bulk_paste,
     change_requests,
     compliance,
     diff,
@@ -108,6 +109,19 @@ urlpatterns = [
         name="secret_restore_save",
     ),
     path("secrets/<secret:name>/undelete/", editor.secret_undelete, name="secret_undelete"),
+    # editing: bulk paste into one environment
+    path(
+        "secrets/<secret:name>/paste/preview/",
+        bulk_paste.secret_bulk_paste_preview,
+        name="secret_bulk_paste_preview",
+    ),
+    path("secrets/<secret:name>/paste/", bulk_paste.secret_bulk_paste, name="secret_bulk_paste"),
+    # editing: the first version of a secret created without a value
+    path(
+        "secrets/<secret:name>/first-version/",
+        editor.secret_first_version,
+        name="secret_first_version",
+    ),
     path("secrets/<secret:name>/", secrets.secret_detail, name="secret_detail"),
     path("changes/", change_requests.change_request_list, name="change_request_list"),
     path(

@@ -277,3 +277,21 @@ def test_findings_are_ordered_errors_first_and_hold_no_value() -> None:
     )
     assert c.counts(found) == {"error": 3, "warning": 1}
     assert "CANARY" not in json.dumps([f.as_dict() for f in found])
+
+
+def test_empty_values_in_protected_environments_are_reported_by_cell() -> None:
+    doc = json.loads(json.dumps(GOOD))
+    first_service = next(iter(doc["main"]))
+    first_key = next(iter(doc["main"][first_service]))
+    doc["main"][first_service][first_key] = ""
+    doc["dev"][first_service][first_key] = ""  # not protected: no finding
+    found = [
+        f for f in findings({"app-secrets": doc}) if f.rule == "empty.in-protected-environment"
+    ]
+    assert [(f.environment, f.service, f.key, f.severity) for f in found] == [
+        ("main", first_service, first_key, "warning")
+    ]
+    uat = c.Policy(value_rules=POLICY.value_rules, protected_environments=("uat", "ma*"))
+    assert len(findings({"app-secrets": doc}, policy=uat)) == 1
+    unprotected = c.Policy(value_rules=POLICY.value_rules, protected_environments=())
+    assert findings({"app-secrets": doc}, policy=unprotected) == []

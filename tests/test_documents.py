@@ -14,6 +14,12 @@ from secrets_admin import documents as d
 KEY = b"k"
 
 
+def test_an_empty_object_is_a_conforming_unified_secret_with_no_environment_yet() -> None:
+    result = d.classify("{}")
+    assert result.conforming and result.document == {} and result.reasons == ()
+    assert d.grid(result.document).rows == []
+
+
 @pytest.mark.parametrize(
     ("text", "kind", "reason_part"),
     [
@@ -27,7 +33,6 @@ KEY = b"k"
         ('"just a string"', "non_standard", "top level is a JSON string"),
         ("42", "non_standard", "top level is a JSON number"),
         ("null", "non_standard", "top level is a JSON null"),
-        ("{}", "non_standard", "no environments"),
         ('{"dev": "flat"}', "non_standard", "environment 'dev' holds a string"),
         ('{"dev": {"stripe": "sk"}}', "non_standard", "service dev.stripe holds a string"),
         ('{"dev": {"stripe": [1]}}', "non_standard", "holds a array"),

@@ -94,15 +94,21 @@ def test_damaged_or_incomplete_fields_are_refused(
         forms.parse_edit_intent(qd(pairs))
 
 
-def test_every_environment_leaves_protected_ones_out() -> None:
-    intent = editor.EditIntent(
-        add_services=[("sentry", "*")],
-        delete_keys=[("stripe", "public_key")],
-        remove_services=[("stripe", "*")],
-    )
+def test_every_environment_of_a_service_leaves_protected_ones_out() -> None:
+    intent = editor.EditIntent(add_services=[("sentry", "*")], remove_services=[("stripe", "*")])
     edits = editor.changeset_for(intent, DOC)
     assert {e.environment for e in edits} == {"sandbox", "dev"}
     assert protocol.protected_environments(edits) == []
+
+
+def test_delete_everywhere_includes_protected_environments_so_it_becomes_a_change_request() -> None:
+    edits = editor.changeset_for(editor.EditIntent(delete_keys=[("stripe", "public_key")]), DOC)
+    assert [(e.op, e.environment) for e in edits] == [
+        ("delete", "sandbox"),
+        ("delete", "dev"),
+        ("delete", "main"),
+    ]
+    assert protocol.protected_environments(edits) == ["main"]
 
 
 def test_environment_with_the_structure_of_another_gets_keys_without_values() -> None:
@@ -158,3 +164,67 @@ def test_editor_grid_never_carries_existing_values() -> None:
     assert [c.typed for c in row.cells] == ["typed", ""]
     assert [c.protected for c in row.cells] == [False, True]
     assert grid.pending == [(field_name("set", "gone", "s", "k"), "v")]
+
+
+@pytest.mark.parametrize(
+    ("text", "value_type", "stored"),
+    [
+        ("false", "boolean", "false"),
+        (" TRUE ", "boolean", "true"),
+        ("1.50", "number", "1.50"),
+        ("", "null", "null"),
+        ('{"a": [1, null]}', "json", '{"a":[1,null]}'),
+        ("false", "string", '"false"'),
+    ],
+)
+def test_a_typed_value_is_stored_with_the_type_the_person_chose(
+    text: str, value_type: str, stored: str
+) -> None:
+    cell = ("dev", "stripe", "public_key")
+    pairs = [(field_name("set", *cell), text), (field_name("type", *cell), value_type)]
+    intent = forms.parse_edit_intent(qd(pairs))
+    (edit,) = editor.changeset_for(intent, DOC)
+    assert documents.serialise(edit.value) == stored
+    assert forms.parse_edit_intent(qd(forms.intent_fields(intent))) == intent
+
+
+@pytest.mark.parametrize(
+    ("text", "value_type", "message"),
+    [
+        ("CANARY-12", "number", "not a number"),
+        ("CANARY-yes", "boolean", "true or false"),
+        ("CANARY-{", "json", "not valid JSON"),
+        ("CANARY-x", "null", "a null takes no value"),
+    ],
+)
+def test_a_value_that_is_not_of_its_type_is_refused_without_quoting_it(
+    text: str, value_type: str, message: str
+) -> None:
+    cell = ("dev", "stripe", "public_key")
+    intent = editor.EditIntent(values={cell: text}, types={cell: value_type})
+    with pytest.raises(errors.InvalidChange, match=message) as caught:
+        editor.changeset_for(intent, DOC)
+    assert "CANARY" not in caught.value.message
+
+
+def test_an_unknown_value_type_is_a_damaged_form() -> None:
+    cell = ("dev", "stripe", "public_key")
+    pairs = [(field_name("set", *cell), "1"), (field_name("type", *cell), "float")]
+    with pytest.raises(forms.FormProblem, match="damaged"):
+        forms.parse_edit_intent(qd(pairs))
+
+
+def test_a_null_left_as_it_was_is_no_edit_and_a_new_key_row_has_one_type() -> None:
+    doc = documents.parse('{"dev": {"flags": {"off": null}}}')
+    pairs = [
+        (field_name("set", "dev", "flags", "off"), ""),
+        (field_name("type", "dev", "flags", "off"), "null"),
+        ("new-service", "flags"),
+        ("new-key", "retries"),
+        ("new-type", "number"),
+        (field_name("new-value", "dev"), "3"),
+    ]
+    edits = editor.changeset_for(forms.parse_edit_intent(qd(pairs)), doc)
+    assert documents.serialise(documents.apply(doc, edits)) == (
+        '{"dev":{"flags":{"off":null,"retries":3}}}'
+    )

@@ -175,14 +175,16 @@ def test_promote_into_main_through_the_page_opens_a_change_request(
 ) -> None:
     make_secret("a-secrets", DOC)
     client = as_user(engineer)
-    review = _copy(client, "review", b="main")
-    assert (
-        "needs approval" in review.content.decode() or "change request" in review.content.decode()
-    )
+    review = _copy(client, "review", b="main").content.decode()
+    assert "main is a protected environment" in review
+    assert '<textarea id="comment" name="comment"' in review
+    assert ">Propose change request</button>" in review
+    assert "Save as one new version" not in review
     base = aws.read_current("a-secrets").version_id
     change_id = protocol.new_change_id(user=engineer, name="a-secrets", base_version_id=base)
-    saved = _copy(client, "save", b="main", change_id=change_id)
+    saved = _copy(client, "save", b="main", change_id=change_id, comment="copy for the launch")
     request_ = ChangeRequest.objects.get()
+    assert request_.comment == "copy for the launch"
     assert saved["Location"] == reverse("secrets_admin:change_request_detail", args=[request_.pk])
     page = client.get(saved["Location"]).content.decode()
     assert f"change request #{request_.pk}" in page
@@ -346,14 +348,21 @@ def _legacy_account(make_secret: Any) -> None:
     make_secret("shop-databricks", {"token": "CANARY-legacy3"})
 
 
+def _source_rows(*rows: tuple[str, str, str]) -> dict[str, list[str]]:
+    """The wizard's per-secret rows (name, environment, service) as posted form lists."""
+    data: dict[str, list[str]] = {}
+    for row in rows:
+        for field_, value in forms.migration_source_fields(*row):
+            data.setdefault(field_, []).append(value)
+    return data
+
+
 def _wizard_fields() -> dict[str, Any]:
     legacy = ["shop-stripe-dev", "shop-sandbox", "shop-databricks"]
     mapping = {"shop-stripe-dev": ("dev", "stripe"), "shop-sandbox": ("sandbox", "")}
     mapping["shop-databricks"] = ("dev", "databricks")
     data: dict[str, Any] = {"repo": "shop", "legacy": legacy, "dotenv_env": "main"}
-    for name, (env, service) in mapping.items():
-        data[forms.field_name("legacy_env", name)] = env
-        data[forms.field_name("legacy_service", name)] = service
+    data.update(_source_rows(*((name, env, svc) for name, (env, svc) in mapping.items())))
     return data
 
 
@@ -434,8 +443,7 @@ def test_wizard_updates_an_existing_secret_and_refuses_a_changed_source(
     data = {
         "repo": "shop",
         "legacy": ["shop-stripe-dev"],
-        forms.field_name("legacy_env", "shop-stripe-dev"): "dev",
-        forms.field_name("legacy_service", "shop-stripe-dev"): "stripe",
+        **_source_rows(("shop-stripe-dev", "dev", "stripe")),
     }
     html = client.post(reverse("secrets_admin:secret_migrate_preview"), data).content.decode()
     assert "updated on version" in html and "conflict" in html
@@ -465,13 +473,12 @@ def test_wizard_bad_mappings_and_empty_secrets_are_shown_not_crashed(
     data = {
         "repo": "shop",
         "legacy": ["shop-empty-dev", "shop-bin-dev", "shop-odd-dev", "absent-dev"],
-        forms.field_name("legacy_env", "shop-empty-dev"): "dev",
-        forms.field_name("legacy_service", "shop-empty-dev"): "empty",
-        forms.field_name("legacy_env", "shop-bin-dev"): "de\x01v",
-        forms.field_name("legacy_env", "shop-odd-dev"): "my env",
-        forms.field_name("legacy_service", "shop-odd-dev"): "odd",
-        forms.field_name("legacy_env", "absent-dev"): "my env",
-        forms.field_name("legacy_service", "absent-dev"): "x",
+        **_source_rows(
+            ("shop-empty-dev", "dev", "empty"),
+            ("shop-bin-dev", "de\x01v", ""),
+            ("shop-odd-dev", "my env", "odd"),
+            ("absent-dev", "my env", "x"),
+        ),
         "dotenv_text": "FOO=1\n",
         "dotenv_env": "dev",
     }

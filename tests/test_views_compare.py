@@ -128,7 +128,7 @@ def test_unknown_environment_is_a_bad_request_with_the_choices(
     [
         ({"dev": {"s": {"k": "v"}}, "main": {"s": {"k": "v"}}}, "Choose two different"),
         ({"dev": {"s": {"k": "v"}}}, "fewer than two environments"),
-        ("{}", "no environments"),
+        ("{}", "fewer than two environments"),
         ("  ", "empty"),
         ("KEY=CANARY-dev", "does not follow"),
     ],

@@ -375,25 +375,82 @@ def test_structure_edits_add_environment_with_structure_and_remove_service(opene
             "newsvc-name": "sentry",
             "newsvc-env": "*",
             field_name("remove_service", "databricks"): "*",
-            field_name("delete_key", "stripe", "public_key"): "on",
+            field_name("delete", "dev", "stripe", "public_key"): "on",
+            "confirm_name": NAME,
         },
     ).content.decode()
     post_form(client, html, "save")
     doc = current_doc()
-    assert doc["uat"]["stripe"] == {"secret_key": ""}  # dev's keys, no values; key deleted in all
+    assert doc["uat"]["stripe"] == {"public_key": "", "secret_key": ""}  # dev's keys, no values
+    assert doc["dev"]["stripe"] == {"secret_key": "sk_test_dev"}
     assert "databricks" not in doc["dev"] and "databricks" not in doc["uat"]
     assert doc["sandbox"]["sentry"] == {} and doc["dev"]["sentry"] == {}
     assert doc["main"] == STANDARD_DOC["main"]  # "every environment" leaves protected ones out
 
 
-def test_remove_environment(opened: Any) -> None:
+def test_delete_everywhere_names_the_protected_environments_and_proposes_their_deletion(
+    opened: Any,
+) -> None:
     client, base = opened
-    html = review(
-        client, base, {field_name("remove_environment", "sandbox"): "on"}
-    ).content.decode()
+    editor_html = client.get(edit_url()).content.decode()
+    assert 'delete everywhere <span class="muted">(main by change request)</span>' in editor_html
+    html = review(client, base, {field_name("delete_key", "stripe", "public_key"): "on"})
+    assert "3 removed" in html.content.decode()
+    assert "Propose change request" in html.content.decode()
+    post_form(client, html.content.decode(), "save", comment="retire the public key")
+    cr = ChangeRequest.objects.get()
+    assert cr.comment == "retire the public key"
+    assert sorted(c["environment"] for c in cr.cells) == ["dev", "main", "sandbox"]
+    assert current_doc() == STANDARD_DOC  # nothing lands before approval
+
+
+def test_remove_environment_with_values_asks_for_the_secret_name_and_loses_nothing(
+    opened: Any, engineer: Any
+) -> None:
+    client, base = opened
+    fields = {field_name("remove_environment", "sandbox"): "on"}
+    refused = review(client, base, fields)
+    assert refused.status_code == HTTPStatus.BAD_REQUEST
+    html = refused.content.decode()
+    assert "Removing environment sandbox (2 values) deletes values" in html
+    assert f"type the secret&#x27;s name, {NAME}" in html
+    assert 'name="remove_environment:[&quot;sandbox&quot;]" data-removal checked' in html
+    wrong = review(client, base, {**fields, "confirm_name": "other-secrets"})
+    assert wrong.status_code == HTTPStatus.BAD_REQUEST
+    crafted = client.post(  # straight to the save step, without the confirmation
+        reverse("secrets_admin:secret_edit_save", args=[NAME]),
+        {
+            "base_version_id": base,
+            "change_id": protocol.new_change_id(user=engineer, name=NAME, base_version_id=base),
+            **fields,
+        },
+    )
+    assert crafted.status_code == HTTPStatus.BAD_REQUEST
+    assert "type the secret" in crafted.content.decode()  # refused for the confirmation
+    assert list(current_doc()) == ["sandbox", "dev", "main"]
+    html = review(client, base, {**fields, "confirm_name": NAME}).content.decode()
     assert "environment sandbox" in html
     post_form(client, html, "save")
     assert list(current_doc()) == ["dev", "main"]
+
+
+def test_removing_an_empty_service_needs_no_confirmation(
+    as_user: Any, engineer: Any, make_secret: Any
+) -> None:
+    make_secret(NAME, {"dev": {"sentry": {}, "stripe": {"k": "v"}}})
+    client = as_user(engineer)
+    base = aws.read_current(NAME).version_id
+    html = review(client, base, {field_name("remove_service", "sentry"): "dev"}).content.decode()
+    assert post_form(client, html, "save").status_code == HTTPStatus.FOUND
+    assert current_doc() == {"dev": {"stripe": {"k": "v"}}}
+    saving = post_form(
+        client,
+        review(client, aws.read_current(NAME).version_id, {}).content.decode(),
+        "review",
+        **{field_name("remove_service", "stripe"): "*"},
+    )
+    assert saving.status_code == HTTPStatus.BAD_REQUEST
+    assert "service stripe from dev (1 value)" in saving.content.decode()
 
 
 def test_a_new_key_needs_a_value(as_user: Any, engineer: Any, make_secret: Any) -> None:
@@ -539,6 +596,8 @@ def test_conflict_shows_base_theirs_yours_and_reapplies_on_current(
     assert "THEIRS-value" not in page and "sk_test_dev" not in page
     assert page.count(">Reveal</button>") == 3  # one per side, through the audited reveal
     assert theirs.new_version_id in page
+    changed_by = page.split('<td class="changed-by">')[1].split("</td>")[0]
+    assert approver.get_username() in changed_by and " UTC</time>" in changed_by
     reapplied = post_form(mine, page, "review")
     assert reapplied.status_code == HTTPStatus.OK
     assert theirs.new_version_id in reapplied.content.decode()  # now based on theirs
@@ -606,7 +665,7 @@ def test_diff_between_two_versions_by_fingerprint(
     )
     html = response.content.decode()
     assert response.status_code == HTTPStatus.OK
-    for label in ("added", "removed", "changed", "type changed"):
+    for label in ("added", "removed", "changed", "type: number → string"):
         assert f">{label}</span>" in html
     for secret in (*CANARIES, TYPED):
         assert secret not in html
@@ -655,6 +714,10 @@ def test_restore_of_a_protected_environment_becomes_a_change_request_on_screen(
     v1 = aws.read_current(NAME).version_id
     v2 = _change_main_outside_the_editor(v1)
     client = as_user(engineer)
+    history_page = client.get(reverse("secrets_admin:secret_history", args=[NAME]))
+    assert '<option value="main">main (opens a change request)</option>' in (
+        history_page.content.decode()
+    )
     url = reverse("secrets_admin:secret_restore_review", args=[NAME])
     review = client.post(url, {"environment": "main", "version_id": v1})
     assert review.status_code == HTTPStatus.OK
@@ -700,6 +763,11 @@ def test_admin_creates_a_secret(as_user: Any, admin: Any, sm: Any) -> None:
     )
     assert "ada-admin" in history_page and "created with sandbox, dev, main" in history_page
     assert "outside the portal</span>" not in history_page
+    grid_page = as_user(admin).get(response["Location"]).content.decode()
+    editor_page = as_user(admin).get(edit_url("shiny-secrets")).content.decode()
+    for page in (grid_page, editor_page):  # 3 environments x 2 template keys, none masked
+        assert page.count('>empty</span> <span class="small muted">needs a value') == 6
+    assert "Reveal main stripe secret_key" not in grid_page
 
 
 @pytest.mark.parametrize(
@@ -836,3 +904,83 @@ def test_secret_without_a_value_is_not_editable_and_says_why(
     make_secret(NAME)
     html = as_user(engineer).get(edit_url()).content.decode()
     assert "no value yet" in html and 'id="editor"' not in html
+    assert reverse("secrets_admin:secret_first_version", args=[NAME]) in html
+
+
+def test_a_secret_without_a_value_starts_empty_and_the_editor_adds_its_first_environment(
+    as_user: Any, engineer: Any, make_secret: Any
+) -> None:
+    make_secret(NAME)
+    client = as_user(engineer)
+    url = reverse("secrets_admin:secret_first_version", args=[NAME])
+    started = client.post(url)
+    assert started.status_code == HTTPStatus.FOUND and started["Location"] == edit_url()
+    assert current_doc() == {}
+    events = AuditEvent.objects.filter(secret=NAME, action="save").order_by("seq")
+    assert [(e.outcome, e.detail["kind"]) for e in events] == [
+        ("attempted", "first_version"),
+        ("succeeded", "first_version"),
+    ]
+    again = client.post(url)
+    assert again.status_code == HTTPStatus.BAD_REQUEST
+    assert "has a value already" in again.content.decode()
+    editor_html = client.get(edit_url()).content.decode()
+    assert 'id="editor"' in editor_html
+    fields = dict(Forms(editor_html).with_button("review")["fields"])
+    reviewed = review(
+        client, fields["base_version_id"], {"newenv-name": "sandbox", "newenv-from": ""}
+    )
+    assert post_form(client, reviewed.content.decode(), "save").status_code == HTTPStatus.FOUND
+    assert current_doc() == {"sandbox": {}}
+    assert len(aws.list_versions(NAME)) == 2
+
+
+TYPED_DOC = {"dev": {"flags": {"beta": True, "retries": 3, "regions": ["eu"]}}}
+
+
+def test_editor_offers_each_cell_its_own_type_and_the_review_names_a_type_change(
+    as_user: Any, engineer: Any, make_secret: Any
+) -> None:
+    make_secret(NAME, TYPED_DOC)
+    base = aws.read_current(NAME).version_id
+    client = as_user(engineer)
+    fields = dict(Forms(client.get(edit_url()).content.decode()).with_button("review")["fields"])
+    assert fields[field_name("type", "dev", "flags", "beta")] == "boolean"
+    assert fields[field_name("type", "dev", "flags", "retries")] == "number"
+    assert fields[field_name("type", "dev", "flags", "regions")] == "json"
+    reviewed = review(
+        client,
+        base,
+        {
+            field_name("set", "dev", "flags", "beta"): "false",
+            field_name("type", "dev", "flags", "beta"): "boolean",
+            field_name("set", "dev", "flags", "retries"): "3",
+            field_name("type", "dev", "flags", "retries"): "string",
+        },
+    )
+    html = reviewed.content.decode()
+    assert reviewed.status_code == HTTPStatus.OK
+    assert "type: number → string" in html and "1 added, 2 changed" not in html
+    assert post_form(client, html, "save").status_code == HTTPStatus.FOUND
+    assert current_doc()["dev"]["flags"] == {"beta": False, "retries": "3", "regions": ["eu"]}
+
+
+def test_a_value_not_of_its_type_returns_the_editor_with_the_reason_and_the_typing_kept(
+    as_user: Any, engineer: Any, make_secret: Any
+) -> None:
+    make_secret(NAME, TYPED_DOC)
+    base = aws.read_current(NAME).version_id
+    response = review(
+        as_user(engineer),
+        base,
+        {
+            field_name("set", "dev", "flags", "retries"): "three",
+            field_name("type", "dev", "flags", "retries"): "number",
+        },
+    )
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    html = response.content.decode()
+    assert "dev · flags · retries (number): not a number" in html
+    fields = dict(Forms(html).with_button("review")["fields"])
+    assert fields[field_name("set", "dev", "flags", "retries")] == "three"
+    assert len(aws.list_versions(NAME)) == 1

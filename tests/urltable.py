@@ -47,6 +47,10 @@ POST_VIEWS: dict[str, bool] = {
     "secrets_admin:change_request_cancel": False,
     "secrets_admin:change_request_bypass": False,
     "secrets_admin:change_request_acknowledge": False,
+    # editing
+    "secrets_admin:secret_first_version": False,
+    "secrets_admin:secret_bulk_paste": True,
+    "secrets_admin:secret_bulk_paste_preview": False,
 }
 
 #: Views that may take a POST without a CSRF token, each with the reason. Keep it empty unless a

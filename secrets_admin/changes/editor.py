@@ -28,6 +28,45 @@ from .protocol import (
 #: In an :class:`EditIntent`, "every editable environment" (protected ones are left out).
 ALL_ENVIRONMENTS = "*"
 
+#: The types a person can give a typed value (``json``: an object, an array or any JSON text).
+VALUE_TYPES = ("string", "number", "boolean", "null", "json")
+
+
+def editor_type(value_type: str) -> str:
+    """The editor's type for a stored value's :func:`~secrets_admin.documents.value_type`:
+    objects and arrays are ``json``, the rest keep their name."""
+    return "json" if value_type in ("object", "array") else value_type
+
+
+def typed_value(text: str, value_type: str) -> Any:
+    """The JSON value a person means by ``text`` typed as ``value_type`` (one of
+    :data:`VALUE_TYPES`): a string as typed; a number as its exact JSON text
+    (:class:`~secrets_admin.documents.JsonNumber`); ``true``/``false``; ``null`` (the text
+    empty or ``null``); any JSON text. Raises ``ValueError`` saying what is wrong, never
+    quoting the text (it may be a secret)."""
+    if value_type == "string":
+        return text
+    stripped = text.strip()
+    if value_type == "null":
+        if stripped not in ("", "null"):
+            raise ValueError("a null takes no value: clear the field or choose another type")
+        return None
+    if value_type == "boolean":
+        if stripped.lower() not in ("true", "false"):
+            raise ValueError("a boolean is true or false")
+        return stripped.lower() == "true"
+    if value_type not in ("number", "json"):
+        raise ValueError(f"choose a type among {', '.join(VALUE_TYPES)}")
+    try:
+        value = documents.parse(stripped)
+    except ValueError as exc:
+        if value_type == "number":
+            raise ValueError("not a number (write it like 3, -1.5 or 2e10)") from None
+        raise ValueError(f"not valid JSON: {exc}") from None
+    if value_type == "number" and documents.value_type(value) != "number":
+        raise ValueError("not a number (write it like 3, -1.5 or 2e10)")
+    return value
+
 
 @dataclass
 class EditIntent:
@@ -37,13 +76,16 @@ class EditIntent:
     on a newer version after a conflict. Holds typed values: never log or store it.
     """
 
-    values: dict[CellRef, str] = field(default_factory=dict)  # newly typed values (strings)
+    values: dict[CellRef, str] = field(default_factory=dict)  # newly typed values (text)
+    # the type of a typed value when it is not "string" (one of VALUE_TYPES); a null needs no text
+    types: dict[CellRef, str] = field(default_factory=dict)
     deletes: list[CellRef] = field(default_factory=list)
     delete_keys: list[tuple[str, str]] = field(default_factory=list)  # (service, key) everywhere
     add_services: list[tuple[str, str]] = field(default_factory=list)  # (service, env or *)
     remove_services: list[tuple[str, str]] = field(default_factory=list)  # (service, env or *)
     add_environments: list[tuple[str, str]] = field(default_factory=list)  # (env, structure from)
     remove_environments: list[str] = field(default_factory=list)
+    confirmation: str = ""  # the secret's name, typed to confirm removals that drop values
 
     def __repr__(self) -> str:
         return f"EditIntent({len(self.values)} values, {len(self.deletes)} deletes, ...)"
@@ -68,8 +110,9 @@ def changeset_for(intent: EditIntent, document: dict[str, Any]) -> list[Edit]:
 
     Order: new environments (an environment "with the structure of" another gets its services
     and keys with empty-string values), new services, values, deletions, removed services,
-    removed environments. "Every environment" (``*``) means every environment that is not
-    protected. Raises :class:`InvalidChange` for an impossible intent (an environment that
+    removed environments. "Every environment" (``*``) of a new or removed service means every
+    environment that is not protected; deleting a key "everywhere" includes protected
+    environments (the save then opens a change request for all of it). Raises :class:`InvalidChange` for an impossible intent (an environment that
     exists already, a structure source that does not, a cell both given a value and deleted).
     """
     edits: list[Edit] = []
@@ -98,11 +141,18 @@ def changeset_for(intent: EditIntent, document: dict[str, Any]) -> list[Edit]:
         else:
             edits.append(Edit("add_service", where, service))
     deletes = set(intent.deletes)
-    for cell, value in intent.values.items():
+    for cell, text in intent.values.items():
         if cell in deletes:
             raise InvalidChange(
                 f"{' · '.join(cell)} has both a new value and a deletion; keep one of them."
             )
+        value_type = intent.types.get(cell, "string")
+        try:
+            value = typed_value(text, value_type)
+        except ValueError as exc:
+            raise InvalidChange(f"{' · '.join(cell)} ({value_type}): {exc}.") from None
+        if value is None and text == "" and documents.lookup(document, cell) == (True, None):
+            continue  # a null left as it was (the editor offers each cell's own type)
         edits.append(Edit("set", *cell, value=value))
     try:  # "everywhere" includes what the edits above add (a copied environment's keys)
         working = documents.apply(document, edits)
@@ -110,12 +160,11 @@ def changeset_for(intent: EditIntent, document: dict[str, Any]) -> list[Edit]:
         raise InvalidChange(f"This change can't be applied: {exc}.") from None
     deleted = dict.fromkeys(intent.deletes)  # ordered, with O(1) membership
     for service, key in intent.delete_keys:
+        # Everywhere means everywhere: a protected environment is not dropped, it makes the
+        # whole change a change request (the editor says so beside the checkbox).
         deleted.update(
             dict.fromkeys(
-                (env, service, key)
-                for env in envs
-                if not permissions.is_protected(env)
-                and key in working.get(env, {}).get(service, {})
+                (env, service, key) for env in envs if key in working.get(env, {}).get(service, {})
             )
         )
     edits.extend(Edit("delete", *cell) for cell in deleted)
@@ -130,6 +179,43 @@ def changeset_for(intent: EditIntent, document: dict[str, Any]) -> list[Edit]:
         Edit("remove_environment", env) for env in dict.fromkeys(intent.remove_environments)
     )
     return edits
+
+
+def removals_to_confirm(intent: EditIntent, document: dict[str, Any]) -> list[str]:
+    """The removals in ``intent`` that drop values, in words (``environment dev (12 values)``,
+    ``service stripe from dev, sandbox (4 values)``); removing what is empty needs no
+    confirmation."""
+    out = []
+    for env in dict.fromkeys(intent.remove_environments):
+        count = sum(1 for c in documents.cells(document) if c.environment == env)
+        if count:
+            out.append(f"environment {env} ({count} value{'s' if count != 1 else ''})")
+    for service, where in intent.remove_services:
+        targets = (
+            [e for e in document if not permissions.is_protected(e)]
+            if where == ALL_ENVIRONMENTS
+            else [where]
+        )
+        holding = [e for e in targets if isinstance(document.get(e, {}).get(service), dict)]
+        count = sum(len(document[e][service]) for e in holding)
+        if count:
+            out.append(
+                f"service {service} from {', '.join(holding)} "
+                f"({count} value{'s' if count != 1 else ''})"
+            )
+    return out
+
+
+def confirm_removals(*, name: str, intent: EditIntent, document: dict[str, Any]) -> None:
+    """Refuse removals that drop values unless the person typed the secret's name (GitHub's
+    "type the repository name" pattern for destructive actions). Raises :class:`InvalidChange`
+    naming what would be removed."""
+    removals = removals_to_confirm(intent, document)
+    if removals and intent.confirmation.strip() != name:
+        raise InvalidChange(
+            f"Removing {'; '.join(removals)} deletes values: type the secret's name, {name}, "
+            "in the confirmation field to go ahead."
+        )
 
 
 def secret_save_changes(
@@ -163,6 +249,7 @@ def secret_save_changes(
     """
     base = read_version(name, base_version_id)
     if isinstance(changeset, EditIntent):
+        confirm_removals(name=name, intent=changeset, document=base.document)
         edits = changeset_for(changeset, base.document)
         # "Saved", "no changes" and a conflict page all tell whether typed values equal the
         # stored ones: recorded and charged like a reveal before any of them is computed.

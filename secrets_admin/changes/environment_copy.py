@@ -76,10 +76,12 @@ def environment_copy(
     with_values: bool,
     context: audit.Context,
     change_id: str,
+    comment: str = "",
 ) -> SaveResult | ChangeRequest:
     """Copy ``rows`` from ``source`` to ``target`` as one changeset on ``base_version_id``,
     saved through the normal compare-and-swap path (:func:`_submit`); a promotion into a
-    protected environment opens a change request instead (invariant 4).
+    protected environment opens a change request instead (invariant 4), with ``comment`` for the
+    approvers.
 
     Values are read here from the base version (one ``GetSecretValue``), never posted by the
     browser. Raises as :func:`.editor.secret_save_changes`.
@@ -96,4 +98,5 @@ def environment_copy(
         changeset=changeset,
         context=context,
         change_id=change_id,
+        comment=comment,
     )

@@ -15,7 +15,13 @@ from .. import audit, aws, compliance, documents, lint
 from ..documents import Edit
 from ..errors import ChangeRefused, InvalidChange, SecretExists, SecretPendingDeletion
 from ..models import AuditEvent
-from .protocol import after_write, listing_write_through, source_identity
+from .protocol import (
+    after_write,
+    listing_write_through,
+    open_change_id,
+    request_token,
+    source_identity,
+)
 
 
 def secret_create(
@@ -123,6 +129,42 @@ def secret_undelete(*, name: str, context: audit.Context) -> None:
         aws.restore_deleted(name, source_identity=source_identity(context))
         handle.succeeded()
     listing_write_through(name)
+
+
+def secret_first_version(*, name: str, context: audit.Context, change_id: str) -> str:
+    """Give ``name``, a unified secret created without a value, its first version: ``{}``, the
+    standard's structure before its first environment (the editor then adds environments).
+    Returns the new version id.
+
+    AWS makes the first version of a secret ``AWSCURRENT`` by itself (PutSecretValue), so the
+    version is put with the temporary label and one ``DescribeSecret`` tells whether it became
+    current: of two first versions written at once only one does, and the other person is told.
+    Audited as a save, committed first. ``change_id`` is minted for this user and secret with
+    an empty base version (:func:`.protocol.new_change_id`). Raises
+    :class:`~secrets_admin.errors.InvalidInput` (a foreign or tampered change id),
+    :class:`~secrets_admin.errors.SecretExists` (the secret has a value already),
+    :class:`~secrets_admin.aws.AwsError`, :class:`~secrets_admin.audit.AuditUnavailable`.
+    """
+    nonce = open_change_id(change_id, context=context, name=name, base_version_id="")
+    if aws.describe(name).has_value:
+        raise SecretExists(f"{name} has a value already: open the editor to change it.")
+    text = documents.serialise({})
+    token = request_token(name, nonce, "")
+    identity = source_identity(context)
+    detail = {"kind": "first_version", "change_id": change_id}
+    landed = False
+    with audit.attempt(audit.AuditAction.SAVE, context=context, secret=name, detail=detail) as h:
+        version_id = aws.stage_version(name, text=text, token=token, source_identity=identity)
+        landed = aws.current_of(aws.describe(name)) == version_id
+        if landed:
+            h.succeeded(new_version=version_id, detail=detail)
+        else:
+            h.conflicted(detail=detail)
+    aws.drop_staging_label(name, version_id=version_id, source_identity=identity)
+    if not landed:
+        raise SecretExists(f"Someone else gave {name} a value first: open the editor to change it.")
+    after_write(name, version_id, {}, documents.size_bytes(text))
+    return version_id
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from .. import audit, reads
 from ..documents import Edit
 from ..errors import NotEditable
 from .comparison import typed_values_compare
-from .editor import EditIntent, changeset_for
+from .editor import EditIntent, changeset_for, confirm_removals
 from .environment_copy import CopyRow, environment_copy_changeset
 from .protocol import Preview, Version, preview, protected_environments
 from .restore import restore_changeset
@@ -43,6 +43,7 @@ def secret_preview_changes(
     :class:`~secrets_admin.audit.AuditUnavailable`."""
 
     def changeset(base: Version) -> list[Edit]:
+        confirm_removals(name=name, intent=intent, document=base.document)
         edits = changeset_for(intent, base.document)
         typed_values_compare(name=name, base=base, cells=intent.values, context=context)
         return edits

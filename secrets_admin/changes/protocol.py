@@ -90,6 +90,9 @@ class CellDelta:
 
     @property
     def label(self) -> str:
+        """The change in words: ``added``, ``changed``, ``type: boolean → string`` ..."""
+        if self.status == "type_changed":
+            return f"type: {self.before.type} → {self.after.type}"
         return self.status.replace("_", " ")
 
     def as_detail(self) -> dict[str, str]:

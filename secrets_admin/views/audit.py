@@ -51,6 +51,8 @@ class AuditFilterForm(forms.Form):
     )
     since = forms.DateField(required=False, widget=_DATE, label="From (UTC)")
     until = forms.DateField(required=False, widget=_DATE, label="To (UTC)")
+    # a timeline's fixed fields, matched exactly (carried into its exports)
+    exact = forms.CharField(required=False, max_length=40, widget=forms.HiddenInput)
 
     def __init__(self, data: QueryDict, *, preset: dict[str, str] | None = None) -> None:
         super().__init__(data)
@@ -58,6 +60,9 @@ class AuditFilterForm(forms.Form):
         for name, value in self.preset.items():
             self.fields[name].disabled = True
             self.fields[name].initial = value
+        if self.preset:
+            self.fields["exact"].disabled = True
+            self.fields["exact"].initial = ",".join(self.preset)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -80,9 +85,12 @@ def _log(
     if form.is_valid():
         event_filter = form.event_filter()
         params = event_filter.as_params()
-        events = permissions.visible_events(request.user, event_filter.events()).order_by("-seq")
+        events = permissions.visible_events(request.user, event_filter.events())
+        if not event_filter.outcome:  # an attempt and its outcome read as one row
+            events = audit.one_row_per_action(events)
+        events = events.order_by("-seq")
         page = Paginator(events, settings.PORTAL_AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
-    own_params = {k: v for k, v in params.items() if k not in preset}
+    own_params = {k: v for k, v in params.items() if k not in preset and k != "exact"}
     context = {
         "form": form,
         "page": page,

@@ -168,6 +168,7 @@ def environment_copy_save(request: HttpRequest, name: str) -> HttpResponse:
             with_values=c["with_values"],
             context=context,
             change_id=change_id,
+            comment=request.POST.get("comment", "")[:2000],
         ),
         back=c["back"],
         reapply_action=reverse("secrets_admin:environment_copy_review", args=[name]),

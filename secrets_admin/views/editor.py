@@ -27,7 +27,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .. import audit, documents, errors, forms, reads
-from ..changes import editor, lifecycle, restore
+from ..changes import editor, lifecycle, protocol, restore
 from ..changes import preview as previews
 from ..permissions import Action, require
 from . import HtmxHttpRequest
@@ -79,6 +79,8 @@ def _editor(
             "max_bytes": documents.MAX_SECRET_BYTES,
             "more_rows": min(MAX_BLANK_ROWS, blank + 3),
             "all_environments": editor.ALL_ENVIRONMENTS,
+            "value_types": editor.VALUE_TYPES,
+            "confirmation": intent.confirmation if intent else "",
         },
         status=status,
     )
@@ -236,6 +238,7 @@ def secret_edit_row(request: HtmxHttpRequest, name: str) -> HttpResponse:
             "grid": grid,
             "item": ("", ""),
             "all_environments": editor.ALL_ENVIRONMENTS,
+            "value_types": editor.VALUE_TYPES,
         },
     )
 
@@ -334,6 +337,28 @@ def secret_create(request: HttpRequest) -> HttpResponse:
             return redirect("secrets_admin:secret_detail", name=name)
     status = HTTPStatus.BAD_REQUEST if request.method == "POST" else HTTPStatus.OK
     return render(request, "secrets_admin/secret_create.html", context, status=status)
+
+
+@require_POST
+@never_cache
+@require(Action.EDIT)
+def secret_first_version(request: HttpRequest, name: str) -> HttpResponse:
+    """Give a secret with no value its first version, ``{}``, then open the editor on it to add
+    the first environment. A second submit finds a value and says so (400)."""
+    try:
+        version_id = lifecycle.secret_first_version(
+            name=name,
+            context=audit.Context.from_request(request),
+            change_id=protocol.new_change_id(user=request.user, name=name, base_version_id=""),
+        )
+    except errors.PortalError as exc:
+        return error_response(request, exc, name=name)
+    messages.success(
+        request,
+        f"{name} now holds an empty unified secret (version {version_id}): add its first "
+        "environment.",
+    )
+    return redirect("secrets_admin:secret_edit", name=name)
 
 
 @require_POST

@@ -51,8 +51,6 @@ def _choose(
             c.name in chosen,
             chosen[c.name].environment if c.name in chosen else c.environment,
             chosen[c.name].service if c.name in chosen else c.service,
-            forms.field_name("legacy_env", c.name),
-            forms.field_name("legacy_service", c.name),
         )
         for c in candidates
     ]

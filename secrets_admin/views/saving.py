@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from .. import audit, aws, documents, errors, reads
+from .. import audit, aws, documents, errors, history, reads
 from ..changes import protocol
 from ..models import ChangeRequest
 from .errors import error_response
@@ -129,6 +129,13 @@ def run_save(
                 "name": name,
                 "conflict": conflict,
                 "typed": typed,
+                "conflict_rows": zip(
+                    conflict.cells,
+                    history.cell_last_changes(
+                        name, [(c.environment, c.service, c.key) for c in conflict.cells]
+                    ),
+                    strict=True,
+                ),
                 "reapply_action": reapply_action,
                 "reapply_fields": reapply_fields,
             },

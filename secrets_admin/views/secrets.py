@@ -50,6 +50,12 @@ def secret_list(request: HtmxHttpRequest) -> HttpResponse:
         # Outside the person's scope a secret does not exist: not listed, searched or counted.
         visible = permissions.visible_secrets(request.user, data.secrets)
         matches = permissions.visible_secrets(request.user, listing.search(data, query))
+        # editing: secrets whose services or keys match, from the recorded structure summaries
+        seen = {m.name: m for m in visible}
+        key_matches = [k for k in listing.search_keys(data, query) if k.name in seen]
+        found = {m.name for m in matches}
+        matches += [seen[k.name] for k in key_matches if k.name not in found]
+        context["key_matches"] = key_matches
         page = Paginator(matches, settings.PORTAL_LIST_PAGE_SIZE).get_page(page_number)
         summaries = listing.summaries_for([m.name for m in page.object_list])
         context["rows"] = [

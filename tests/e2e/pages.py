@@ -249,6 +249,13 @@ def reject_newest_request(page: Page) -> int:
     return status
 
 
+def preview_paste(page: Page) -> int:
+    """The bulk-paste form filled for dev, and its per-cell preview."""
+    page.get_by_label("Environment").select_option("dev")
+    page.get_by_label("Text").fill("STRIPE_SECRET_KEY=sk_test_PASTED\nSENTRY_DSN=https://dsn\n")
+    return submit(page, page.get_by_role("button", name="Preview the paste"))
+
+
 @dataclass(frozen=True)
 class PortalPage:
     """One page a person can see: who (demo user or ``None``), where, what status, and an
@@ -304,6 +311,10 @@ PAGES: list[PortalPage] = [
         canary=False,
     ),
     PortalPage("editor-not-json", "engineer", "/secrets/billing-service-secrets/edit/"),
+    PortalPage("bulk-paste", "engineer", GRID + "paste/"),
+    PortalPage("bulk-paste-preview", "engineer", GRID + "paste/", then=preview_paste, canary=False),
+    PortalPage("migrate", "admin", "/migrate/"),
+    PortalPage("editor-empty-secret-first-version", "engineer", "/secrets/new-repo-secrets/edit/"),
     PortalPage("history", "engineer", HISTORY),
     PortalPage("version-diff", "engineer", HISTORY, then=diff_with_previous, canary=False),
     PortalPage("restore-review", "engineer", HISTORY, then=review_restore, canary=False),
