@@ -1,4 +1,4 @@
-"""Audit log benchmark (issue 4's figures; a script, not a unit test).
+"""Audit log benchmark (a script, not a unit test).
 
     .venv/bin/python bench/audit_bench.py [--db postgres|sqlite] [--writers 4] [--per-writer 500]
                                           [--events 100000]

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.scratch_db import portal_env, scratch_database  # noqa: E402
 
-#: The goal per page (issue "Credential hygiene", Performance): server time in milliseconds.
+#: The goal per page (README "Credential hygiene"): server time in milliseconds.
 GOAL_MS = 100.0
 SERVICES = ("stripe", "databricks", "sentry", "postgres", "auth0", "openai", "slack", "twilio")
 

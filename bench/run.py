@@ -596,7 +596,7 @@ def _list_everything(sm: Any) -> None:
 
 
 def _cas_floor(sm: Any, name: str, value: str) -> None:
-    """DESIGN.md's compare-and-swap of one cell with boto3 alone: read the base, stage the new
+    """The compare-and-swap of one cell with boto3 alone: read the base, stage the new
     version under a custom label, move AWSCURRENT onto it, drop the label (no Django)."""
     base = sm.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")
     doc = json.loads(base["SecretString"])

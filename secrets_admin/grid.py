@@ -5,7 +5,7 @@ fingerprints, the environment x (service, key) layout, drift counts, the rendere
 is derived once and kept in Django's cache (Redis, shared by every instance, when ``CACHE_URL``
 is set), keyed by the secret, the version and what the viewer may see. A grid view then costs one
 ``DescribeSecret`` (which names the current version) and no ``GetSecretValue``; the first view of
-a version adds the one ``GetSecretValue`` (DESIGN.md "Cost and speed").
+a version adds the one ``GetSecretValue`` (README "Cost model").
 
 Nothing cached here holds a value: only names, JSON type names and short HMAC fingerprints
 (invariant 1; a fingerprint is keyed with ``PORTAL_FINGERPRINT_KEY``, whose digest is part of the

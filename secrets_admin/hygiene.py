@@ -6,7 +6,7 @@ Every function takes ``visible``: the secrets the person may see
 (:func:`~secrets_admin.permissions.visible_secret_names`; ``None`` = all). A secret outside it
 does not exist here: it is neither shown nor counted, nor named as the other side of a reuse.
 
-Rules, with the part of the standard (``shared/seed/unified-secrets-standard.md``) behind each:
+Rules, with the part of the unified-secrets standard behind each:
 
 ==============================  =======  =========================================================
 rule                            default  why
@@ -115,7 +115,7 @@ def repo_of(name: str) -> str:
 
 def is_production(environment: str) -> bool:
     """Production = a protected environment (``PORTAL_PROTECTED_ENVIRONMENTS``, default ``main``;
-    DESIGN.md: ``main`` is production)."""
+    the standard: ``main`` is production)."""
     return permissions.is_protected(environment)
 
 

@@ -9,7 +9,7 @@ What moto gets wrong (moto 5.x): a secret remembers "the version a request witho
 ``PutSecretValue``/``CreateSecret`` with the ``AWSCURRENT`` label update it.
 ``UpdateSecretVersionStage`` moves the ``AWSCURRENT`` label but leaves ``default_version_id`` on
 the old version. So after the portal's save (stage a version, then move ``AWSCURRENT`` to it;
-DESIGN.md "Write protocol"):
+README "How a save works"):
 
 * a stage-less ``GetSecretValue`` - what the standard's apps and ``aws secretsmanager
   get-secret-value`` send - returns the *old* value;

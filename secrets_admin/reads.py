@@ -2,7 +2,7 @@
 environments, integration snippets.
 
 A grid, a comparison and the integration page each cost one ``DescribeSecret`` and one
-``GetSecretValue`` (DESIGN.md "Cost and speed"); a reveal one ``GetSecretValue`` of the version on
+``GetSecretValue`` (README "Cost model"); a reveal one ``GetSecretValue`` of the version on
 screen. Values leave this module only in the return value of :func:`cell_reveal`.
 """
 
@@ -140,7 +140,7 @@ def cell_reveal(
 
 
 # --------------------------------------------------------------------------------------------
-# Comparing two environments (issue 7, part 1)
+# Comparing two environments
 
 
 @dataclass
@@ -235,7 +235,7 @@ def environment_compare(name: str, a: str, b: str) -> ComparePage:
 
 
 # --------------------------------------------------------------------------------------------
-# Integration snippets (issue 7, part 6)
+# Integration snippets
 
 #: How long the account id from STS is kept (it does not change for a running portal).
 CALLER_CACHE_KEY = "portal:aws:caller:v1"

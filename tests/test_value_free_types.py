@@ -1,6 +1,6 @@
 """Every type of the write use cases and the read side that is built from a secret's document
 prints no value: ``repr()`` and ``str()`` of each, built from a document of canaries, hold none
-(a value leaves Secrets Manager only in a permitted reveal, DESIGN.md invariant 1)."""
+(a value leaves Secrets Manager only in a permitted reveal: values live only in Secrets Manager)."""
 
 from __future__ import annotations
 

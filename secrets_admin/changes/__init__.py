@@ -1,6 +1,6 @@
 """Write use cases, one module per flow (callers import the flow they use):
 
-* :mod:`.protocol` - DESIGN.md's write protocol: read a version, the request token, the
+* :mod:`.protocol` - the write protocol (README "How a save works"): read a version, the request token, the
   compare-and-swap run, and :func:`.protocol.save_changeset`, the one save every flow goes through;
 * :mod:`.editor` - the editor's intent -> changeset, and :func:`.editor.secret_save_changes`,
   the one entry point of an edit (a direct save, or a change request for a protected environment);

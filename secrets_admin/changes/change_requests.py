@@ -635,7 +635,7 @@ def change_request_apply(
 
 
 def _apply(cr: ChangeRequest, context: audit.Context) -> ChangeRequest:
-    """The write protocol for a request (DESIGN.md): AWSCURRENT still on the base -> move it to
+    """The write protocol for a request: AWSCURRENT still on the base -> move it to
     the staged version (``aws.promote``); the base moved but none of the request's cells changed
     -> rebase onto current and save it through the normal path (:func:`_save`); any of its cells
     changed -> ``conflicted`` (approvals void), nothing applied, the author told.

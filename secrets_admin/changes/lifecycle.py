@@ -1,4 +1,4 @@
-"""A secret's life cycle in the portal (admins; DESIGN.md "Roles"): create a unified secret with
+"""A secret's life cycle in the portal (admins): create a unified secret with
 its first version, cancel a scheduled deletion, and schedule the deletion of a legacy secret
 once it was migrated (the standard's migration checklist's last step).
 """
@@ -35,7 +35,7 @@ def secret_create(
     kms_key_id: str = "",
     document: dict[str, Any] | None = None,
 ) -> aws.CreatedSecret:
-    """Create ``<repo><suffix>`` with its first version (admins; DESIGN.md "Roles").
+    """Create ``<repo><suffix>`` with its first version (admins).
 
     The first value holds ``environments`` each with the ``services`` template (service -> key
     names, values empty strings), or, when given, the initial ``document`` (a conforming unified
@@ -206,7 +206,7 @@ def legacy_secret_schedule_deletion(
     return when
 
 
-# Change requests (issue 6): a second person for protected environments (invariant 4)
+# Change requests: a second person for protected environments (invariant 4)
 #
 # Statuses: open -> approved -> applied | conflicted; open -> rejected | cancelled | expired;
 

@@ -1,7 +1,7 @@
 """The write protocol every save goes through: read a version, the request token, the
 compare-and-swap run, and :func:`save_changeset` (whose :class:`SaveResult` carries its counts).
 
-The save follows DESIGN.md's write protocol, steps 1-6:
+The save follows the write protocol (README "How a save works"), steps 1-6:
 
 1. read the base version by ``VersionId`` (the version the editor showed);
 2. ``documents.apply`` the changeset, serialise, refuse above 65,536 bytes (before any write);
@@ -45,7 +45,7 @@ from ..models import AuditEvent
 
 log = logging.getLogger(__name__)
 
-#: Rebases after "someone else saved" before giving up (DESIGN.md step 5: bounded).
+#: Rebases after "someone else saved" before giving up (bounded).
 MAX_REBASES = 3
 
 #: A cell's position: ``(environment, service, key)``; ``key == ""`` names a service,
@@ -342,7 +342,7 @@ def request_token(
 
     Derived, not random: the same change (id and :func:`changeset_digest`) on the same base (a
     double submit, a retry after a timeout) gives the same token, and AWS answers a repeated
-    ``PutSecretValue`` with the same token and text with the existing version (facts file §1.3);
+    ``PutSecretValue`` with the same token and text with the existing version (AWS API reference: PutSecretValue, ClientRequestToken);
     other values under the same id give another token. A rebase changes the base and so the
     token. UUID-shaped (36 characters, within AWS's 32-64).
     """
@@ -416,7 +416,7 @@ def save_changeset(
     whole_environments: Sequence[str] = (),
     change_request: int | None = None,
 ) -> SaveResult:
-    """Save ``changeset`` on ``base`` as one new version: DESIGN.md's write protocol, steps 2-6,
+    """Save ``changeset`` on ``base`` as one new version: the write protocol (README "How a save works"), steps 2-6,
     audited as ``action`` (one attempt, one outcome event with ``detail`` and the per-cell
     fingerprints). ``whole_environments``: environments judged as a whole for conflicts (a
     restore). The document is serialised once (again only after a rebase).

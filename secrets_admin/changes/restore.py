@@ -1,5 +1,5 @@
 """Restore one environment of a secret to its content in an older version, as a new version on
-top of the current one (DESIGN.md: never move ``AWSCURRENT`` wholesale to an old version).
+top of the current one (never move ``AWSCURRENT`` wholesale to an old version).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from .protocol import MAX_REBASES, SaveResult, Version, read_version, save_chang
 def restore_changeset(*, name: str, environment: str, version_id: str, base: Version) -> list[Edit]:
     """The changeset that makes ``environment`` of ``base`` as it was in ``version_id``.
 
-    Reads ``version_id`` (one ``GetSecretValue``). Other environments are untouched (DESIGN.md:
-    never move ``AWSCURRENT`` wholesale to an old version). Raises :class:`NotEditable` when the
+    Reads ``version_id`` (one ``GetSecretValue``). Other environments are untouched: a
+    restore never moves ``AWSCURRENT`` wholesale to an old version. Raises :class:`NotEditable` when the
     old version breaks the standard, :class:`~secrets_admin.aws.AwsError`.
     """
     old = read_version(name, version_id)

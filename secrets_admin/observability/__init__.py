@@ -1,5 +1,5 @@
 """What operators see of a running portal: request and audit log lines, Prometheus metrics, and
-error reports to Sentry. None of it ever carries a secret value (DESIGN.md invariant 1).
+error reports to Sentry. None of it ever carries a secret value (values live only in Secrets Manager).
 
 * :mod:`.logs`: one line per request and per audit event (JSON in production, text in the demo
   and tests); tracebacks without exception messages or local variables.

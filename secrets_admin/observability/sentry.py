@@ -1,7 +1,7 @@
 """Optional error reporting to Sentry (the ``sentry`` extra; off unless ``SENTRY_DSN`` is set).
 
 What is sent is scrubbed on the way out (:func:`before_send`), because an error report is
-exactly where a value would slip out of the process (DESIGN.md invariant 1):
+exactly where a value would slip out of the process (values live only in Secrets Manager):
 
 * the request keeps its method and URL (which never hold a value) - its body, cookies, query
   data, headers and environment are dropped;

@@ -1,4 +1,4 @@
-"""Thin function views grouped by screen (STYLE.md)."""
+"""Thin function views grouped by screen."""
 
 from django.http import HttpRequest
 from django_htmx.middleware import HtmxDetails

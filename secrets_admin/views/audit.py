@@ -1,4 +1,4 @@
-"""The auditor's screens (issue 4, part 5): the log, filterable and paginated; one event; the
+"""The auditor's screens: the log, filterable and paginated; one event; the
 per-secret and per-user timelines (the log with a filter fixed); exports of the current filter
 as CSV and JSON Lines, streamed; and the chain check. Everyone from auditor up (``VIEW``)."""
 
