@@ -185,16 +185,16 @@ def intent_fields(intent: EditIntent) -> list[tuple[str, str]]:
 MAX_PROMOTE_ROWS = 2000
 
 
-def promote_rows(data: QueryDict) -> list[tuple[str, str]]:
+def copy_rows(data: QueryDict) -> list[tuple[str, str]]:
     """The rows chosen on the comparison page: ``row:["service","key"]`` and whole services
-    ``promote_service:["service"]`` (as ``(service, "")``), checked ones only, in form order.
+    ``copy_service:["service"]`` (as ``(service, "")``), checked ones only, in form order.
     Raises :class:`FormProblem` for a damaged form."""
     rows: list[tuple[str, str]] = []
     for name in data:
         if name.startswith("row:") and _checked(data.get(name, "")):
             service, key = _parts(name, 2)
             rows.append((service, key))
-        elif name.startswith("promote_service:") and _checked(data.get(name, "")):
+        elif name.startswith("copy_service:") and _checked(data.get(name, "")):
             (service,) = _parts(name, 1)
             rows.append((service, ""))
     if len(rows) > MAX_PROMOTE_ROWS:
@@ -202,10 +202,10 @@ def promote_rows(data: QueryDict) -> list[tuple[str, str]]:
     return list(dict.fromkeys(rows))
 
 
-def promote_fields(rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
+def copy_fields(rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The rows as hidden fields for the review's confirm form (names only, no value)."""
     return [
-        (field_name("row", s, k), "on") if k else (field_name("promote_service", s), "on")
+        (field_name("row", s, k), "on") if k else (field_name("copy_service", s), "on")
         for s, k in rows
     ]
 

@@ -144,7 +144,7 @@ def cell_reveal(
 
 
 @dataclass
-class ComparePage:
+class EnvironmentDiff:
     """A comparison of environments ``a`` and ``b`` of one secret: fingerprints, never values.
 
     ``problem`` is set (and ``rows`` empty) when there is nothing to compare; ``bad_request``
@@ -199,7 +199,7 @@ def default_pair(environments: list[str]) -> tuple[str, str]:
     return padded[0], padded[1]
 
 
-def environment_compare(name: str, a: str, b: str) -> ComparePage:
+def environment_diff(name: str, a: str, b: str) -> EnvironmentDiff:
     """Open ``name`` (one ``DescribeSecret``, one ``GetSecretValue``) and compare environments
     ``a`` and ``b`` by fingerprint (:func:`documents.compare_environments`).
 
@@ -208,13 +208,13 @@ def environment_compare(name: str, a: str, b: str) -> ComparePage:
     """
     secret = secret_open(name)
     if not secret.conforming:
-        return ComparePage(secret, a, b, problem=secret.problem)
+        return EnvironmentDiff(secret, a, b, problem=secret.problem)
     envs = secret.environments
     if not a and not b:
         a, b = default_pair(envs)
     unknown = [e for e in (a, b) if e and e not in envs]
     if unknown:
-        return ComparePage(
+        return EnvironmentDiff(
             secret,
             a,
             b,
@@ -223,15 +223,17 @@ def environment_compare(name: str, a: str, b: str) -> ComparePage:
             bad_request=True,
         )
     if not a or not b:
-        return ComparePage(
+        return EnvironmentDiff(
             secret, a, b, problem="This secret has fewer than two environments to compare."
         )
     if a == b:
-        return ComparePage(secret, a, b, problem="Choose two different environments to compare.")
+        return EnvironmentDiff(
+            secret, a, b, problem="Choose two different environments to compare."
+        )
     if secret.classified is None:  # narrowing for the type checker; cannot happen
         raise RuntimeError("unexpected: secret.classified is None (conforming implies classified)")
     rows = documents.compare_environments(secret.classified.document, a, b, fingerprint=fingerprint)
-    return ComparePage(secret, a, b, rows=rows, counts=documents.count_comparisons(rows))
+    return EnvironmentDiff(secret, a, b, rows=rows, counts=documents.count_comparisons(rows))
 
 
 # --------------------------------------------------------------------------------------------

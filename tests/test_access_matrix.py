@@ -140,7 +140,7 @@ MATRIX: list[Row] = [
     row("secrets_admin:environment_diff", (SECRET,), "GET", for_role(Role.AUDITOR), data={"a": "dev", "b": "main"}),
     row("secrets_admin:environment_diff", (SECRET,), "GET", for_role(Role.AUDITOR), data={"a": "dev", "b": "main", "show": "differences"}, htmx=True),
     row("secrets_admin:environment_diff", (SECRET,), "GET", for_role(Role.AUDITOR, ok=HTTPStatus.BAD_REQUEST), data={"a": "dev", "b": "nope"}),
-    row("secrets_admin:environment_copy_review", (SECRET,), "POST", for_role(Role.ENGINEER), data={"a": "dev", "b": "sandbox", "base_version_id": "{version}", 'promote_service:["databricks"]': "on"}),
+    row("secrets_admin:environment_copy_review", (SECRET,), "POST", for_role(Role.ENGINEER), data={"a": "dev", "b": "sandbox", "base_version_id": "{version}", 'copy_service:["databricks"]': "on"}),
     row("secrets_admin:environment_copy_review", (SECRET,), "GET", everyone(NOT_ALLOWED)),
     row("secrets_admin:environment_copy_save", (SECRET,), "POST", for_role(Role.ENGINEER, ok=FOUND), data={"a": "dev", "b": "sandbox", "base_version_id": "{version}"}),
     row("secrets_admin:environment_copy_save", (SECRET,), "GET", everyone(NOT_ALLOWED)),

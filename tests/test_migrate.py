@@ -41,7 +41,7 @@ def _current(name: str) -> Any:
 # Promote: the use case
 
 
-def test_promote_with_values_copies_exact_values_into_an_unprotected_environment(
+def test_environment_copy_with_values_copies_exact_values_into_an_unprotected_environment(
     make_secret: Any, engineer: Any
 ) -> None:
     make_secret("a-secrets", DOC)
@@ -67,7 +67,7 @@ def test_promote_with_values_copies_exact_values_into_an_unprotected_environment
     assert doc["main"] == DOC["main"] and doc["dev"] == DOC["dev"]
 
 
-def test_promote_structure_only_adds_empty_values_and_never_blanks_existing_ones(
+def test_environment_copy_structure_only_adds_empty_values_and_never_blanks_existing_ones(
     make_secret: Any, engineer: Any
 ) -> None:
     make_secret("a-secrets", DOC)
@@ -88,7 +88,9 @@ def test_promote_structure_only_adds_empty_values_and_never_blanks_existing_ones
     }
 
 
-def test_promote_into_main_creates_a_change_request(make_secret: Any, engineer: Any) -> None:
+def test_environment_copy_into_main_creates_a_change_request(
+    make_secret: Any, engineer: Any
+) -> None:
     """Promotion into main creates a change request; nothing is current until an approver
     approves it."""
     make_secret("a-secrets", DOC)
@@ -110,7 +112,7 @@ def test_promote_into_main_creates_a_change_request(make_secret: Any, engineer: 
     assert aws.read_current("a-secrets").version_id == base
 
 
-def test_promote_changeset_refuses_rows_not_in_the_source() -> None:
+def test_environment_copy_changeset_refuses_rows_not_in_the_source() -> None:
     with pytest.raises(errors.InvalidChange, match="not in dev"):
         environment_copy.environment_copy_changeset(
             DOC, source="dev", target="main", rows=[("nope", "x")], with_values=True
@@ -131,7 +133,7 @@ def _copy(client: Any, step: str, **extra: str) -> Any:
         "b": "sandbox",
         "base_version_id": aws.read_current("a-secrets").version_id,
         forms.field_name("row", "stripe", "secret_key"): "on",
-        forms.field_name("promote_service", "db"): "on",
+        forms.field_name("copy_service", "db"): "on",
         "mode": "values",
         **extra,
     }
@@ -150,7 +152,7 @@ def test_diff_page_offers_promotion_to_engineers_not_auditors(
     assert reverse("secrets_admin:environment_copy_review", args=["a-secrets"]) not in html
 
 
-def test_promote_review_then_save_lands_without_values_in_the_pages(
+def test_environment_copy_review_then_save_lands_without_values_in_the_pages(
     as_user: Any, engineer: Any, make_secret: Any, caplog: Any
 ) -> None:
     make_secret("a-secrets", DOC)
@@ -170,7 +172,7 @@ def test_promote_review_then_save_lands_without_values_in_the_pages(
     assert "CANARY" not in _database_dump() and "CANARY" not in caplog.text
 
 
-def test_promote_into_main_through_the_page_opens_a_change_request(
+def test_environment_copy_into_main_through_the_page_opens_a_change_request(
     as_user: Any, engineer: Any, make_secret: Any
 ) -> None:
     make_secret("a-secrets", DOC)

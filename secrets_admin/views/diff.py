@@ -38,7 +38,7 @@ def environment_diff(request: HtmxHttpRequest, name: str) -> HttpResponse:
     a, b = request.GET.get("a", "")[:255], request.GET.get("b", "")[:255]
     only_differences = request.GET.get("show") == DIFFERENCES_ONLY
     try:
-        page = reads.environment_compare(name, a, b)
+        page = reads.environment_diff(name, a, b)
     except errors.PortalError as exc:
         return error_response(request, exc, name=name)
     template = "secrets_admin/environment_diff.html"
@@ -53,12 +53,12 @@ def environment_diff(request: HtmxHttpRequest, name: str) -> HttpResponse:
             "rows": page.table(only_differences=only_differences),
             "only_differences": only_differences,
             "differences_only": DIFFERENCES_ONLY,
-            "promote_rows": [
+            "copy_rows": [
                 (row, sides, forms.field_name("row", row.service, row.key))
                 for row, sides in page.table(only_differences=only_differences)
             ],
             "services": [
-                (service, forms.field_name("promote_service", service))
+                (service, forms.field_name("copy_service", service))
                 for service in dict.fromkeys(row.service for row in page.rows if row.type_a)
             ],
             "b_protected": bool(page.b) and permissions.is_protected(page.b),
@@ -74,7 +74,7 @@ COPY_VALUES, COPY_STRUCTURE = "values", "structure"
 
 def _copy_input(request: HttpRequest, name: str) -> dict[str, Any]:
     """The posted copy: ``a`` (source), ``b`` (target), ``base_version_id``, ``mode``, rows
-    (``row:["service","key"]``) and whole services (``promote_service:["service"]``), with the
+    (``row:["service","key"]``) and whole services (``copy_service:["service"]``), with the
     compare page to go back to. The browser sends names only; values are read on the server."""
     source, target = request.POST.get("a", "")[:255], request.POST.get("b", "")[:255]
     with_values = request.POST.get("mode", COPY_VALUES) != COPY_STRUCTURE
@@ -84,7 +84,7 @@ def _copy_input(request: HttpRequest, name: str) -> dict[str, Any]:
         + urlencode({"a": source, "b": target})
     )
     try:
-        rows = forms.promote_rows(request.POST)
+        rows = forms.copy_rows(request.POST)
     except forms.FormProblem as exc:
         raise errors.InvalidInput(exc.message) from None
     return {
@@ -98,7 +98,7 @@ def _copy_input(request: HttpRequest, name: str) -> dict[str, Any]:
             ("a", source),
             ("b", target),
             ("mode", COPY_VALUES if with_values else COPY_STRUCTURE),
-            *forms.promote_fields(rows),
+            *forms.copy_fields(rows),
         ],
     }
 
