@@ -6,6 +6,7 @@ Everything listens on 127.0.0.1 only. Nothing here is imported by the portal or 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -225,6 +226,10 @@ def portal_env(fake: FakeAws, services: Services, **extra: str) -> dict[str, str
             "PYTHONDONTWRITEBYTECODE": "1",
             # A few bench users save far more than a person would; their budget is not measured.
             "PORTAL_WRITE_RATE": "100000/m",
+            # Production requires an anchor key and named audit devices; the bench measures the
+            # portal without shipping to devices (bench/audit_ship_bench.py measures that).
+            "PORTAL_AUDIT_SIGNING_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "PORTAL_AUDIT_DEVICES": "none",
         }
     )
     env.update(extra)
