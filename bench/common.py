@@ -226,6 +226,9 @@ def portal_env(fake: FakeAws, services: Services, **extra: str) -> dict[str, str
             "PYTHONDONTWRITEBYTECODE": "1",
             # A few bench users save far more than a person would; their budget is not measured.
             "PORTAL_WRITE_RATE": "100000/m",
+            # Reviews of typed values count against the reveal budget; the load test's few
+            # users review and reveal far more often than a person would.
+            "PORTAL_REVEAL_RATE": "100000/m",
             # Production requires an anchor key and named audit devices; the bench measures the
             # portal without shipping to devices (bench/audit_ship_bench.py measures that).
             "PORTAL_AUDIT_SIGNING_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
@@ -595,14 +598,14 @@ def save_one_key(
     """Change one cell through the portal's editor, as a browser does. **The save adapter of
     the benchmarks** (``bench/run.py`` and ``bench/locustfile.py`` call only this).
 
-    Per attempt, three requests through ``editor.portal`` (``views/editor.py: secret_edit``):
+    Per attempt, three requests through ``editor.portal`` (``views/editor.py``: one URL per step):
 
     1. GET ``/secrets/<name>/edit/``: the version on screen (``base_version_id``; the CSRF
        cookie comes with the page);
-    2. POST ``step=review`` with ``base_version_id`` and ``set:["env","service","key"]``
+    2. POST ``/secrets/<name>/edit/review/`` with ``base_version_id`` and ``set:["env","service","key"]``
        (``forms.field_name``; a key not in the grid is added the same way): the review page,
        carrying a fresh ``change_id``;
-    3. POST ``step=save`` with the same fields and the ``change_id``: a 302 is a landed save (or,
+    3. POST ``/secrets/<name>/edit/save/`` with the same fields and the ``change_id``: a 302 is a landed save (or,
        for a protected environment, a change request opened: see ``SaveOutcome.location``).
 
     The portal rebases onto others' saves itself; a 409 (a real conflict on this cell, or
@@ -622,11 +625,11 @@ def save_one_key(
         if page.status_code != 200:
             raise SaveRefused(f"GET {path}: HTTP {page.status_code}")
         form = {cell: value, "base_version_id": _form_value(_BASE_VERSION, page.text, "version")}
-        review = client.post(path, data={**form, "step": "review"})
+        review = client.post(path + "review/", data=form)
         if review.status_code != 200:
             raise SaveRefused(f"review of {name}: HTTP {review.status_code}")
         change_id = _form_value(_CHANGE_ID, review.text, "change id")
-        saved = client.post(path, data={**form, "step": "save", "change_id": change_id})
+        saved = client.post(path + "save/", data={**form, "change_id": change_id})
         if saved.status_code == 302:
             return SaveOutcome(
                 True,
