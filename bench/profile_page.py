@@ -1,9 +1,10 @@
 """Profile one portal page with pyinstrument, in production settings, against the fake AWS.
 
-``python bench/profile_page.py [grid|list|search] [--secrets N]`` starts the counting moto
-server, seeds the large secret (and N small ones for the list), renders the page a few times in
-this process through Django's test client (signed in as an engineer), and prints pyinstrument's
-call tree of the last render. Use it when ``make bench`` shows a ratio above its target.
+``python bench/profile_page.py [grid|list|search|status|reveal|save] [--secrets N]`` starts the
+counting moto server, seeds the large secret (and N small ones for the list), renders the page a
+few times in this process through Django's test client (signed in as an engineer), and prints
+pyinstrument's call tree of the last render. ``save`` profiles the save step alone (the POST
+that saves one key, after its editor page and review), ``reveal`` one reveal. Use it when ``make bench`` shows a ratio above its target.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -34,7 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
         "page",
-        choices=["grid", "grid-small", "list", "search", "status"],
+        choices=["grid", "grid-small", "list", "search", "status", "reveal", "save"],
         default="grid",
         nargs="?",
     )
@@ -69,12 +72,15 @@ def main() -> None:
         fake.client().create_secret(
             Name="small-secrets", SecretString=json.dumps(editing_document(10))
         )
-        if args.page != "grid":
+        if args.page not in ("grid", "reveal", "save"):
             seed(fake.client, [f"app{i:05d}-secrets" for i in range(args.secrets)])
         user, _ = get_user_model().objects.get_or_create(username="profile-engineer")
         set_role(user, [Role.ENGINEER])
         client = Client(HTTP_HOST="127.0.0.1", HTTP_X_FORWARDED_PROTO="https")
         client.force_login(user)
+        if args.page in ("reveal", "save"):
+            _profile_step(args, client)
+            return
         path, params, headers = {
             "grid": ("/secrets/big-secrets/", {}, {}),
             "grid-small": ("/secrets/small-secrets/", {}, {}),
@@ -107,6 +113,62 @@ def main() -> None:
         print(profiler.output_text(unicode=True, color=False, show_all=args.all))
     finally:
         fake.stop()
+
+
+def _profile_step(args: argparse.Namespace, client: Any) -> None:
+    """Profile one POST that has its own preparation: a reveal, or the save step of one key."""
+    from pyinstrument import Profiler
+
+    from bench.common import _BASE_VERSION, _CHANGE_ID, _form_value
+
+    cell = json.dumps(["dev", "app", "key_00"])
+    path = "/secrets/small-secrets/edit/"
+    round_no = [0]
+
+    def prepared() -> tuple[str, dict[str, str]]:
+        if args.page == "reveal":
+            grid = client.get("/secrets/small-secrets/").content.decode()
+            version = re.search(r'name="version_id" value="([^"]+)"', grid)
+            assert version is not None, "the grid shows no version to reveal from"
+            return "/secrets/small-secrets/reveal/", {"cell": cell, "version_id": version[1]}
+        round_no[0] += 1
+        page = client.get(path).content.decode()
+        form = {
+            "set:" + cell: f"profiled-{round_no[0]}",
+            "base_version_id": _form_value(_BASE_VERSION, page, "version"),
+        }
+        review = client.post(path + "review/", data=form).content.decode()
+        return path + "save/", {**form, "change_id": _form_value(_CHANGE_ID, review, "change id")}
+
+    def step() -> float:
+        url, data = prepared()
+        t = time.perf_counter()
+        response = client.post(url, data=data, headers={"HX-Request": "true"})
+        elapsed = time.perf_counter() - t
+        assert response.status_code in (200, 302), (response.status_code, url)
+        return elapsed
+
+    for _ in range(args.runs):
+        step()
+    for _ in range(3):
+        print(f"{args.page}: {1000 * step():.1f} ms")
+    if args.cprofile:
+        import cProfile
+        import pstats
+
+        prof = cProfile.Profile(time.process_time)
+        for _ in range(args.cprofile):
+            url, data = prepared()
+            prof.enable()
+            client.post(url, data=data, headers={"HX-Request": "true"})
+            prof.disable()
+        pstats.Stats(prof).sort_stats(args.sort).print_stats(45)
+        return
+    url, data = prepared()
+    profiler = Profiler(interval=0.0005)
+    with profiler:
+        client.post(url, data=data, headers={"HX-Request": "true"})
+    print(profiler.output_text(unicode=True, color=False, show_all=args.all))
 
 
 if __name__ == "__main__":

@@ -138,6 +138,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Records derived from a landed save are written after the response went out.
+    "secrets_admin.after_response.AfterResponseMiddleware",
     # Load balancer probes: answered before the host check (secrets_admin/health.py).
     "secrets_admin.health.HealthCheckMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

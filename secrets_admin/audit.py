@@ -32,7 +32,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -252,6 +252,17 @@ def identity_of(user: Any) -> dict[str, str]:
 
     Local (demo) users get provider ``local`` and their username as subject.
     """
+    known = getattr(user, "_portal_identity", None)  # one query per request, not per event
+    if isinstance(known, dict):
+        return dict(known)
+    identity = _identity_of(user)
+    if identity["actor_provider"] != "local":  # (an SSO account saved later in this request)
+        with suppress(AttributeError):  # a user object that takes no attributes
+            user._portal_identity = dict(identity)
+    return identity
+
+
+def _identity_of(user: Any) -> dict[str, str]:
     from allauth.socialaccount.models import SocialAccount
 
     if user.pk:

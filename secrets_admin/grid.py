@@ -166,6 +166,21 @@ class GridPage:
     def has_rows(self) -> bool:
         return self.model is not None and self.model.has_rows
 
+    @property
+    def columns(self) -> list[tuple[str, str, int]]:
+        """One ``(environment, badge, lacks)`` per column: badge ``production`` for ``main``,
+        ``protected`` for another protected environment, else empty; ``lacks`` is how many
+        keys other environments have and this one lacks."""
+        protected, missing = self.protected, self.missing_cells
+        return [
+            (
+                env,
+                ("production" if env == "main" else "protected") if protected.get(env) else "",
+                missing.get(env, 0),
+            )
+            for env in self.environments
+        ]
+
 
 NON_STANDARD = (
     "This secret does not follow the unified-secrets standard, so it is shown read-only "

@@ -50,6 +50,8 @@ STAMP_KEY = "portal:listing:v2:stamp"
 DATA_KEY = "portal:listing:v2:data"
 #: Held by the one instance that is listing AWS (``cache.add``: atomic in Redis and locmem).
 LOCK_KEY = "portal:listing:v2:lock"
+#: :class:`Overlay`: the entries the portal's own writes changed since the listing was fetched.
+OVERLAY_KEY = "portal:listing:v2:overlay"
 #: :class:`Progress` of the running fetch, or the error that ended the last one.
 PROGRESS_KEY = "portal:listing:v2:progress"
 #: A fetch that stops touching its lock this long (a killed worker) frees it for another.
@@ -71,7 +73,8 @@ class Listing:
     fetched_at: float
     fetch_seconds: float = 0.0
     listed: int = 0
-    #: How many write-throughs (:func:`record_write`) changed this listing since it was fetched.
+    #: How many write-throughs (:func:`record_write`) changed this listing since it was fetched
+    #: (0 for a listing as AWS gave it; the revision of its :class:`Overlay` otherwise).
     revision: int = 0
     search_keys: list[str] = field(default_factory=list, repr=False, compare=False)
 
@@ -132,10 +135,69 @@ class ListingState:
         return self.progress is not None and not self.progress.error
 
 
-# This process's copy of the last listing it read, keyed by its stamp: a warm list view reads the
-# small stamp from the cache and unpickles the listing (10,000 entries: tens of ms) only when it
-# changed.
+# This process's copies: the last listing it unpickled (keyed by ``fetched_at``) and the last
+# listing it built with the write-throughs on top (keyed by ``fetched_at`` and revision). A warm
+# list view reads the small stamp from the cache; it unpickles the listing (10,000 entries: tens
+# of ms) only when a new listing was fetched, and reads the small overlay only after a write.
+_memo_base: tuple[float, Listing] | None = None
 _memo: tuple[tuple[float, int], Listing] | None = None
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """The write-throughs since the listing fetched at ``fetched_at``: each written secret's
+    newest metadata by name, and the revision of the last one. Kept apart from the listing, so a
+    write stores one small entry instead of the whole listing again."""
+
+    fetched_at: float
+    revision: int
+    entries: dict[str, aws.SecretMeta] = field(default_factory=dict)
+
+
+def _base(fetched_at: float) -> Listing | None:
+    global _memo_base
+    memo = _memo_base
+    if memo is not None and memo[0] == fetched_at:
+        return memo[1]
+    data = cache.get(DATA_KEY)
+    if not isinstance(data, Listing) or data.fetched_at != fetched_at:
+        return None
+    _memo_base = (fetched_at, data)
+    return data
+
+
+def _overlay(fetched_at: float) -> Overlay | None:
+    overlay = cache.get(OVERLAY_KEY)
+    if isinstance(overlay, Overlay) and overlay.fetched_at == fetched_at:
+        return overlay
+    return None
+
+
+def _merge(base: Listing, overlay: Overlay) -> Listing:
+    """``base`` with ``overlay``'s entries put in place (a name not listed yet is inserted in
+    order): O(listing) list copies, no pickling."""
+    secrets = list(base.secrets)
+    keys = list(base.search_keys)
+    names = [m.name for m in secrets]
+    added = 0
+    for name, meta in sorted(overlay.entries.items()):
+        at = bisect.bisect_left(names, name)
+        key = f"{meta.name}\n{meta.description}".lower()
+        if at < len(names) and names[at] == name:
+            secrets[at], keys[at] = meta, key
+        else:
+            secrets.insert(at, meta)
+            keys.insert(at, key)
+            names.insert(at, name)
+            added += 1
+    return Listing(
+        secrets,
+        base.fetched_at,
+        base.fetch_seconds,
+        base.listed + added,
+        revision=overlay.revision,
+        search_keys=keys,
+    )
 
 
 def _cached() -> tuple[Listing | None, Stamp | None]:
@@ -143,23 +205,33 @@ def _cached() -> tuple[Listing | None, Stamp | None]:
     stamp = cache.get(STAMP_KEY)
     if not isinstance(stamp, Stamp):
         return None, None
-    identity = (stamp.fetched_at, stamp.revision)
-    memo = _memo
-    if memo is not None and memo[0] == identity:
-        return memo[1], stamp
-    data = cache.get(DATA_KEY)
-    if not isinstance(data, Listing) or (data.fetched_at, data.revision) != identity:
+    base = _base(stamp.fetched_at)
+    if base is None:
         return None, None
-    _memo = (identity, data)
-    return data, stamp
+    if not stamp.revision:
+        return base, stamp
+    memo = _memo
+    if memo is not None and memo[0] == (stamp.fetched_at, stamp.revision):
+        return memo[1], stamp
+    overlay = _overlay(stamp.fetched_at)
+    if overlay is None:  # evicted: the entries written through wait for the next listing
+        return base, stamp
+    merged = _merge(base, overlay)
+    _memo = ((stamp.fetched_at, overlay.revision), merged)
+    return merged, stamp
 
 
-def _store(listing: Listing, *, fresh_until: float | None = None) -> None:
-    keep = max(settings.PORTAL_LIST_KEEP_SECONDS, settings.PORTAL_LIST_CACHE_SECONDS)
+def _keep_seconds() -> int:
+    return int(max(settings.PORTAL_LIST_KEEP_SECONDS, settings.PORTAL_LIST_CACHE_SECONDS))
+
+
+def _store(listing: Listing) -> None:
+    """Store a listing just fetched from AWS (no write-throughs yet: they start again)."""
+    keep = _keep_seconds()
     cache.set(DATA_KEY, listing, keep)
-    if fresh_until is None:
-        fresh_until = listing.fetched_at + settings.PORTAL_LIST_CACHE_SECONDS
-    cache.set(STAMP_KEY, Stamp(listing.fetched_at, fresh_until, listing.revision), keep)
+    cache.delete(OVERLAY_KEY)
+    fresh_until = listing.fetched_at + settings.PORTAL_LIST_CACHE_SECONDS
+    cache.set(STAMP_KEY, Stamp(listing.fetched_at, fresh_until), keep)
 
 
 class _Fetch:
@@ -336,8 +408,7 @@ def invalidate() -> None:
     next list view still shows it at once and refreshes it in the background."""
     stamp = cache.get(STAMP_KEY)
     if isinstance(stamp, Stamp):
-        keep = max(settings.PORTAL_LIST_KEEP_SECONDS, settings.PORTAL_LIST_CACHE_SECONDS)
-        cache.set(STAMP_KEY, replace(stamp, fresh_until=0.0), keep)
+        cache.set(STAMP_KEY, replace(stamp, fresh_until=0.0), _keep_seconds())
 
 
 #: Held while one write-through updates the shared listing (read, change one entry, store).
@@ -394,32 +465,31 @@ def record_write(name: str, version_id: str = "", *, meta: aws.SecretMeta | None
 
 
 def _write_through(name: str, version_id: str, meta: aws.SecretMeta | None) -> None:
-    current, stamp = _cached()
-    if current is None or stamp is None:
+    stamp = cache.get(STAMP_KEY)
+    if not isinstance(stamp, Stamp):
         return
-    secrets = list(current.secrets)
-    names = [m.name for m in secrets]
-    index = bisect.bisect_left(names, name)
-    known = index < len(names) and names[index] == name
+    base = _base(stamp.fetched_at)
+    if base is None:
+        return
+    overlay = _overlay(stamp.fetched_at) or Overlay(stamp.fetched_at, stamp.revision)
+    known = overlay.entries.get(name)
+    if known is None:
+        at = bisect.bisect_left(base.secrets, name, key=lambda m: m.name)
+        if at < len(base.secrets) and base.secrets[at].name == name:
+            known = base.secrets[at]
     if meta is None:
-        if known and version_id:
-            meta = replace(
-                secrets[index], current_version=version_id, last_changed=datetime.now(UTC)
-            )
+        if known is not None and version_id:
+            meta = replace(known, current_version=version_id, last_changed=datetime.now(UTC))
         else:
             meta = aws.describe(name).meta
-    if known:
-        secrets[index] = meta
-    elif name.endswith(settings.PORTAL_SECRET_SUFFIX):
-        secrets.insert(index, meta)
-    updated = Listing(
-        secrets,
-        current.fetched_at,
-        current.fetch_seconds,
-        current.listed + (0 if known else 1),
-        revision=current.revision + 1,
+    if known is None and not name.endswith(settings.PORTAL_SECRET_SUFFIX):
+        return
+    revision = max(overlay.revision, stamp.revision) + 1
+    keep = _keep_seconds()
+    cache.set(
+        OVERLAY_KEY, Overlay(stamp.fetched_at, revision, {**overlay.entries, name: meta}), keep
     )
-    _store(updated, fresh_until=stamp.fresh_until)
+    cache.set(STAMP_KEY, replace(stamp, revision=revision), keep)
 
 
 def search(listing: Listing, query: str) -> list[aws.SecretMeta]:

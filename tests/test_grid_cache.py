@@ -6,6 +6,7 @@ AWS calls are counted at the boto3 client (a ``before-call`` event hook), never 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -240,6 +241,35 @@ def test_a_write_updates_its_listing_entry_without_listing_the_account(
     assert after.stamp != before.stamp  # pages showing the old listing reload their table
     assert [m.name for m in after.secrets] == [m.name for m in before.secrets]
     assert cache.get(listing.STAMP_KEY).fresh_until == fresh_until > time.time()  # not stale
+
+
+def test_a_write_stores_one_entry_not_the_whole_listing_and_every_process_sees_it(
+    make_secret: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("a-secrets", NAME, "z-secrets"):
+        make_secret(name, CANARY_DOC)
+    listing.get_listing()
+    stored: list[str] = []
+    real_set = cache.set
+
+    def spy(key: str, *args: Any, **kwargs: Any) -> Any:
+        stored.append(key)
+        return real_set(key, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "set", spy)
+    listing.record_write(NAME, "d" * 32)
+    created = dataclasses.replace(aws.describe("a-secrets").meta, name="new-secrets")
+    listing.record_write("new-secrets", "e" * 32, meta=created)
+    assert listing.DATA_KEY not in stored  # the listing itself is not pickled again
+    monkeypatch.setattr(listing, "_memo_base", None)  # as another worker process would see it
+    monkeypatch.setattr(listing, "_memo", None)
+    seen = listing.get_listing()
+    assert next(m for m in seen.secrets if m.name == NAME).current_version == "d" * 32
+    assert [m.name for m in seen.secrets] == ["a-secrets", NAME, "new-secrets", "z-secrets"]
+    assert seen.listed == 4 and seen.revision == 2
+    fresh = listing.get_listing(refresh=True)  # a new listing of AWS starts without the overlay
+    assert fresh.revision == 0 and "new-secrets" not in [m.name for m in fresh.secrets]
+    assert listing.get_listing().stamp == fresh.stamp
 
 
 def test_a_created_secret_is_added_to_the_listing_with_one_describe_secret(

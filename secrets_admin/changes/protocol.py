@@ -38,7 +38,7 @@ from django.conf import settings
 from django.core import signing
 from django.db import DatabaseError
 
-from .. import audit, aws, documents, index, listing, permissions
+from .. import after_response, audit, aws, documents, index, listing, permissions
 from ..documents import Edit
 from ..errors import Conflict, InvalidChange, NoChanges, NotEditable, SaveContended, SavedUnrecorded
 from ..models import AuditEvent
@@ -673,19 +673,24 @@ def listing_write_through(name: str, version_id: str = "") -> None:
 
 
 def after_write(name: str, version_id: str, document: dict[str, Any], size: int) -> None:
-    """Update the listing's entry, remember the new structure (names only) of a conforming
-    ``document`` of ``size`` bytes just written and index its cells' fingerprints (no
-    serialising or parsing again, no AWS call beyond the listing's)."""
+    """Update the listing's entry now; after the response has been sent
+    (:func:`~secrets_admin.after_response.defer`), remember the new structure (names only) of
+    a conforming ``document`` of ``size`` bytes just written and index its cells' fingerprints
+    (no serialising or parsing again, no AWS call beyond the listing's)."""
     listing_write_through(name, version_id)
-    try:
-        listing.remember(
-            name,
-            version_id,
-            documents.Classified(kind="conforming", document=document, size_bytes=size),
-        )
-        index.record_write(name=name, version_id=version_id, document=document)
-    except DatabaseError:  # the save landed; a stale summary only shows "not read yet"
-        log.warning("could not record the summary of %s after a save", name)
+
+    def derived_records() -> None:
+        try:
+            listing.remember(
+                name,
+                version_id,
+                documents.Classified(kind="conforming", document=document, size_bytes=size),
+            )
+            index.record_write(name=name, version_id=version_id, document=document)
+        except DatabaseError:  # the save landed; a stale summary only shows "not read yet"
+            log.warning("could not record the summary of %s after a save", name)
+
+    after_response.defer(derived_records)
 
 
 def same_document(a: Any, b: Any) -> bool:

@@ -151,7 +151,6 @@ def secret_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
             "secret": page,
             "reuse": reuse,
             "reveal_url": reveal_url,
-            "missing": page.missing_cells,
             "reveal_seconds": settings.PORTAL_REVEAL_SECONDS,
             "pending_requests": ChangeRequest.objects.filter(
                 secret=name, status=ChangeRequest.Status.OPEN
