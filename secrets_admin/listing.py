@@ -45,15 +45,16 @@ from .models import SecretSummary
 logger = logging.getLogger(__name__)
 
 #: The listing's stamp (:class:`Stamp`): small, read on every list view.
-STAMP_KEY = "portal:listing:v2:stamp"
-#: The listing itself (:class:`Listing`): large, read only when this process lacks that stamp.
-DATA_KEY = "portal:listing:v2:data"
+STAMP_KEY = "portal:listing:v3:stamp"
+#: The listing itself (:class:`Listing`), under :func:`data_key`: large, read only when this
+#: process lacks the listing its stamp names.
+DATA_KEY = "portal:listing:v3:data"
 #: Held by the one instance that is listing AWS (``cache.add``: atomic in Redis and locmem).
-LOCK_KEY = "portal:listing:v2:lock"
+LOCK_KEY = "portal:listing:v3:lock"
 #: :class:`Overlay`: the entries the portal's own writes changed since the listing was fetched.
-OVERLAY_KEY = "portal:listing:v2:overlay"
+OVERLAY_KEY = "portal:listing:v3:overlay"
 #: :class:`Progress` of the running fetch, or the error that ended the last one.
-PROGRESS_KEY = "portal:listing:v2:progress"
+PROGRESS_KEY = "portal:listing:v3:progress"
 #: A fetch that stops touching its lock this long (a killed worker) frees it for another.
 LOCK_SECONDS = 120
 #: How often a background fetch reports its progress (seconds); the page polls every second.
@@ -154,12 +155,18 @@ class Overlay:
     entries: dict[str, aws.SecretMeta] = field(default_factory=dict)
 
 
+def data_key(fetched_at: float) -> str:
+    """Where the listing fetched at ``fetched_at`` is kept. One key per listing: a reader that
+    read the stamp just before a new listing was stored still finds the listing it names."""
+    return f"{DATA_KEY}:{fetched_at:.6f}"
+
+
 def _base(fetched_at: float) -> Listing | None:
     global _memo_base
     memo = _memo_base
     if memo is not None and memo[0] == fetched_at:
         return memo[1]
-    data = cache.get(DATA_KEY)
+    data = cache.get(data_key(fetched_at))
     if not isinstance(data, Listing) or data.fetched_at != fetched_at:
         return None
     _memo_base = (fetched_at, data)
@@ -228,7 +235,7 @@ def _keep_seconds() -> int:
 def _store(listing: Listing) -> None:
     """Store a listing just fetched from AWS (no write-throughs yet: they start again)."""
     keep = _keep_seconds()
-    cache.set(DATA_KEY, listing, keep)
+    cache.set(data_key(listing.fetched_at), listing, keep)
     cache.delete(OVERLAY_KEY)
     fresh_until = listing.fetched_at + settings.PORTAL_LIST_CACHE_SECONDS
     cache.set(STAMP_KEY, Stamp(listing.fetched_at, fresh_until), keep)
@@ -412,7 +419,7 @@ def invalidate() -> None:
 
 
 #: Held while one write-through updates the shared listing (read, change one entry, store).
-WRITE_LOCK_KEY = "portal:listing:v2:write"
+WRITE_LOCK_KEY = "portal:listing:v3:write"
 #: How long a write-through waits for another one before giving up (see :func:`record_write`).
 WRITE_WAIT_SECONDS = 5.0
 
