@@ -70,6 +70,32 @@ def test_grid_of_a_version_seen_before_makes_no_get_secret_value(
     assert aws.read_current(NAME).version_id in again
 
 
+def test_rows_seen_before_by_this_process_are_not_read_again_until_the_cache_is_dropped(
+    as_user: Any, engineer: Any, make_secret: Any, calls: CallCounter, monkeypatch: Any
+) -> None:
+    make_secret(NAME, CANARY_DOC)
+    client = as_user(engineer)
+    def table() -> str:
+        html = _grid(client).content.decode()
+        return html[html.index("<table") : html.index("</table>")]
+
+    first = table()
+    read: list[str] = []
+    real_get = cache.get
+
+    def spy(key: str, *args: Any, **kwargs: Any) -> Any:
+        read.append(key)
+        return real_get(key, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "get", spy)
+    assert table() == first
+    assert [k for k in read if ":rows:" in k] == []  # the head only, from the shared cache
+    cache.clear()  # e.g. a new fingerprint key rolled out, or the shared cache restarted
+    calls.calls.clear()
+    assert table() == first
+    assert calls.count("GetSecretValue") == 1  # rebuilt, not served from this process
+
+
 def test_a_new_current_version_is_read_once_then_served_from_the_cache(
     as_user: Any, engineer: Any, make_secret: Any, sm: Any, calls: CallCounter
 ) -> None:
