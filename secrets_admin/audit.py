@@ -256,9 +256,8 @@ def identity_of(user: Any) -> dict[str, str]:
     if isinstance(known, dict):
         return dict(known)
     identity = _identity_of(user)
-    if identity["actor_provider"] != "local":  # (an SSO account saved later in this request)
-        with suppress(AttributeError):  # a user object that takes no attributes
-            user._portal_identity = dict(identity)
+    with suppress(AttributeError):  # a user object that takes no attributes
+        user._portal_identity = dict(identity)
     return identity
 
 
