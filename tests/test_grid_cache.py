@@ -75,6 +75,7 @@ def test_rows_seen_before_by_this_process_are_not_read_again_until_the_cache_is_
 ) -> None:
     make_secret(NAME, CANARY_DOC)
     client = as_user(engineer)
+
     def table() -> str:
         html = _grid(client).content.decode()
         return html[html.index("<table") : html.index("</table>")]
