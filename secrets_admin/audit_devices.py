@@ -33,7 +33,6 @@ import logging
 import os
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,11 +44,11 @@ import boto3
 import botocore.config
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connections
 from django.utils import timezone
 
 from . import audit, audit_export
+from .cache_lock import cache_lock
 from .models import AuditDeviceCursor, AuditEvent, AuditOutbox
 
 if TYPE_CHECKING:
@@ -420,18 +419,11 @@ def device_cursor(name: str) -> AuditDeviceCursor:
     return cursor
 
 
-@contextlib.contextmanager
-def _ship_lock(name: str) -> Iterator[bool]:
+def _ship_lock(name: str) -> contextlib.AbstractContextManager[bool]:
     """One shipper per device at a time across processes (the cache); a second one skips it.
     Delivery stays correct without it (devices are idempotent on ``seq``)."""
     key = f"portal:audit-ship:{hashlib.sha256(name.encode()).hexdigest()[:32]}"
-    token = uuid.uuid4().hex
-    held = cache.add(key, token, _SHIP_LOCK_SECONDS)
-    try:
-        yield held
-    finally:
-        if held and cache.get(key) == token:
-            cache.delete(key)
+    return cache_lock(key, seconds=_SHIP_LOCK_SECONDS)
 
 
 def _ship_device(device: Device, batch: int, report: ShipReport) -> None:
