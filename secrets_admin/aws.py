@@ -34,11 +34,12 @@ import botocore.config
 import botocore.exceptions
 from django.conf import settings
 
+# The error family, re-exported: the gateway's callers catch it as aws.<name>.
 from .aws_errors import AccessDenied as AccessDenied
 from .aws_errors import AmbiguousCurrent as AmbiguousCurrent
 from .aws_errors import AwsError as AwsError
 from .aws_errors import BadParameter as BadParameter
-from .aws_errors import CodeErrors as CodeErrors
+from .aws_errors import CodeErrors
 from .aws_errors import CurrentMoved as CurrentMoved
 from .aws_errors import DecryptionFailed as DecryptionFailed
 from .aws_errors import InvalidRequest as InvalidRequest

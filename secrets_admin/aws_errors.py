@@ -23,7 +23,8 @@ class AwsError(errors.UpstreamError):
     """An AWS failure turned into a sentence for the user.
 
     ``code`` is AWS's error code (``ResourceNotFoundException``, ...) or ours; ``message`` says
-    what happened and how to fix it, and is safe to show (no values).
+    what happened and how to fix it, and is safe to show (no values). Without a message, the
+    class's ``default`` sentence is used.
     """
 
     default = "Secrets Manager returned an unexpected error. Try again; if it persists, check the AWS Health Dashboard."
