@@ -6,7 +6,7 @@
 Prints:
 1. events appended per second by ``--writers`` processes at once, each through
    ``audit.record`` (its own transaction and chain lock per event), on a fresh database;
-2. the time ``audit.verify()`` takes over ``--events`` events;
+2. the time ``audit_verify.verify()`` takes over ``--events`` events;
 3. the export of ``--events`` events through the real view (CSV and JSON Lines), each in a
    fresh process: time, bytes, and peak memory: the process's maximum resident set
    (``getrusage``) against the same process's before the export, and Python's own peak
@@ -67,12 +67,12 @@ def main() -> None:
         import django
 
         django.setup()
-        from secrets_admin import audit
+        from secrets_admin import audit_verify
 
         for n in (args.events // 10, args.events):
             fill(n)
             start = time.perf_counter()
-            result = audit.verify()
+            result = audit_verify.verify()
             print(
                 f"verify: {result.checked:,} events, ok={result.ok}, "
                 f"{time.perf_counter() - start:.2f} s"

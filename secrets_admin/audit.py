@@ -1,5 +1,5 @@
 """The audit log: append-only, hash-chained, fail-closed (ASVS 5.0 V16, "Security Logging and
-Error Handling").
+Error Handling"). This module writes the chain; reading it is elsewhere.
 
 * :func:`record` appends one event. Appends are serialised on the chain head row
   (``SELECT ... FOR UPDATE`` in PostgreSQL; SQLite's single writer lock, taken at ``BEGIN
@@ -7,10 +7,12 @@ Error Handling").
 * :func:`attempt` wraps a change: its ``attempted`` event is committed *before* the body runs,
   so if the audit insert fails nothing reaches Secrets Manager; the outcome follows.
 * :func:`record_reveal` commits a reveal's one event before the value is sent.
-* :func:`verify` walks the chain and names the first event that does not match.
-* :func:`reconcile` settles attempts left without an outcome by asking Secrets Manager.
-* :func:`versions_outside_portal` tells which versions of a secret no event accounts for.
-* :class:`EventFilter`, :func:`export_csv` and :func:`export_jsonl` serve the auditor's views.
+* :func:`settle` appends the outcome of an attempt left without one
+  (``audit_reconcile.reconcile``).
+
+Elsewhere: ``audit_verify`` walks the chain, ``audit_reconcile`` settles attempts and finds
+versions made outside the portal, ``audit_export`` filters and exports events, and
+``audit_devices`` / ``audit_anchors`` keep copies and signed anchors outside the database.
 
 An event is an :class:`AuditAction` (what) with an :class:`Outcome` (how it ended): a failed
 sign-in is ``(sign_in, failed)``, a save is ``(save, attempted)`` then ``(save, succeeded)``.
@@ -18,7 +20,7 @@ Events never hold a value: only names, version ids and fingerprints (HMAC-SHA256
 
 The chain is plain SHA-256, so anyone holding an export can check it without a key; the price is
 that someone able to rewrite the database could recompute every hash after the row they changed.
-Signed anchors kept outside the database catch that (``audit_devices``: the head, signed with
+Signed anchors kept outside the database catch that (``audit_anchors``: the head, signed with
 Ed25519, in an Object-Lock S3 bucket or CloudWatch Logs), as does a head passed by hand with
 ``manage.py audit_verify --anchor``. Each appended event also goes to the outbox in the same
 transaction, for the audit devices to ship (``audit_devices.ship``).
@@ -26,23 +28,21 @@ transaction, for the audit devices to ship (``audit_devices.ship``).
 
 from __future__ import annotations
 
-import csv
 import enum
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import models, transaction
-from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import aws, errors
+from . import errors
 from .models import AuditChainHead, AuditEvent, AuditOutbox
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,7 @@ def canonical(event: AuditEvent | Mapping[str, Any]) -> bytes:
     for name in HASHED_FIELDS:
         value = get(name)
         if name == "created" and isinstance(value, datetime):
-            value = _iso(value)
+            value = utc_iso(value)
         data[name] = value
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
@@ -190,7 +190,8 @@ def compute_hash(event: AuditEvent | Mapping[str, Any]) -> str:
     return hashlib.sha256(prev.encode() + b"\n" + canonical(event)).hexdigest()
 
 
-def _iso(value: datetime) -> str:
+def utc_iso(value: datetime) -> str:
+    """``value`` as UTC ISO-8601 with microseconds: how ``created`` is hashed and exported."""
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
@@ -315,8 +316,9 @@ def _json_safe(value: Any) -> Any:
 
 def _normalise(fields: dict[str, Any]) -> dict[str, Any]:
     """Field values as they will read back from the database, so the hash computed before the
-    insert is the hash :func:`verify` recomputes: text cut to its column width, ``None`` text
-    as ``""``, numbers as numbers. Raises ``TypeError`` for a name that is not a field."""
+    insert is the hash ``audit_verify.verify`` recomputes: text cut to its column width,
+    ``None`` text as ``""``, numbers as numbers. Raises ``TypeError`` for a name that is not a
+    field."""
     out: dict[str, Any] = {}
     for name, value in fields.items():
         model_field = _MODEL_FIELDS.get(name) or _MODEL_FIELDS.get(name.removesuffix("_id"))
@@ -415,6 +417,25 @@ def record(
     if event is None:  # narrowing for the type checker; cannot happen
         raise RuntimeError("unexpected: event is None (only unless_settled returns None)")
     return event
+
+
+def settle(
+    action: AuditAction | str, outcome: Outcome | str, *, attempt: int, **fields: Any
+) -> AuditEvent | None:
+    """Append the outcome of attempt ``#attempt`` on the portal's behalf, for an attempt whose
+    own process died before its outcome (``audit_reconcile.reconcile``): ``fields`` as for
+    :func:`record`. Returns ``None``, appending nothing, when an outcome event already names the
+    attempt (checked under the chain lock, so two reconcilers never settle one attempt twice).
+    Committed on return. Raises :class:`AuditUnavailable` when it cannot be appended.
+    """
+    return _append(
+        action,
+        outcome,
+        None,
+        {**fields, "attempt": attempt},
+        durable=True,
+        unless_settled=attempt,
+    )
 
 
 def record_reveal(
@@ -574,415 +595,3 @@ def attempt(
         )
     except AuditUnavailable as exc:
         raise AuditOutcomeUnrecorded() from exc.__cause__
-
-
-# --------------------------------------------------------------------------------------------
-# Verifying
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """``ok`` or the first bad event: ``first_bad_seq`` and a sentence saying what is wrong.
-    ``head_seq``/``head_hash`` name the chain's end (record them elsewhere as an anchor)."""
-
-    ok: bool
-    checked: int
-    first_bad_seq: int | None = None
-    problem: str = ""
-    head_seq: int = 0
-    head_hash: str = ""
-    #: Anchors checked against the chain, and the newest one's ``seq`` (0: none).
-    anchors: int = 0
-    anchored_seq: int = 0
-    #: Why the anchors could not be checked (the sink could not be read), else empty.
-    anchor_problem: str = ""
-
-    def as_detail(self) -> dict[str, Any]:
-        """What an ``audit_verify`` event records of this check."""
-        return {
-            "checked": self.checked,
-            "first_bad_seq": self.first_bad_seq,
-            "problem": self.problem,
-            "head": f"{self.head_seq}:{self.head_hash}",
-            "anchors": self.anchors,
-            "anchored_seq": self.anchored_seq,
-            "anchor_problem": self.anchor_problem,
-        }
-
-
-def verify(
-    *,
-    anchor: tuple[int, str] | None = None,
-    anchors: Iterable[tuple[int, str]] = (),
-    batch: int = 2000,
-) -> VerifyResult:
-    """Walk the chain in ``seq`` order up to its head and report the first event that does
-    not match.
-
-    Detects an edited event (its hash no longer matches its content), a deleted one (a gap in
-    ``seq``, or the head naming an event that is gone), an inserted or moved one (a
-    ``prev_hash`` naming another event), an event added beyond the head without the lock.
-    Against ``anchors`` (``(seq, hash)`` pairs: signed anchors read by
-    ``audit_devices.verify_with_anchors``, or ``anchor`` taken by hand from an earlier run) it
-    also detects a history rewritten with recomputed hashes (an anchored event's hash differs)
-    and a truncated log (the chain ends before an anchored event). An insertion whose forger
-    also computed correct hashes is reported at the first event after it, the first place the
-    chain breaks. Reads ``batch`` rows at a time (constant memory); events appended while it
-    runs are left for the next run.
-    """
-    head = AuditChainHead.objects.filter(pk=1).first()
-    head_seq = head.seq if head else 0
-    head_hash = (head.hash if head else "") or GENESIS
-    anchored: dict[int, set[str]] = {}
-    for seq, digest in [*anchors, *([anchor] if anchor else [])]:
-        anchored.setdefault(seq, set()).add(digest)
-    anchor_seqs = sorted(anchored)
-    n_anchors = sum(len(v) for v in anchored.values())
-    anchored_seq = max(anchored, default=0)
-
-    def bad(seq: int, problem: str, checked: int) -> VerifyResult:
-        return VerifyResult(
-            False, checked, seq, problem, head_seq, head_hash, n_anchors, anchored_seq
-        )
-
-    def missing(seq: int) -> str:
-        before = [a for a in anchor_seqs if a < seq]
-        after = [a for a in anchor_seqs if a >= seq]
-        where = ""
-        if after:
-            where = (
-                f" (between the anchors of events #{before[-1]} and #{after[0]})"
-                if before
-                else f" (before the anchor of event #{after[0]})"
-            )
-        return f"event #{seq} is missing (deleted){where}"
-
-    def last_good_anchor(seq: int) -> str:
-        before = [a for a in anchor_seqs if a < seq]
-        return (
-            f"after event #{before[-1]}, the last anchor that matches"
-            if before
-            else "from the start"
-        )
-
-    prev_hash, expected = GENESIS, 1
-    while expected <= head_seq:
-        # Plain tuples, not model instances: the walk costs half as much.
-        rows = (
-            AuditEvent.objects.filter(seq__gte=expected, seq__lte=head_seq)
-            .order_by("seq")
-            .values_list(*EXPORT_FIELDS)[:batch]
-        )
-        events = [dict(zip(EXPORT_FIELDS, row, strict=True)) for row in rows]
-        if not events:
-            return bad(expected, missing(expected), expected - 1)
-        for event in events:
-            seq = event["seq"]
-            if seq != expected:
-                return bad(expected, missing(expected), expected - 1)
-            if event["prev_hash"] != prev_hash:
-                return bad(
-                    seq,
-                    f"event #{seq} does not follow event #{seq - 1}: a row was "
-                    "deleted, inserted or moved between them",
-                    expected - 1,
-                )
-            if compute_hash(event) != event["hash"]:
-                return bad(seq, f"event #{seq} was altered after it was written", expected - 1)
-            if seq in anchored and anchored[seq] != {event["hash"]}:
-                return bad(
-                    seq,
-                    f"event #{seq} no longer has the hash recorded in its anchor: the history "
-                    f"was rewritten ({last_good_anchor(seq)}) and its hashes recomputed",
-                    expected - 1,
-                )
-            prev_hash = event["hash"]
-            expected += 1
-    checked = expected - 1
-    if head is None and AuditEvent.objects.exists():
-        return bad(1, "the chain head row is missing", checked)
-    if prev_hash != head_hash:
-        return bad(
-            head_seq, f"the chain head does not match event #{head_seq} (the head was altered)", 0
-        )
-    if anchor_seqs and anchor_seqs[-1] > head_seq:
-        return bad(
-            head_seq + 1,
-            f"the log ends at event #{head_seq} but event #{anchor_seqs[-1]} was anchored: "
-            f"events #{head_seq + 1} to #{anchor_seqs[-1]} at least were deleted (truncated)",
-            checked,
-        )
-    with transaction.atomic():
-        # Under the lock no append is half done, so any event past the head is foreign.
-        locked = AuditChainHead.objects.select_for_update().filter(pk=1).first()
-        stray = (
-            AuditEvent.objects.filter(seq__gt=locked.seq if locked else 0).order_by("seq").first()
-        )
-    if stray is not None:
-        return bad(
-            stray.seq,
-            f"event #{stray.seq} lies beyond the chain head: it was inserted, not appended",
-            checked,
-        )
-    return VerifyResult(
-        True,
-        checked,
-        head_seq=head_seq,
-        head_hash=head_hash,
-        anchors=n_anchors,
-        anchored_seq=anchored_seq,
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Settling attempts left without an outcome
-
-
-@dataclass(frozen=True)
-class Settlement:
-    """What :func:`reconcile` decided for one attempt. ``outcome`` is ``None`` when it could
-    not decide (the attempt stays open); ``reason`` says why, in a sentence."""
-
-    attempt: int
-    action: str
-    secret: str
-    new_version: str
-    outcome: Outcome | None
-    reason: str
-    stages: tuple[str, ...] = ()
-
-
-def unsettled_attempts(*, older_than: timedelta) -> QuerySet[AuditEvent]:
-    """``attempted`` events older than ``older_than`` that no outcome event points at."""
-    settled = AuditEvent.objects.filter(attempt=models.OuterRef("seq"))
-    return (
-        AuditEvent.objects.filter(
-            outcome=Outcome.ATTEMPTED, created__lte=timezone.now() - older_than
-        )
-        .exclude(models.Exists(settled))
-        .order_by("seq")
-    )
-
-
-def _decide(event: AuditEvent) -> Settlement:
-    def settle(outcome: Outcome | None, reason: str, stages: Iterable[str] = ()) -> Settlement:
-        return Settlement(
-            event.seq, event.action, event.secret, event.new_version, outcome, reason, tuple(stages)
-        )
-
-    if event.action == AuditAction.REVEAL:
-        # attempt() records the outcome before returning the value, so none was returned.
-        return settle(Outcome.FAILED, "no outcome was recorded, so the value was not returned")
-    if not (event.secret and event.new_version):
-        return settle(None, "the attempt names no secret and new version to look up")
-    try:
-        stages = aws.version_stages(event.secret, event.new_version)
-    except aws.AwsError as exc:
-        return settle(None, f"Secrets Manager could not be asked: {exc.message}")
-    if stages is None:
-        return settle(Outcome.FAILED, "the new version never reached Secrets Manager")
-    if aws.CURRENT in stages:
-        return settle(Outcome.SUCCEEDED, "the new version holds AWSCURRENT", stages)
-    if aws.PREVIOUS in stages:
-        return settle(
-            Outcome.SUCCEEDED,
-            "the new version held AWSCURRENT and was since replaced (it holds AWSPREVIOUS)",
-            stages,
-        )
-    if AuditEvent.objects.filter(
-        secret=event.secret, base_version=event.new_version, seq__gt=event.seq
-    ).exists():
-        return settle(Outcome.SUCCEEDED, "a later change was based on the new version", stages)
-    return settle(Outcome.FAILED, "the new version exists but never held AWSCURRENT", stages)
-
-
-#: What an outcome settled by :func:`reconcile` copies from its attempt: who and what
-#: (``actor_username`` .. ``change_request`` in :data:`HASHED_FIELDS`) and the user link.
-_COPIED_ON_SETTLE = (
-    "actor_id",
-    *HASHED_FIELDS[
-        HASHED_FIELDS.index("actor_username") : HASHED_FIELDS.index("change_request") + 1
-    ],
-)
-
-
-def reconcile(
-    *, older_than: timedelta = timedelta(minutes=15), dry_run: bool = False
-) -> list[Settlement]:
-    """Settle every attempt older than ``older_than`` that has no outcome.
-
-    A write's outcome comes from ``DescribeSecret``: its ``new_version`` holding
-    ``AWSCURRENT`` (or ``AWSPREVIOUS``, or being the base of a later change) means succeeded;
-    absent or never promoted means failed. A reveal without outcome returned no value, so it
-    failed. The outcome event keeps the original actor and says ``settled_by`` in ``detail``.
-    ``older_than`` leaves attempts that may still be in flight alone. Two reconcilers at once
-    never settle an attempt twice (checked under the chain lock). Unless ``dry_run``, one
-    ``audit_reconcile`` event sums up the run when it settled anything. Raises
-    :class:`AuditUnavailable` when an event cannot be appended.
-    """
-    results = []
-    for event in unsettled_attempts(older_than=older_than).iterator(chunk_size=500):
-        decision = _decide(event)
-        results.append(decision)
-        if dry_run or decision.outcome is None:
-            continue
-        copied = {name: getattr(event, name) for name in _COPIED_ON_SETTLE}
-        _append(
-            event.action,
-            decision.outcome,
-            None,
-            {
-                **copied,
-                "attempt": event.seq,
-                "error_code": "" if decision.outcome == Outcome.SUCCEEDED else "Reconciled",
-                "detail": {
-                    "settled_by": "audit_reconcile",
-                    "reason": decision.reason,
-                    "stages": list(decision.stages),
-                },
-            },
-            durable=True,
-            unless_settled=event.seq,
-        )
-    settled = [r for r in results if r.outcome is not None]
-    if settled and not dry_run:
-        record(
-            AuditAction.AUDIT_RECONCILE,
-            context=Context.system("audit_reconcile"),
-            detail={
-                "settled": len(settled),
-                "undecided": len(results) - len(settled),
-                "attempts": [r.attempt for r in settled][:100],
-            },
-        )
-    return results
-
-
-# --------------------------------------------------------------------------------------------
-# Changes made outside the portal
-
-
-def versions_outside_portal(name: str, version_ids: Iterable[str]) -> set[str]:
-    """The versions of secret ``name``, among ``version_ids``, that no audit event accounts
-    for: no event names them as its ``new_version``. Those were written by someone using the
-    console, the CLI or another tool ("changed outside the portal").
-
-    Every event that names a version accounts for it, whatever its outcome: a version staged
-    by a save that then conflicted was still made by the portal. One query.
-    """
-    wanted = set(version_ids)
-    if not wanted:
-        return set()
-    known = AuditEvent.objects.filter(secret=name, new_version__in=wanted).values_list(
-        "new_version", flat=True
-    )
-    return wanted - set(known)
-
-
-# --------------------------------------------------------------------------------------------
-# Searching and exporting (the auditor's views)
-
-
-@dataclass(frozen=True)
-class EventFilter:
-    """What an auditor asks for. Empty fields do not filter. ``secret`` and ``actor`` (username
-    or email) match any part, case-insensitively, unless named in ``exact`` (a timeline's
-    fixed secret or person, comma-separated); the other text fields match exactly;
-    ``since``/``until`` are whole UTC days, both included."""
-
-    secret: str = ""
-    environment: str = ""
-    service: str = ""
-    key: str = ""
-    actor: str = ""
-    action: str = ""
-    outcome: str = ""
-    since: date | None = None
-    until: date | None = None
-    exact: str = ""
-
-    def events(self) -> QuerySet[AuditEvent]:
-        """The matching events, in no particular order (callers order by ``seq``)."""
-        qs = AuditEvent.objects.all()
-        for name in ("environment", "service", "key", "action", "outcome"):
-            if value := getattr(self, name):
-                qs = qs.filter(**{name: value})
-        exact = set(self.exact.split(","))
-        if self.secret:
-            how = "secret" if "secret" in exact else "secret__icontains"
-            qs = qs.filter(**{how: self.secret})
-        if self.actor:
-            how = "iexact" if "actor" in exact else "icontains"
-            qs = qs.filter(
-                Q(**{f"actor_username__{how}": self.actor})
-                | Q(**{f"actor_email__{how}": self.actor})
-            )
-        if self.since:
-            qs = qs.filter(created__gte=datetime.combine(self.since, time.min, tzinfo=UTC))
-        if self.until:
-            end = datetime.combine(self.until + timedelta(days=1), time.min, tzinfo=UTC)
-            qs = qs.filter(created__lt=end)
-        return qs
-
-    def as_params(self) -> dict[str, str]:
-        """The non-empty fields as query parameters (dates ISO)."""
-        out = {}
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            if value:
-                out[name] = value.isoformat() if isinstance(value, date) else str(value)
-        return out
-
-
-def one_row_per_action(events: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:
-    """``events`` without the "attempted" events whose outcome was recorded (the outcome event
-    names its attempt): one row per action, with its outcome. An attempt with no outcome yet
-    stays (it is the one to look at)."""
-    settled = AuditEvent.objects.filter(attempt__isnull=False).values("attempt")
-    return events.exclude(outcome=Outcome.ATTEMPTED, seq__in=settled)
-
-
-def _export_records(events: QuerySet[AuditEvent], chunk_size: int) -> Iterator[dict[str, Any]]:
-    rows = events.order_by("seq").values_list(*EXPORT_FIELDS).iterator(chunk_size=chunk_size)
-    for row in rows:
-        item = dict(zip(EXPORT_FIELDS, row, strict=True))
-        item["created"] = _iso(item["created"])
-        yield item
-
-
-class _Line:
-    """A file-like object whose ``write`` returns what it was given (for ``csv.writer``)."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _csv_cell(value: Any) -> Any:
-    """One CSV cell. Text that a spreadsheet would run as a formula gets a leading ``'``
-    (OWASP "CSV injection"); the JSON Lines export keeps every field exact."""
-    if type(value) is str:
-        return "'" + value if value.startswith(_FORMULA_STARTS) else value
-    if value is None:
-        return ""
-    if isinstance(value, dict | list):
-        return _csv_cell(json.dumps(value, sort_keys=True, ensure_ascii=False))
-    return value  # numbers
-
-
-def export_csv(events: QuerySet[AuditEvent], *, chunk_size: int = 2000) -> Iterator[str]:
-    """``events`` as CSV lines in ``seq`` order, header first: :data:`EXPORT_FIELDS`,
-    ``detail`` as JSON. A generator reading ``chunk_size`` rows at a time (constant memory)."""
-    writer = csv.writer(_Line())
-    yield writer.writerow(EXPORT_FIELDS)
-    for item in _export_records(events, chunk_size):
-        yield writer.writerow([_csv_cell(item[name]) for name in EXPORT_FIELDS])
-
-
-def export_jsonl(events: QuerySet[AuditEvent], *, chunk_size: int = 2000) -> Iterator[str]:
-    """``events`` as JSON Lines in ``seq`` order: one object per event with
-    :data:`EXPORT_FIELDS`, exactly as hashed (``compute_hash(json.loads(line)) == hash``)."""
-    for item in _export_records(events, chunk_size):
-        yield json.dumps(item, ensure_ascii=False, separators=(",", ":")) + "\n"

@@ -1,8 +1,16 @@
-"""The gateway to AWS Secrets Manager: the only module that imports boto3 or botocore.
+"""The gateway to AWS Secrets Manager and STS: the only module that imports boto3 or botocore,
+and the only one that calls them (``tests/test_iam_policy.py`` reads the calls from this file).
 
-Every AWS error leaves this module as an :class:`AwsError` subclass whose ``message`` is one
-sentence naming the cause and the fix (the standard's "Troubleshooting" section is the model).
-Messages never contain a secret value.
+* the clients: the portal's own (reads) and, with ``PORTAL_WRITE_ROLE_ARN``, one per signed-in
+  person for writes (STS ``AssumeRole`` with ``SourceIdentity``);
+* the reads: list, describe, read a version, list versions, who the portal is;
+* the writes: the compare-and-swap steps (stage, promote, drop the staging label), create,
+  restore, schedule deletion.
+
+Every AWS error leaves this module through :func:`translate` (applied by :func:`aws_call`
+around every call) as an :class:`AwsError` subclass whose ``message`` is one sentence naming the
+cause and the fix; the family lives in ``aws_errors.py`` and is re-exported here, since callers
+catch it by the gateway's name (``aws.SecretNotFound``). Messages never contain a secret value.
 
 Configuration comes from boto3's own settings: ``AWS_REGION``/``AWS_DEFAULT_REGION``, the default
 credential chain, and ``AWS_ENDPOINT_URL`` (moto or LocalStack in the demo and tests).
@@ -15,11 +23,10 @@ import logging
 import re
 import threading
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -27,7 +34,24 @@ import botocore.config
 import botocore.exceptions
 from django.conf import settings
 
-from . import errors
+# The error family, re-exported: the gateway's callers catch it as aws.<name>.
+from .aws_errors import AccessDenied as AccessDenied
+from .aws_errors import AmbiguousCurrent as AmbiguousCurrent
+from .aws_errors import AwsError as AwsError
+from .aws_errors import BadParameter as BadParameter
+from .aws_errors import CodeErrors
+from .aws_errors import CurrentMoved as CurrentMoved
+from .aws_errors import DecryptionFailed as DecryptionFailed
+from .aws_errors import InvalidRequest as InvalidRequest
+from .aws_errors import LimitExceeded as LimitExceeded
+from .aws_errors import NoValueYet as NoValueYet
+from .aws_errors import SaveOutcomeUnknown as SaveOutcomeUnknown
+from .aws_errors import ScheduledForDeletion as ScheduledForDeletion
+from .aws_errors import SecretNotFound as SecretNotFound
+from .aws_errors import SecretTooLarge as SecretTooLarge
+from .aws_errors import ServiceUnavailable as ServiceUnavailable
+from .aws_errors import Throttled as Throttled
+from .aws_errors import TokenReused as TokenReused
 from .documents import MAX_SECRET_BYTES
 from .observability.logs import count_aws_calls
 
@@ -43,98 +67,31 @@ LIST_PAGE_SIZE = 100
 
 
 # --------------------------------------------------------------------------------------------
-# Errors
-
-
-class AwsError(errors.UpstreamError):
-    """An AWS failure turned into a sentence for the user.
-
-    ``code`` is AWS's error code (``ResourceNotFoundException``, ...) or ours; ``message`` says
-    what happened and how to fix it, and is safe to show (no values).
-    """
-
-    default = "Secrets Manager returned an unexpected error. Try again; if it persists, check the AWS Health Dashboard."
-
-    def __init__(self, message: str | None = None, *, code: str = "", secret: str = "") -> None:
-        self.message = message or self.default
-        self.code = code
-        self.secret = secret
-        super().__init__(self.message)
-
-
-class SecretNotFound(AwsError):
-    status = HTTPStatus.NOT_FOUND
-    default = "Secrets Manager can't find this secret. Check the name and region, or create it."
-
-
-class NoValueYet(AwsError):
-    default = (
-        "This secret exists but has no value yet (it was created without one). "
-        "Save a first version to give it a value."
-    )
-
-
-class AccessDenied(AwsError):
-    default = "AWS denied the request: the portal's IAM role lacks a permission."
-
-
-class DecryptionFailed(AwsError):
-    default = (
-        "AWS KMS could not decrypt this secret: the KMS key is disabled or the portal's role lacks "
-        "kms:Decrypt on it. Enable the key or grant kms:Decrypt to the portal's role."
-    )
-
-
-class Throttled(AwsError):
-    default = (
-        "AWS is throttling requests to Secrets Manager (rate exceeded). Wait a few seconds and "
-        "try again."
-    )
-
-
-class ScheduledForDeletion(AwsError):
-    default = (
-        "This secret is scheduled for deletion, so its value can't be read or changed. "
-        "Restore it (RestoreSecret) first if it is still needed."
-    )
-
-
-class InvalidRequest(AwsError):
-    default = "Secrets Manager refused the request for the secret's current state."
-
-
-class LimitExceeded(AwsError):
-    default = (
-        "A Secrets Manager quota was reached for this secret (about 100 versions, or 20 staging "
-        "labels). Wait for old versions to be pruned (after 24 hours) or close open change requests."
-    )
-
-
-class ServiceUnavailable(AwsError):
-    default = (
-        "Secrets Manager could not be reached. Check the network path to AWS (or the "
-        "AWS_ENDPOINT_URL setting) and try again."
-    )
-
-
-class BadParameter(AwsError):
-    status = HTTPStatus.BAD_REQUEST
-    default = (
-        "The request named a version or parameter that AWS does not accept (for example a "
-        "malformed version id). Reload the page and try again."
-    )
+# Errors: one path from a botocore exception to an AwsError
 
 
 def translate(
-    exc: Exception, *, operation: str, secret: str = "", service: str = "secretsmanager"
+    exc: Exception,
+    *,
+    operation: str,
+    secret: str = "",
+    service: str = "secretsmanager",
+    codes: CodeErrors | None = None,
 ) -> AwsError:
-    """Map a botocore exception raised by ``service``'s ``operation`` to our :class:`AwsError`."""
+    """Map a botocore exception raised by ``service``'s ``operation`` to our :class:`AwsError`.
+
+    A ``ClientError`` whose code is in ``codes`` becomes what ``codes[code](code)`` returns (a
+    call's own reading of that code); other codes, and any ``BotoCoreError``, map as below.
+    An :class:`AwsError` is returned as it is; any other exception is re-raised.
+    """
     if isinstance(exc, AwsError):
         return exc
     if isinstance(exc, botocore.exceptions.ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         text = str(exc.response.get("Error", {}).get("Message", ""))
         where = f" ({secret})" if secret else ""
+        if codes and code in codes:
+            return codes[code](code)
         if code == "ResourceNotFoundException":
             return SecretNotFound(code=code, secret=secret)
         if code in ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException"):
@@ -190,11 +147,6 @@ def translate(
     raise exc
 
 
-#: Per-call exceptions to :func:`translate`: AWS error code -> the :class:`AwsError` to raise
-#: (called with the code).
-CodeErrors = Mapping[str, Callable[[str], AwsError]]
-
-
 @contextmanager
 def aws_call(
     operation: str,
@@ -205,20 +157,17 @@ def aws_call(
 ) -> Iterator[None]:
     """Run the AWS call in the ``with`` block; a botocore error leaves it as an :class:`AwsError`.
 
-    A ``ClientError`` whose code is in ``codes`` raises what ``codes[code](code)`` returns; any
-    other ``ClientError`` or ``BotoCoreError`` raises :func:`translate` ``(exc, operation=...,
-    secret=..., service=...)``. The botocore exception is never chained (``from None``): its text
-    can quote request parameters. Other exceptions pass through unchanged.
+    A ``ClientError`` or ``BotoCoreError`` raises :func:`translate` ``(exc, operation=...,
+    secret=..., service=..., codes=...)``. The botocore exception is never chained
+    (``from None``): its text can quote request parameters. Other exceptions pass through
+    unchanged.
     """
     try:
         yield
-    except botocore.exceptions.ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if codes and code in codes:
-            raise codes[code](code) from None
-        raise translate(exc, operation=operation, secret=secret, service=service) from None
-    except botocore.exceptions.BotoCoreError as exc:
-        raise translate(exc, operation=operation, secret=secret, service=service) from None
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        raise translate(
+            exc, operation=operation, secret=secret, service=service, codes=codes
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -609,75 +558,11 @@ TOKEN_MIN, TOKEN_MAX = 32, 64
 log = logging.getLogger(__name__)
 
 
-class SecretTooLarge(AwsError):
-    """The serialised document is over AWS's 65,536-byte limit (raised before any AWS call)."""
-
-    status = HTTPStatus.BAD_REQUEST
-
-    def __init__(self, size: int, *, secret: str = "") -> None:
-        over = size - MAX_SECRET_BYTES
-        super().__init__(
-            f"The secret would be {size:,} bytes of UTF-8, {over:,} bytes over AWS's limit of "
-            f"{MAX_SECRET_BYTES:,} bytes per secret value. Remove or shorten values (or move a "
-            "large service to its own secret) and save again. Nothing was saved.",
-            code="SecretTooLarge",
-            secret=secret,
-        )
-        self.size = size
-        self.over = over
-
-
-class CurrentMoved(AwsError):
-    """``AWSCURRENT`` is no longer on the base version: someone else saved in between."""
-
-    def __init__(self, *, current_version: str, secret: str = "") -> None:
-        super().__init__(
-            "Someone else saved this secret after you opened it, so AWSCURRENT moved.",
-            code="CurrentMoved",
-            secret=secret,
-        )
-        self.current_version = current_version
-
-
-class AmbiguousCurrent(AwsError):
-    """``AWSCURRENT`` is on more than one version, which AWS itself never allows (a staging label
-    is on at most one version; ``UpdateSecretVersionStage``). Seen in moto after an out-of-band
-    plain ``PutSecretValue``. Writing would rebase onto a guess, so writes are refused."""
-
-    status = HTTPStatus.CONFLICT  # the secret's state, not AWS, is at fault
-
-    def __init__(self, *, versions: Sequence[str], secret: str = "") -> None:
-        listed = ", ".join(sorted(versions))
-        super().__init__(
-            f"Secrets Manager reports AWSCURRENT on {len(versions)} versions of this secret "
-            f"({listed}), a state AWS itself never allows, so the portal can't tell which value "
-            "is current and refuses to write. Ask an admin to move AWSCURRENT onto the right "
-            "version (UpdateSecretVersionStage) and try again. Nothing was saved.",
-            code="AmbiguousCurrent",
-            secret=secret,
-        )
-        self.versions = tuple(sorted(versions))
-
-
 def refuse_ambiguous_current(name: str, description: SecretDescription) -> None:
     """Raise :class:`AmbiguousCurrent` when ``AWSCURRENT`` is on more than one version."""
     holders = [v for v, labels in description.versions_to_stages.items() if CURRENT in labels]
     if len(holders) > 1:
         raise AmbiguousCurrent(versions=holders, secret=name)
-
-
-class TokenReused(AwsError):
-    default = (
-        "This change was already submitted with different content (its request token is taken "
-        "by another version). Open the editor again and make the change anew."
-    )
-
-
-class SaveOutcomeUnknown(AwsError):
-    default = (
-        "Secrets Manager did not confirm whether the save landed, and could not be asked. "
-        "Open the secret's history to see whether your version became current before trying again."
-    )
 
 
 def _write_client(source_identity: str = "") -> SecretsManagerClient:
@@ -807,18 +692,16 @@ def drop_staging_label(
     returns ``False``. Other failures are logged and return ``False``: a label left behind is moved
     and dropped by the next save, so it never blocks one.
     """
+    writer = _write_client(source_identity)  # its own failures (AssumeRole) are raised
     try:
-        _write_client(source_identity).update_secret_version_stage(
-            SecretId=name, VersionStage=label or STAGING_LABEL, RemoveFromVersionId=version_id
-        )
+        with aws_call("UpdateSecretVersionStage", secret=name):
+            writer.update_secret_version_stage(
+                SecretId=name, VersionStage=label or STAGING_LABEL, RemoveFromVersionId=version_id
+            )
         return True
-    except botocore.exceptions.ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code != "InvalidParameterException":
-            log.warning("could not drop the staging label of %s (%s)", name, code)
-        return False
-    except botocore.exceptions.BotoCoreError as exc:
-        log.warning("could not drop the staging label of %s (%s)", name, type(exc).__name__)
+    except AwsError as exc:  # .code: AWS's error code, or the botocore exception's class name
+        if exc.code != "InvalidParameterException":
+            log.warning("could not drop the staging label of %s (%s)", name, exc.code)
         return False
 
 

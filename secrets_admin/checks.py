@@ -80,7 +80,7 @@ def check_audit_devices(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
     must parse, or no event would reach a device, no anchor be signed."""
     from django.core.exceptions import ImproperlyConfigured
 
-    from . import audit_devices
+    from . import audit_anchors, audit_devices
 
     errors: list[CheckMessage] = []
     for spec in audit_devices.device_specs():
@@ -90,11 +90,11 @@ def check_audit_devices(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
             errors.append(Error(f"PORTAL_AUDIT_DEVICES: {exc}", id="portal.E101"))
     if settings.PORTAL_AUDIT_ANCHORS and settings.PORTAL_AUDIT_ANCHORS != "none":
         try:
-            audit_devices.parse_anchor_sink(settings.PORTAL_AUDIT_ANCHORS)
+            audit_anchors.parse_anchor_sink(settings.PORTAL_AUDIT_ANCHORS)
         except ValueError as exc:
             errors.append(Error(f"PORTAL_AUDIT_ANCHORS: {exc}", id="portal.E102"))
     try:
-        audit_devices.trusted_public_keys()  # the signing key and the previous public keys
+        audit_anchors.trusted_public_keys()  # the signing key and the previous public keys
     except ImproperlyConfigured as exc:
         errors.append(Error(str(exc), id="portal.E103"))
     return errors

@@ -27,7 +27,7 @@ empty.in-protected-environment     warning  an empty value in a protected enviro
                                             reads "" where a credential belongs ("needs a value")
 values.<id>                        config   ``PORTAL_VALUE_RULES`` (e.g. live keys outside main)
 config.value-rules                 error    ``PORTAL_VALUE_RULES`` itself is malformed
-reuse.*, stale.*, empty.*          see      found in the hygiene index (``hygiene.py`` documents them)
+reuse.*, stale.*, empty.*          see      found in the hygiene index (``hygiene/__init__.py`` documents them)
 =================================  =======  =====================================================
 """
 
@@ -63,7 +63,7 @@ RULES: dict[str, str] = {
     "empty.in-protected-environment": "An empty value in a protected environment (needs a value).",
     "values.*": "A value rule of PORTAL_VALUE_RULES matched (the value is never shown).",
     "config.value-rules": "PORTAL_VALUE_RULES is malformed.",
-    # From the hygiene index (hygiene.py): fingerprints and dates, never values.
+    # From the hygiene index (the hygiene package): fingerprints and dates, never values.
     "reuse.production-elsewhere": "A production credential also held by another environment.",
     "reuse.across-environments": "Two non-production environments share one credential.",
     "reuse.across-repositories": "One credential shared by the secrets of two repositories.",
@@ -285,6 +285,40 @@ class Finding:
         return data
 
 
+class CellPosition(Protocol):
+    """One cell by name (``documents.Cell`` and ``hygiene.Place`` fit)."""
+
+    @property
+    def environment(self) -> str: ...
+
+    @property
+    def service(self) -> str: ...
+
+    @property
+    def key(self) -> str: ...
+
+
+def open_secret(name: str) -> Fix:
+    """The usual fix: open secret ``name`` (its grid)."""
+    return Fix("secret_detail", (name,), label=f"open {name}")
+
+
+def cell_finding(
+    severity: Severity, rule: str, secret: str, message: str, cell: CellPosition
+) -> Finding:
+    """A finding about one ``cell`` of ``secret``, fixed by opening the secret."""
+    return Finding(
+        severity,
+        rule,
+        secret,
+        message,
+        environment=cell.environment,
+        service=cell.service,
+        key=cell.key,
+        fix=open_secret(secret),
+    )
+
+
 def counts(findings: Iterable[Finding]) -> dict[Severity, int]:
     """How many findings of each severity (both keys always present)."""
     severities = [f.severity for f in findings]
@@ -398,10 +432,6 @@ def _known_environments(
     return [n for n in names if n]
 
 
-def _open(name: str) -> Fix:
-    return Fix("secret_detail", (name,), label=f"open {name}")
-
-
 def _no_value(name: str) -> Finding:
     return Finding(
         "warning",
@@ -409,7 +439,7 @@ def _no_value(name: str) -> Finding:
         name,
         "The secret has no value yet, so an application's GetSecretValue fails. Save a first "
         "version with every required environment.",
-        fix=_open(name),
+        fix=open_secret(name),
     )
 
 
@@ -425,7 +455,7 @@ def _check_unified_name(
             f"The standard names a unified secret {{repo-name}}{policy.suffix}, and "
             f"{repo!r} is not a plain repo name (lower-case letters, digits, '-', '_', '.'). "
             "Use the repository's name.",
-            fix=_open(name),
+            fix=open_secret(name),
         )
     match = legacy_match(repo, repos - {repo}, environments)
     if match and match.environment:
@@ -440,7 +470,7 @@ def _check_unified_name(
             f"environment {match.environment!r}.",
             environment=match.environment,
             related=target,
-            fix=_open(target) if match.repo else _open(name),
+            fix=open_secret(target) if match.repo else open_secret(name),
         )
 
 
@@ -471,7 +501,7 @@ def _check_other_name(
             environment=match.environment,
             service=match.service,
             related=target,
-            fix=_open(target),
+            fix=open_secret(target),
         )
     else:
         stem = name[: -len(match.environment) - 1]
@@ -512,7 +542,7 @@ def _check_content(
     name: str, content: documents.Classified | Unreadable, policy: Policy
 ) -> Iterator[Finding]:
     if isinstance(content, Unreadable):
-        yield Finding("error", "structure.unreadable", name, content.message, fix=_open(name))
+        yield Finding("error", "structure.unreadable", name, content.message, fix=open_secret(name))
         return
     if not content.conforming:
         shown = list(content.reasons[:5])
@@ -523,7 +553,7 @@ def _check_content(
             name,
             "Does not follow the standard's JSON structure (environment -> service -> key -> "
             f"value): {'; '.join(shown)}{f'; and {more} more' if more > 0 else ''}.",
-            fix=_open(name),
+            fix=open_secret(name),
         )
         return
     doc = content.document
@@ -546,7 +576,7 @@ def _check_environments(name: str, doc: Mapping[str, Any], policy: Policy) -> It
                 f'"No config found for environment: {env}" (the standard\'s troubleshooting). '
                 f"Add {env!r} with the services the other environments have.",
                 environment=env,
-                fix=_open(name),
+                fix=open_secret(name),
             )
     for env in doc:
         if not _BRANCH_NAME.match(env):
@@ -558,7 +588,7 @@ def _check_environments(name: str, doc: Mapping[str, Any], policy: Policy) -> It
                 "environment from the branch (AWS_BRANCH), so nothing will ever read it. "
                 "Rename it to the branch it serves.",
                 environment=env,
-                fix=_open(name),
+                fix=open_secret(name),
             )
 
 
@@ -575,7 +605,7 @@ def _check_case(name: str, doc: Mapping[str, Any]) -> Iterator[Finding]:
                 f"Environments {_listed(variants)} differ only in case; branches are "
                 "case-sensitive, so only one of them is used. Merge them.",
                 environment=variants[0],
-                fix=_open(name),
+                fix=open_secret(name),
             )
     cells: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for row in documents.grid(doc).rows:
@@ -592,7 +622,7 @@ def _check_case(name: str, doc: Mapping[str, Any]) -> Iterator[Finding]:
                 "Keep one spelling.",
                 service=variants_[0][0],
                 key=variants_[0][1],
-                fix=_open(name),
+                fix=open_secret(name),
             )
 
 
@@ -651,16 +681,13 @@ def _check_values(name: str, doc: Mapping[str, Any], policy: Policy) -> Iterator
     for cell in documents.cells(doc):
         for rule in policy.value_rules:
             if rule.applies_to(cell.environment) and rule.matches(cell.value):
-                yield Finding(
+                yield cell_finding(
                     rule.severity,
                     f"values.{rule.id}",
                     name,
                     f"This cell holds {rule.message} (rule {rule.id}; the value is not shown). "
                     "Replace it with the right value for this environment.",
-                    environment=cell.environment,
-                    service=cell.service,
-                    key=cell.key,
-                    fix=_open(name),
+                    cell,
                 )
 
 
@@ -672,16 +699,13 @@ def _check_empty_protected(name: str, doc: Mapping[str, Any], policy: Policy) ->
         if cell.value == "" and any(
             fnmatch.fnmatchcase(cell.environment, p) for p in policy.protected_environments
         ):
-            yield Finding(
+            yield cell_finding(
                 "warning",
                 "empty.in-protected-environment",
                 name,
                 f"{cell.service}.{cell.key} is empty in the protected environment "
                 f"{cell.environment!r}: it needs a value before an app reads it.",
-                environment=cell.environment,
-                service=cell.service,
-                key=cell.key,
-                fix=_open(name),
+                cell,
             )
 
 

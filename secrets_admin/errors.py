@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .changes.protocol import ConflictCell
@@ -26,12 +26,24 @@ class PortalError(Exception):
     """A refusal or failure with a message for the person and the status of the answer.
 
     ``message`` says what happened and what to do; it never holds a secret value.
-    ``status`` is the class's :attr:`status` unless given.
+    ``status`` is the class's :attr:`status` unless given. A subclass names only what differs
+    from its parent: ``status`` and ``code`` as class keywords
+    (``class Forbidden(PortalError, status=HTTPStatus.FORBIDDEN, code="Forbidden")``), a fixed
+    ``message`` as a class attribute.
     """
 
     status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
     code: str = "Error"
     message: str = "Something went wrong."
+
+    def __init_subclass__(
+        cls, *, status: HTTPStatus | None = None, code: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if code is not None:
+            cls.code = code
 
     def __init__(self, message: str | None = None, status: HTTPStatus | None = None) -> None:
         if message is not None:
@@ -41,107 +53,71 @@ class PortalError(Exception):
         super().__init__(self.message)
 
 
-class InvalidInput(PortalError):
+class InvalidInput(PortalError, status=HTTPStatus.BAD_REQUEST, code="InvalidInput"):
     """Input the portal can't use (400)."""
 
-    status = HTTPStatus.BAD_REQUEST
-    code = "InvalidInput"
 
-
-class Forbidden(PortalError):
+class Forbidden(PortalError, status=HTTPStatus.FORBIDDEN, code="Forbidden"):
     """This person may not do this (403)."""
 
-    status = HTTPStatus.FORBIDDEN
-    code = "Forbidden"
 
-
-class NotFound(PortalError):
+class NotFound(PortalError, status=HTTPStatus.NOT_FOUND, code="NotFound"):
     """There is no such thing (404)."""
 
-    status = HTTPStatus.NOT_FOUND
-    code = "NotFound"
 
-
-class StateConflict(PortalError):
+class StateConflict(PortalError, status=HTTPStatus.CONFLICT, code="StateConflict"):
     """The request conflicts with the current state of the secret or request (409)."""
 
-    status = HTTPStatus.CONFLICT
-    code = "StateConflict"
 
-
-class UpstreamError(PortalError):
+class UpstreamError(PortalError, status=HTTPStatus.BAD_GATEWAY, code="UpstreamError"):
     """A service the portal depends on (Secrets Manager, KMS, STS) failed (502)."""
 
-    status = HTTPStatus.BAD_GATEWAY
-    code = "UpstreamError"
 
-
-class Unavailable(PortalError):
+class Unavailable(PortalError, status=HTTPStatus.SERVICE_UNAVAILABLE, code="Unavailable"):
     """The portal can't carry this out safely right now, e.g. the audit log is down (503)."""
-
-    status = HTTPStatus.SERVICE_UNAVAILABLE
-    code = "Unavailable"
 
 
 # --------------------------------------------------------------------------------------------
 # Refusals of the write use cases (secrets_admin.changes)
 
 
-class ChangeRefused(InvalidInput):
+class ChangeRefused(InvalidInput, code="Refused"):
     """The portal will not make this change; ``message`` says why and what to do (400 unless a
     subclass says otherwise).
 
     Raised before any write, except :class:`SaveContended` (whose writes did not land).
     """
 
-    code = "Refused"
 
-
-class NotEditable(ChangeRefused):
+class NotEditable(ChangeRefused, code="NotEditable"):
     """The version is binary, non-standard or managed elsewhere: never rewritten (invariant 5)."""
 
-    code = "NotEditable"
 
-
-class InvalidChange(ChangeRefused):
+class InvalidChange(ChangeRefused, code="InvalidChange"):
     """An edit that can't apply, a bad name, a malformed change id (400)."""
 
-    code = "InvalidChange"
 
-
-class NoChanges(ChangeRefused):
+class NoChanges(ChangeRefused, status=HTTPStatus.OK, code="NoChanges"):
     """The edits leave the secret as it is (200: nothing is wrong, nothing was saved)."""
 
-    status = HTTPStatus.OK
-    code = "NoChanges"
     message = "No changes: the edits leave the secret as it is, so nothing was saved."
 
-    def __init__(self) -> None:
-        super().__init__()
 
-
-class SaveContended(ChangeRefused):
+class SaveContended(ChangeRefused, status=HTTPStatus.CONFLICT, code="SaveContended"):
     """Others kept saving while this save rebased (409)."""
 
-    status = HTTPStatus.CONFLICT
-    code = "SaveContended"
     message = (
         "Others saved this secret several times while yours was being saved, so it was not "
         "saved (nothing of yours landed). Re-apply your edits on the current version."
     )
 
-    def __init__(self) -> None:
-        super().__init__()
+
+class SecretExists(ChangeRefused, code="SecretExists"):
+    """A secret of that name exists already (400)."""
 
 
-class SecretExists(ChangeRefused):
-    code = "SecretExists"
-
-
-class SecretPendingDeletion(ChangeRefused):
+class SecretPendingDeletion(ChangeRefused, code="SecretPendingDeletion"):
     """A secret of that name is scheduled for deletion; an admin may restore it instead."""
-
-    code = "SecretPendingDeletion"
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -151,16 +127,12 @@ class SecretPendingDeletion(ChangeRefused):
         )
 
 
-class LabelLimit(ChangeRefused):
+class LabelLimit(ChangeRefused, code="LabelLimit"):
     """One more ``CR-<id>`` label would pass AWS's 20 staging labels per secret."""
 
-    code = "LabelLimit"
 
-
-class SavedUnrecorded(Unavailable):
+class SavedUnrecorded(Unavailable, code="SavedUnrecorded"):
     """The write landed but its outcome could not be added to the audit log (its attempt is)."""
-
-    code = "SavedUnrecorded"
 
     def __init__(self, version_id: str) -> None:
         self.version_id = version_id
@@ -170,15 +142,13 @@ class SavedUnrecorded(Unavailable):
         )
 
 
-class Conflict(StateConflict):
+class Conflict(StateConflict, code="Conflict"):
     """Someone else changed cells this changeset touches. Nothing of the change landed.
 
     ``cells`` give base / theirs / yours per conflicting cell; ``base_version_id``,
     ``current_version_id`` (theirs) and ``yours_version_id`` (the staged, never-current version)
     are real versions, so permitted roles can reveal each side with ``reads.cell_reveal``.
     """
-
-    code = "Conflict"
 
     def __init__(
         self,
@@ -205,36 +175,26 @@ class Conflict(StateConflict):
 # Change requests (invariant 4: a second person for protected environments)
 
 
-class ChangeRequestRefused(ChangeRefused):
+class ChangeRequestRefused(ChangeRefused, code="ChangeRequestRefused"):
     """This person may not do that to this request now (400); ``message`` says why."""
 
-    code = "ChangeRequestRefused"
 
-
-class ChangeRequestNotOpen(ChangeRequestRefused):
+class ChangeRequestNotOpen(
+    ChangeRequestRefused, status=HTTPStatus.CONFLICT, code="ChangeRequestNotOpen"
+):
     """The request is no longer open (decided, cancelled, expired): nothing was changed (409)."""
 
-    status = HTTPStatus.CONFLICT
-    code = "ChangeRequestNotOpen"
 
-
-class SelfApproval(ChangeRequestRefused):
+class SelfApproval(ChangeRequestRefused, status=HTTPStatus.FORBIDDEN, code="SelfApproval"):
     """The author can't approve, reject or acknowledge their own request (403)."""
 
-    status = HTTPStatus.FORBIDDEN
-    code = "SelfApproval"
     message = (
         "You proposed this change request, so you can't approve or reject it: a second "
         "person has to (whatever your role). Cancel it instead if it is no longer wanted."
     )
 
-    def __init__(self) -> None:
-        super().__init__()
 
+class ChangeRequestNotFound(NotFound, code="ChangeRequestNotFound"):
+    """No change request has that id (404)."""
 
-class ChangeRequestNotFound(NotFound):
-    code = "ChangeRequestNotFound"
     message = "There is no such change request."
-
-    def __init__(self) -> None:
-        super().__init__()

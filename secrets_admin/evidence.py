@@ -24,7 +24,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from . import audit, audit_devices
+from . import audit, audit_anchors, audit_export
 from .models import AuditChainHead, AuditEvent, ChangeRequest
 
 #: The ``format`` of a pack; part of what is signed.
@@ -59,7 +59,7 @@ class EvidenceError(Exception):
 
 
 def _iso(value: Any) -> Any:
-    return audit._iso(value) if hasattr(value, "astimezone") else value
+    return audit.utc_iso(value) if hasattr(value, "astimezone") else value
 
 
 def _request_record(cr: ChangeRequest) -> dict[str, Any]:
@@ -78,25 +78,25 @@ def _request_record(cr: ChangeRequest) -> dict[str, Any]:
 
 def _chain(first: int, last: int) -> list[dict[str, Any]]:
     events = AuditEvent.objects.filter(seq__gte=first, seq__lte=last)
-    return [json.loads(line) for line in audit.export_jsonl(events)]
+    return [json.loads(line) for line in audit_export.export_jsonl(events)]
 
 
 def _proofs(seqs: list[int]) -> list[dict[str, Any]]:
     """One proof per anchor: the events from the request's first event not yet covered up to
     the first valid anchor at or after it, so a request that lived for days carries the
     events around its own, not everything in between."""
-    key = audit_devices.signing_key().public_key()
-    sink = audit_devices.anchor_sink()
+    key = audit_anchors.signing_key().public_key()
+    sink = audit_anchors.anchor_sink()
     stored = sink.read_anchors(from_seq=seqs[0]).anchors if sink else []
     anchors = sorted((a for a in stored if a.valid_under(key)), key=lambda a: a.seq)
     proofs: list[dict[str, Any]] = []
     i = 0
     while i < len(seqs):
         start = seqs[i]
-        anchor = next((a for a in anchors if a.seq >= start), None) or audit_devices.anchor_now()
+        anchor = next((a for a in anchors if a.seq >= start), None) or audit_anchors.anchor_now()
         if anchor is None:  # no anchor sink: the head, signed here and stored nowhere else
             head = AuditChainHead.objects.get(pk=1)
-            anchor = audit_devices.sign_anchor(head.seq, head.hash)
+            anchor = audit_anchors.sign_anchor(head.seq, head.hash)
         proofs.append(
             {
                 "anchor": {**anchor.as_json(), "where": anchor.where},
@@ -126,7 +126,7 @@ def build(request_id: int) -> bytes:
         raise EvidenceError(f"no audit event names change request #{request_id}")
     pack: dict[str, Any] = {
         "format": PACK_FORMAT,
-        "generated": audit._iso(timezone.now()),
+        "generated": audit.utc_iso(timezone.now()),
         "change_request": _request_record(cr),
         "versions": {
             "base": cr.base_version,
@@ -135,14 +135,14 @@ def build(request_id: int) -> bytes:
         },
         "events": seqs,
         "proofs": _proofs(seqs),
-        "public_key": audit_devices.public_key_text(),
+        "public_key": audit_anchors.public_key_text(),
     }
-    pack["signature"] = audit_devices.sign(_signed_part(pack))
-    return audit_devices.canonical_json(pack) + b"\n"
+    pack["signature"] = audit_anchors.sign(_signed_part(pack))
+    return audit_anchors.canonical_json(pack) + b"\n"
 
 
 def _signed_part(pack: dict[str, Any]) -> bytes:
-    return audit_devices.canonical_json({k: v for k, v in pack.items() if k != "signature"})
+    return audit_anchors.canonical_json({k: v for k, v in pack.items() if k != "signature"})
 
 
 @dataclass(frozen=True)
@@ -166,18 +166,18 @@ def _problems(data: bytes, trusted_key: str | None) -> Iterator[str]:
     if not isinstance(pack, dict) or pack.get("format") != PACK_FORMAT:
         yield "the file is not an evidence pack of this format"
         return
-    if audit_devices.canonical_json(pack) + b"\n" != data:
+    if audit_anchors.canonical_json(pack) + b"\n" != data:
         yield "the file is not in the canonical form it was written in (it was altered)"
         return
     try:
-        key = audit_devices.load_public_key(str(pack.get("public_key", "")))
+        key = audit_anchors.load_public_key(str(pack.get("public_key", "")))
     except ValueError:
         yield "the pack's public key is not an Ed25519 key"
         return
     if trusted_key is not None and pack["public_key"] != trusted_key:
         yield "the pack is signed by another key than the one given as the portal's"
         return
-    if not audit_devices.signature_valid(key, str(pack.get("signature", "")), _signed_part(pack)):
+    if not audit_anchors.signature_valid(key, str(pack.get("signature", "")), _signed_part(pack)):
         yield "the pack's signature does not match its content (it was altered)"
         return
     proven: dict[int, dict[str, Any]] = {}
@@ -192,7 +192,7 @@ def _problems(data: bytes, trusted_key: str | None) -> Iterator[str]:
 def _proof_problem(proof: Any, key: Any, proven: dict[int, dict[str, Any]]) -> str:
     """What is wrong with one proof (``""``: nothing); its events go into ``proven``."""
     try:
-        anchor = audit_devices.Anchor.from_json(proof["anchor"])
+        anchor = audit_anchors.Anchor.from_json(proof["anchor"])
     except (KeyError, TypeError, ValueError):
         return "a proof holds no signed anchor"
     if not anchor.valid_under(key):
@@ -255,7 +255,7 @@ def verify_pack(data: bytes, *, trusted_key: str | None = None) -> PackReport:
         anchors=[
             (int(p["anchor"]["seq"]), str(p["anchor"].get("where", ""))) for p in pack["proofs"]
         ],
-        fingerprint=audit_devices.key_fingerprint(pack["public_key"]),
+        fingerprint=audit_anchors.key_fingerprint(pack["public_key"]),
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.paginator import Page, Paginator
 
-from . import audit, aws
+from . import audit_reconcile, aws
 from .changes import protocol
 from .models import AuditEvent
 
@@ -75,11 +75,11 @@ def _summary(event: AuditEvent) -> str:
 def _outside_portal(name: str, version_ids: list[str], known: set[str]) -> set[str]:
     """Versions no portal event accounts for.
 
-    ``audit.versions_outside_portal`` decides from the events' ``new_version``; versions staged by
+    ``audit_reconcile.versions_outside_portal`` decides from the events' ``new_version``; versions staged by
     rebased or conflicted tries (``known``, from the events' ``detail.staged_versions``) are the
     portal's too.
     """
-    return audit.versions_outside_portal(name, version_ids) - known
+    return audit_reconcile.versions_outside_portal(name, version_ids) - known
 
 
 #: Versions per history page. AWS keeps about 100 versions of a secret (Secrets Manager quotas),

@@ -14,7 +14,7 @@ How it is filled and kept current (each version's value is read at most once, ne
 
 When a cell last changed is derived from the version history (fingerprints compared across
 versions, newest first) and the audit log; :class:`ChangedHow` says how it is known. The pages
-that read the index are in ``hygiene.py``.
+that read the index are in the ``hygiene`` package.
 """
 
 from __future__ import annotations

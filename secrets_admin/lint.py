@@ -19,7 +19,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.urls import reverse
 
-from . import aws, compliance, documents, hygiene, listing, permissions
+from . import aws, compliance, documents, listing, permissions
+from .hygiene import adoption as hygiene_adoption
 
 CACHE_KEY = "portal:compliance:v1"
 
@@ -101,7 +102,7 @@ def run(*, use_cache: bool = True) -> Report:
         contents[meta.name] = classified
     findings = problems + compliance.check(metas, contents, policy=pol)
     # Reuse, staleness and empty production values come from the hygiene index (no AWS call).
-    findings = compliance.sort_findings([*findings, *hygiene.findings()])
+    findings = compliance.sort_findings([*findings, *hygiene_adoption.findings()])
     report = Report(
         findings=findings,
         checked_at=time.time(),
@@ -163,10 +164,10 @@ def for_secrets(findings: list[compliance.Finding], names: list[str]) -> list[co
 def as_json(
     report: Report,
     findings: list[compliance.Finding],
-    adoption: list[hygiene.AdoptionRow] | None = None,
+    adoption: list[hygiene_adoption.AdoptionRow] | None = None,
 ) -> dict[str, Any]:
     """The JSON shape of ``secrets_lint --format json`` (no value anywhere); ``adoption`` adds
-    each repository's adoption of the standard (``hygiene.adoption``) under ``"adoption"``."""
+    each repository's adoption of the standard (``hygiene.adoption.adoption``) under ``"adoption"``."""
     extra = {} if adoption is None else {"adoption": [row.as_dict() for row in adoption]}
     return {
         "checked_at": report.checked_at,

@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +40,7 @@ from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
 from . import aws, documents, index
+from .cache_lock import cache_lock
 from .models import SecretSummary
 
 logger = logging.getLogger(__name__)
@@ -424,21 +425,10 @@ WRITE_LOCK_KEY = "portal:listing:v3:write"
 WRITE_WAIT_SECONDS = 5.0
 
 
-@contextlib.contextmanager
-def _write_lock() -> Iterator[bool]:
+def _write_lock() -> contextlib.AbstractContextManager[bool]:
     """Hold :data:`WRITE_LOCK_KEY` (True) while a write-through or a finished listing is
     stored, so neither overwrites the other; False after :data:`WRITE_WAIT_SECONDS`."""
-    token = uuid.uuid4().hex
-    deadline = time.monotonic() + WRITE_WAIT_SECONDS
-    held = cache.add(WRITE_LOCK_KEY, token, LOCK_SECONDS)
-    while not held and time.monotonic() < deadline:
-        time.sleep(0.02)
-        held = cache.add(WRITE_LOCK_KEY, token, LOCK_SECONDS)
-    try:
-        yield held
-    finally:
-        if held and cache.get(WRITE_LOCK_KEY) == token:
-            cache.delete(WRITE_LOCK_KEY)
+    return cache_lock(WRITE_LOCK_KEY, seconds=LOCK_SECONDS, wait=WRITE_WAIT_SECONDS)
 
 
 def record_write(name: str, version_id: str = "", *, meta: aws.SecretMeta | None = None) -> None:

@@ -17,7 +17,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, connections, transaction
 
-from secrets_admin import audit, aws
+from secrets_admin import audit, audit_export, audit_reconcile, audit_verify, aws
 from secrets_admin.audit import AuditAction, Outcome
 from secrets_admin.models import AuditChainHead, AuditEvent, AuditEventImmutable
 
@@ -62,7 +62,7 @@ def test_events_are_numbered_and_each_hash_covers_the_previous_one() -> None:
     assert audit.compute_hash(stored) == stored.hash
     head = AuditChainHead.objects.get(pk=1)
     assert (head.seq, head.hash) == (3, events[2].hash)
-    assert audit.verify().ok
+    assert audit_verify.verify().ok
 
 
 def test_unknown_action_or_field_is_refused_before_anything_is_written() -> None:
@@ -83,7 +83,7 @@ def test_values_read_back_differently_are_normalised_so_the_chain_still_verifies
     event = AuditEvent.objects.get()
     assert len(event.key) == 255 and event.change_request == 7
     assert event.detail == {"ratio": "1e+20", "nul": "a\ufffdb", "3": ["x", None], "ok": True}
-    assert audit.verify().ok
+    assert audit_verify.verify().ok
 
 
 def test_an_event_records_who_and_from_where(rf: Any, engineer: Any) -> None:
@@ -115,7 +115,7 @@ def test_events_cannot_be_changed_or_deleted_through_the_orm() -> None:
         AuditEvent.objects.update(environment="main")
     with pytest.raises(AuditEventImmutable):
         AuditEvent.objects.all().delete()
-    assert audit.verify().ok
+    assert audit_verify.verify().ok
 
 
 def test_deleting_a_user_keeps_their_events_and_the_chain(engineer: Any) -> None:
@@ -123,7 +123,7 @@ def test_deleting_a_user_keeps_their_events_and_the_chain(engineer: Any) -> None
     engineer.delete()
     event = AuditEvent.objects.get()
     assert event.actor is None and event.actor_username == "erin-engineer"
-    assert audit.verify().ok
+    assert audit_verify.verify().ok
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,7 +153,9 @@ def test_attempt_without_an_outcome_is_an_error_and_stays_open() -> None:
         audit.attempt(AuditAction.SAVE, secret="a-secrets"),
     ):
         pass
-    assert list(audit.unsettled_attempts(older_than=timedelta(0))) == [AuditEvent.objects.get()]
+    assert list(audit_reconcile.unsettled_attempts(older_than=timedelta(0))) == [
+        AuditEvent.objects.get()
+    ]
 
 
 def test_attempt_inside_a_transaction_is_refused() -> None:
@@ -260,7 +262,7 @@ def test_unrecorded_outcome_is_reported_without_claiming_nothing_changed(monkeyp
 
 def test_intact_chain_verifies_and_the_command_prints_the_head() -> None:
     events = make_chain(5)
-    result = audit.verify()
+    result = audit_verify.verify()
     assert (result.ok, result.checked, result.head_seq) == (True, 5, 5)
     out = StringIO()
     call_command("audit_verify", stdout=out)
@@ -272,7 +274,7 @@ def test_intact_chain_verifies_and_the_command_prints_the_head() -> None:
 
 
 def assert_broken_at(seq: int, words: str) -> None:
-    result = audit.verify()
+    result = audit_verify.verify()
     assert not result.ok
     assert result.first_bad_seq == seq, result.problem
     assert words in result.problem
@@ -377,7 +379,7 @@ def test_an_anchor_catches_a_chain_rewritten_up_to_it() -> None:
         prev = audit.compute_hash(event)
         sql("UPDATE {t} SET prev_hash = %s, hash = %s WHERE seq = %s", [event.prev_hash, prev, seq])
     AuditChainHead.objects.filter(pk=1).update(hash=prev)
-    assert audit.verify().ok
+    assert audit_verify.verify().ok
     with pytest.raises(CommandError, match=r"broken at event #3: .*anchor"):
         call_command("audit_verify", "--no-record", "--anchor", anchor)
 
@@ -393,7 +395,7 @@ def test_a_broken_chain_check_is_recorded_as_failed() -> None:
 
 def test_an_export_line_carries_what_is_needed_to_check_its_hash() -> None:
     make_chain(3, detail={"n": 1.5})
-    for line in audit.export_jsonl(AuditEvent.objects.all()):
+    for line in audit_export.export_jsonl(AuditEvent.objects.all()):
         item = json.loads(line)
         assert audit.compute_hash(item) == item["hash"]
 
@@ -458,9 +460,9 @@ def test_reconcile_settles_open_attempts_by_asking_secrets_manager(
     summary = AuditEvent.objects.get(action="audit_reconcile")
     assert summary.detail["settled"] == 4 and summary.detail["undecided"] == 1
     assert "settled 4, undecided 1" in out.getvalue()
-    assert audit.verify().ok
+    assert audit_verify.verify().ok
     # Run again: nothing is settled twice.
-    results = audit.reconcile(older_than=timedelta(0))
+    results = audit_reconcile.reconcile(older_than=timedelta(0))
     assert [r.attempt for r in results] == [a5.seq]
 
 
@@ -470,7 +472,7 @@ def test_reconcile_counts_a_version_since_replaced_as_succeeded(make_secret: Any
     cas_write(sm, "a-secrets", first, promote=True)
     cas_write(sm, "a-secrets", second, promote=True)
     attempt = open_attempt(AuditAction.SAVE, secret="a-secrets", new_version=first)
-    [result] = audit.reconcile(older_than=timedelta(0))
+    [result] = audit_reconcile.reconcile(older_than=timedelta(0))
     assert (result.attempt, result.outcome) == (attempt.seq, Outcome.SUCCEEDED)
     assert "AWSPREVIOUS" in result.reason
 
@@ -480,15 +482,15 @@ def test_reconcile_leaves_recent_attempts_and_dry_run_records_nothing(
 ) -> None:
     make_secret("a-secrets", {"dev": {}})
     open_attempt(AuditAction.SAVE, secret="a-secrets", new_version="f" * 32)
-    assert audit.reconcile() == []  # younger than 15 minutes: may still be in flight
-    [result] = audit.reconcile(older_than=timedelta(0), dry_run=True)
+    assert audit_reconcile.reconcile() == []  # younger than 15 minutes: may still be in flight
+    [result] = audit_reconcile.reconcile(older_than=timedelta(0), dry_run=True)
     assert result.outcome == Outcome.FAILED
     assert AuditEvent.objects.count() == 1
 
 
 def test_reconcile_leaves_an_attempt_open_when_aws_cannot_answer(make_secret: Any) -> None:
     open_attempt(AuditAction.SAVE, secret="gone-secrets", new_version="f" * 32)
-    [result] = audit.reconcile(older_than=timedelta(0))
+    [result] = audit_reconcile.reconcile(older_than=timedelta(0))
     assert result.outcome is None and "can't find" in result.reason
     assert AuditEvent.objects.count() == 1
 
@@ -510,5 +512,5 @@ def test_versions_no_event_names_are_outside_the_portal(make_secret: Any, sm: An
     audit.record(AuditAction.SAVE, secret="b-secrets", new_version=console)  # another secret
     versions = [v["VersionId"] for v in aws.list_versions("a-secrets")]
     assert sorted(versions) == sorted([created, ours, conflicted, console])
-    assert audit.versions_outside_portal("a-secrets", versions) == {created, console}
-    assert audit.versions_outside_portal("a-secrets", []) == set()
+    assert audit_reconcile.versions_outside_portal("a-secrets", versions) == {created, console}
+    assert audit_reconcile.versions_outside_portal("a-secrets", []) == set()

@@ -15,9 +15,9 @@ from .scratch_db import ROOT, portal_env, run_writers, scratch_database
 
 CHECK = """
 import django; django.setup()
-from secrets_admin import audit
+from secrets_admin import audit_verify
 from secrets_admin.models import AuditEvent
-result = audit.verify()
+result = audit_verify.verify()
 seqs = list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True))
 writers = sorted(set(AuditEvent.objects.values_list("detail__writer", flat=True)))
 print(result.ok, result.checked, len(seqs), seqs == list(range(1, len(seqs) + 1)), writers)

@@ -28,7 +28,7 @@ from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from secrets_admin import audit, audit_devices, aws
+from secrets_admin import audit, audit_anchors, audit_devices, audit_export, audit_verify, aws
 from secrets_admin.audit import AuditAction
 from secrets_admin.models import AuditChainHead, AuditDeviceCursor, AuditEvent, AuditOutbox
 
@@ -151,7 +151,7 @@ def test_every_event_reaches_every_device_as_its_export_line(devices: dict[str, 
     report = audit_devices.ship()
 
     assert not report.errors and report.pending == 0 and not AuditOutbox.objects.exists()
-    exported = [json.loads(line) for line in audit.export_jsonl(AuditEvent.objects.all())]
+    exported = [json.loads(line) for line in audit_export.export_jsonl(AuditEvent.objects.all())]
     assert file_lines(devices["file"]) == exported
     for line in exported:  # each device line checks against its own hash, no key needed
         assert audit.compute_hash(line) == line["hash"]
@@ -297,7 +297,7 @@ def test_anchors_are_written_every_n_events_and_checked(devices: dict[str, Any])
     stored = devices["s3"].head_object(Bucket=ANCHORS_BUCKET, Key=f"portal/anchors/{6:020d}.json")
     assert stored["ObjectLockMode"] == "COMPLIANCE"
 
-    result = audit_devices.verify_with_anchors()
+    result = audit_anchors.verify_with_anchors()
     assert result.ok and (result.anchors, result.anchored_seq) == (1, 6)
     out = StringIO()
     call_command("audit_verify", "--no-record", stdout=out)
@@ -317,11 +317,11 @@ def test_anchors_are_written_after_t_minutes_with_fewer_events(devices: Any) -> 
 @pytest.mark.chain
 def test_tail_truncation_is_caught_by_the_anchor(devices: Any) -> None:
     make_events(10)
-    audit_devices.anchor_now()
+    audit_anchors.anchor_now()
     truncate_after(7)
 
-    assert audit.verify().ok  # the chain alone cannot tell
-    result = audit_devices.verify_with_anchors()
+    assert audit_verify.verify().ok  # the chain alone cannot tell
+    result = audit_anchors.verify_with_anchors()
 
     assert not result.ok and result.first_bad_seq == 8
     assert "ends at event #7 but event #10 was anchored" in result.problem
@@ -333,13 +333,13 @@ def test_tail_truncation_is_caught_by_the_anchor(devices: Any) -> None:
 @pytest.mark.chain
 def test_a_rewrite_with_recomputed_hashes_is_caught_by_the_anchor(devices: Any) -> None:
     make_events(5)
-    audit_devices.anchor_now()
+    audit_anchors.anchor_now()
     make_events(5)
-    audit_devices.anchor_now()
+    audit_anchors.anchor_now()
     rewrite_from(7, actor_username="mallory")
 
-    assert audit.verify().ok  # every hash recomputed: the chain alone cannot tell
-    result = audit_devices.verify_with_anchors()
+    assert audit_verify.verify().ok  # every hash recomputed: the chain alone cannot tell
+    result = audit_anchors.verify_with_anchors()
 
     assert not result.ok and result.first_bad_seq == 10
     assert "history was rewritten (after event #5, the last anchor that matches)" in result.problem
@@ -350,12 +350,12 @@ def test_a_forged_anchor_is_caught(devices: dict[str, Any]) -> None:
     """The attacker rewrites history and anchors the new head with a key of their own,
     claiming the portal's public key."""
     make_events(6)
-    audit_devices.anchor_now()
+    audit_anchors.anchor_now()
     rewrite_from(2, actor_username="mallory")
     head = AuditChainHead.objects.get(pk=1)
     mallory = Ed25519PrivateKey.generate()
-    forged = audit_devices.Anchor(
-        head.seq, head.hash, timezone.now().isoformat(), audit_devices.public_key_text(), ""
+    forged = audit_anchors.Anchor(
+        head.seq, head.hash, timezone.now().isoformat(), audit_anchors.public_key_text(), ""
     )
     forged_json = {
         **forged.as_json(),
@@ -367,7 +367,7 @@ def test_a_forged_anchor_is_caught(devices: dict[str, Any]) -> None:
         Body=json.dumps(forged_json),
     )
 
-    result = audit_devices.verify_with_anchors()
+    result = audit_anchors.verify_with_anchors()
 
     assert not result.ok and result.first_bad_seq == 6
     assert "is not signed by the portal's key: it was forged" in result.problem
@@ -376,12 +376,12 @@ def test_a_forged_anchor_is_caught(devices: dict[str, Any]) -> None:
 @pytest.mark.chain
 def test_a_gap_between_anchors_is_named(devices: Any) -> None:
     make_events(5)
-    audit_devices.anchor_now()
+    audit_anchors.anchor_now()
     make_events(5)
-    audit_devices.anchor_now()
+    audit_anchors.anchor_now()
     sql("DELETE FROM {t} WHERE seq = 7")
 
-    result = audit_devices.verify_with_anchors()
+    result = audit_anchors.verify_with_anchors()
 
     assert not result.ok and result.first_bad_seq == 7
     assert (
@@ -391,7 +391,7 @@ def test_a_gap_between_anchors_is_named(devices: Any) -> None:
 
 def test_anchor_deletion_is_refused_by_object_lock(devices: dict[str, Any]) -> None:
     make_events(3)
-    anchor = audit_devices.anchor_now()
+    anchor = audit_anchors.anchor_now()
     assert anchor is not None
     key = f"portal/anchors/{anchor.seq:020d}.json"
     s3 = devices["s3"]
@@ -407,7 +407,7 @@ def test_anchor_deletion_is_refused_by_object_lock(devices: dict[str, Any]) -> N
     # version, so the truncation below is still caught.
     s3.delete_object(Bucket=ANCHORS_BUCKET, Key=key)
     truncate_after(2)
-    result = audit_devices.verify_with_anchors()
+    result = audit_anchors.verify_with_anchors()
     assert not result.ok and result.first_bad_seq == 3
 
 
@@ -415,18 +415,18 @@ def test_anchors_in_cloudwatch_logs_catch_truncation(settings: Any, logs: Any) -
     logs.create_log_group(logGroupName=LOG_GROUP)
     settings.PORTAL_AUDIT_ANCHORS = f"cloudwatch:{LOG_GROUP}:anchors"
     make_events(4)
-    anchor = audit_devices.anchor_now()
+    anchor = audit_anchors.anchor_now()
     assert anchor is not None and anchor.where == f"cloudwatch:{LOG_GROUP}:anchors"
-    assert audit_devices.verify_with_anchors().ok
+    assert audit_anchors.verify_with_anchors().ok
     truncate_after(3)
-    result = audit_devices.verify_with_anchors()
+    result = audit_anchors.verify_with_anchors()
     assert not result.ok and result.first_bad_seq == 4
 
 
 def test_an_unreadable_anchor_sink_is_reported_not_passed(settings: Any) -> None:
     settings.PORTAL_AUDIT_ANCHORS = "s3:no-such-anchor-bucket"
     make_events(1)
-    result = audit_devices.verify_with_anchors()
+    result = audit_anchors.verify_with_anchors()
     assert result.ok and "could not be read" in result.anchor_problem
     with pytest.raises(CommandError, match="not checked against its anchors"):
         call_command("audit_verify", "--no-record", stdout=StringIO())
@@ -436,13 +436,13 @@ def test_the_chain_check_page_shows_anchors_the_public_key_and_the_devices(
     devices: Any, as_user: Any, auditor: Any
 ) -> None:
     make_events(3)
-    audit_devices.anchor_now()
+    audit_anchors.anchor_now()
     from django.urls import reverse
 
     html = as_user(auditor).post(reverse("secrets_admin:audit_verify")).content.decode()
     assert "The chain is intact" in html
     assert "1 signed anchor read from" in html and "up to #3" in html
-    assert audit_devices.public_key_text() in html
+    assert audit_anchors.public_key_text() in html
     assert f"<code>file:{devices['file']}</code> (through event #0" in html  # not shipped yet
     truncate_after(2)
     html = as_user(auditor).post(reverse("secrets_admin:audit_verify")).content.decode()
@@ -463,15 +463,15 @@ def test_a_signing_key_is_read_from_pem_or_base64_raw_bytes(settings: Any) -> No
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    expected = audit_devices.public_key_text(key.public_key())
+    expected = audit_anchors.public_key_text(key.public_key())
     for text in (base64.b64encode(raw).decode(), pem.decode()):
         settings.PORTAL_AUDIT_SIGNING_KEY = text
-        assert audit_devices.public_key_text() == expected
+        assert audit_anchors.public_key_text() == expected
     settings.PORTAL_AUDIT_SIGNING_KEY = "not a key"
     from django.core.exceptions import ImproperlyConfigured
 
     with pytest.raises(ImproperlyConfigured, match="PORTAL_AUDIT_SIGNING_KEY"):
-        audit_devices.signing_key()
+        audit_anchors.signing_key()
 
 
 @pytest.mark.parametrize(
@@ -508,13 +508,13 @@ def test_truncation_after_the_last_anchor_is_caught_by_the_devices(
     assert audit_devices.ship().anchor is None  # #6 and #7 shipped, not anchored yet
     truncate_after(5)
 
-    result = audit_devices.verify_with_anchors()
+    result = audit_anchors.verify_with_anchors()
 
     assert not result.ok and result.first_bad_seq == 6
     assert f"the audit device file:{devices['file']} holds event #7" in result.problem
     for witness in (f"s3:{EVENTS_BUCKET}/portal", f"cloudwatch:{LOG_GROUP}:events"):
         settings.PORTAL_AUDIT_DEVICES = [witness]
-        result = audit_devices.verify_with_anchors()
+        result = audit_anchors.verify_with_anchors()
         assert not result.ok and f"{witness} holds event #" in result.problem
 
 
@@ -532,12 +532,12 @@ def test_anchors_signed_before_a_key_rotation_verify_with_the_previous_public_ke
         return base64.b64encode(raw).decode()
 
     settings.PORTAL_AUDIT_SIGNING_KEY = raw_key()
-    old_public = audit_devices.public_key_text()
+    old_public = audit_anchors.public_key_text()
     make_events(3)
-    audit_devices.anchor_now()
+    audit_anchors.anchor_now()
     settings.PORTAL_AUDIT_SIGNING_KEY = raw_key()  # rotated
 
-    result = audit_devices.verify_with_anchors()
+    result = audit_anchors.verify_with_anchors()
     assert not result.ok and "not signed by the portal's key" in result.problem
     settings.PORTAL_AUDIT_PREVIOUS_PUBLIC_KEYS = [old_public]
-    assert audit_devices.verify_with_anchors().ok
+    assert audit_anchors.verify_with_anchors().ok

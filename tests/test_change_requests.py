@@ -16,7 +16,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from secrets_admin import audit, aws, documents, errors, reads
+from secrets_admin import audit, audit_verify, aws, documents, errors, reads
 from secrets_admin.changes import change_requests, editor, protocol
 from secrets_admin.documents import Edit
 from secrets_admin.models import Approval, AuditEvent, ChangeRequest
@@ -133,7 +133,7 @@ def test_engineer_proposes_approver_approves_and_current_holds_it(
         "approved",
         "applied",
     }
-    assert audit.verify().ok
+    assert audit_verify.verify().ok
 
 
 @pytest.mark.parametrize("author_role", ["engineer", "approver", "admin"])

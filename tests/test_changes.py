@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from secrets_admin import audit, aws, documents, errors, reads
+from secrets_admin import audit, audit_verify, aws, documents, errors, reads
 from secrets_admin.changes import editor, lifecycle, protocol
 from secrets_admin.changes import restore as restoring
 from secrets_admin.documents import Edit
@@ -91,7 +91,7 @@ def test_save_lands_one_new_current_version_and_records_fingerprints(
     assert len(cell["after"]) == 64
     assert "CANARY" not in json.dumps(list(AuditEvent.objects.values()), default=str)
     assert SecretSummary.objects.get(name=NAME).version_id == result.new_version_id
-    assert audit.verify().ok
+    assert audit_verify.verify().ok
 
 
 def test_one_save_costs_get_put_and_two_stage_moves(

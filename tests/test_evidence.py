@@ -18,7 +18,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
 
-from secrets_admin import audit, audit_devices, aws, evidence
+from secrets_admin import audit, audit_anchors, aws, evidence
 from secrets_admin.changes import change_requests, protocol
 from secrets_admin.documents import Edit
 from secrets_admin.models import AuditEvent, ChangeRequest
@@ -98,7 +98,7 @@ def test_the_pack_holds_the_request_votes_versions_events_and_an_anchored_chain(
     assert proof["chain"][0]["seq"] == pack["events"][0]
     assert proof["chain"][-1]["seq"] == proof["anchor"]["seq"] >= pack["events"][-1]
     assert proof["anchor"]["where"].startswith(f"s3://{ANCHORS_BUCKET}/portal/anchors/")
-    assert pack["public_key"] == audit_devices.public_key_text()
+    assert pack["public_key"] == audit_anchors.public_key_text()
     assert CANARY not in json.dumps(pack)  # names and fingerprints, never a value
 
 
@@ -114,7 +114,7 @@ def test_the_pack_verifies_offline_without_a_database(
             "--pack",
             str(path),
             "--public-key",
-            audit_devices.public_key_text(),
+            audit_anchors.public_key_text(),
             stdout=out,
         )
     assert f"evidence pack of change request #{applied.pk} verifies" in out.getvalue()
@@ -141,7 +141,7 @@ def test_any_altered_byte_is_detected(anchors: None, applied: ChangeRequest) -> 
 def test_a_pack_re_signed_with_another_key_is_refused_against_the_portals_key(
     anchors: None, applied: ChangeRequest, settings: Any
 ) -> None:
-    portal_key = audit_devices.public_key_text()
+    portal_key = audit_anchors.public_key_text()
     mallory = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
@@ -159,9 +159,9 @@ def test_an_edited_event_in_a_re_signed_pack_breaks_the_chain(
     pack = json.loads(evidence.build(applied.pk))
     pack["proofs"][0]["chain"][0]["actor_username"] = "mallory"
     del pack["signature"]
-    pack["signature"] = audit_devices.sign(audit_devices.canonical_json(pack))
+    pack["signature"] = audit_anchors.sign(audit_anchors.canonical_json(pack))
     with pytest.raises(evidence.EvidenceError, match="does not match its hash"):
-        evidence.verify_pack(audit_devices.canonical_json(pack) + b"\n")
+        evidence.verify_pack(audit_anchors.canonical_json(pack) + b"\n")
 
 
 def test_without_an_anchor_sink_the_head_is_signed_in_place(applied: ChangeRequest) -> None:
@@ -192,7 +192,7 @@ def test_auditors_download_the_pack_from_the_change_request_page(
     assert response["Content-Disposition"] == (
         f'attachment; filename="evidence-change-request-{applied.pk}.json"'
     )
-    report = evidence.verify_pack(response.content, trusted_key=audit_devices.public_key_text())
+    report = evidence.verify_pack(response.content, trusted_key=audit_anchors.public_key_text())
     assert report.request_id == applied.pk
     export = AuditEvent.objects.get(action="audit_export")
     assert export.actor == auditor
@@ -203,7 +203,7 @@ def test_a_later_pack_reuses_the_first_anchor_after_the_requests_events(
 ) -> None:
     [first] = json.loads(evidence.build(applied.pk))["proofs"]
     audit.record(audit.AuditAction.SIGN_IN)  # more events, anchored later
-    audit_devices.anchor_now()
+    audit_anchors.anchor_now()
     [again] = json.loads(evidence.build(applied.pk))["proofs"]
     assert again == first
 
@@ -213,10 +213,10 @@ def test_a_request_spanning_anchors_gets_one_short_proof_per_anchor(
 ) -> None:
     make_secret(NAME, STANDARD_DOC)
     cr = propose(engineer)
-    proposed = audit_devices.anchor_now()
+    proposed = audit_anchors.anchor_now()
     for _ in range(30):  # a busy portal between proposal and approval
         audit.record(audit.AuditAction.SIGN_IN)
-    audit_devices.anchor_now()
+    audit_anchors.anchor_now()
     for _ in range(5):
         audit.record(audit.AuditAction.SIGN_IN)
     change_requests.change_request_approve(

@@ -18,7 +18,7 @@ import pytest
 from django.core.cache import cache
 from django.urls import reverse
 
-from secrets_admin import audit, aws, documents, grid, listing, reads
+from secrets_admin import audit_verify, aws, documents, grid, listing, reads
 from secrets_admin.models import AuditEvent, SecretSummary
 
 from .conftest import CallCounter
@@ -219,7 +219,7 @@ def test_a_reveal_is_one_audit_row_with_the_cells_fingerprint(
     assert (event.action, event.outcome) == ("reveal", "succeeded")
     assert (event.environment, event.service, event.key) == ("dev", "stripe", "secret_key")
     assert event.base_version == version and event.fingerprint_after
-    assert audit.verify().ok
+    assert audit_verify.verify().ok
 
 
 def test_an_aws_error_on_reveal_is_recorded_as_a_failed_reveal(

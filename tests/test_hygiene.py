@@ -17,8 +17,9 @@ from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from secrets_admin import aws, documents, hygiene, index, lint, listing, reads
+from secrets_admin import aws, documents, index, lint, listing, reads
 from secrets_admin.forms import field_name
+from secrets_admin.hygiene import adoption, reuse, staleness
 from secrets_admin.models import IndexCell, IndexedSecret
 
 from .test_views_editor import post_form
@@ -160,8 +161,8 @@ def test_staleness_follows_history_and_the_per_environment_limit(
     created = cell("shop-secrets", "main/stripe/secret_key").changed_at
     assert created is not None
 
-    soon = hygiene.staleness(visible=None, now=created + timedelta(days=100))
-    later = hygiene.staleness(visible=None, now=created + timedelta(days=200))
+    soon = staleness.staleness(visible=None, now=created + timedelta(days=100))
+    later = staleness.staleness(visible=None, now=created + timedelta(days=200))
 
     assert [c.place.cell for c in soon.cells] == ["main/stripe/secret_key"]
     assert soon.cells[0].limit_days == 90 and soon.cells[0].age_days == 100
@@ -171,7 +172,7 @@ def test_staleness_follows_history_and_the_per_environment_limit(
         "dev/stripe/secret_key",
         "sandbox/stripe/secret_key",
     }  # the region, a number and configuration keys are not credentials
-    findings = hygiene.findings(now=created + timedelta(days=100))
+    findings = adoption.findings(now=created + timedelta(days=100))
     assert [(f.rule, f.secret, f.environment) for f in findings] == [
         ("stale.credential", "shop-secrets", "main")
     ]
@@ -180,7 +181,7 @@ def test_staleness_follows_history_and_the_per_environment_limit(
 def test_malformed_stale_days_is_named(settings: Any) -> None:
     settings.PORTAL_STALE_DAYS = "main=ninety"
     with pytest.raises(Exception, match="PORTAL_STALE_DAYS: 'main=ninety'"):
-        hygiene.days_for("main")
+        staleness.days_for("main")
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,10 +296,10 @@ def test_production_credential_also_in_dev_is_an_error(
     make_secret("shop-secrets", doc)
     index.scan()
 
-    [group] = hygiene.reuse_groups(visible=None)
+    [group] = reuse.reuse_groups(visible=None)
     assert group.severity == "error"
     assert [p.cell for p in group.places] == ["main/stripe/secret_key", "dev/stripe/secret_key"]
-    findings = [f for f in hygiene.findings() if f.rule.startswith("reuse.")]
+    findings = [f for f in adoption.findings() if f.rule.startswith("reuse.")]
     assert [(f.severity, f.rule, f.secret, f.location) for f in findings] == [
         ("error", "reuse.production-elsewhere", "shop-secrets", "main > stripe > secret_key")
     ]
@@ -319,10 +320,10 @@ def test_credential_shared_by_two_repositories_is_a_warning(
     make_secret("cart-secrets", {"dev": {"sentry": {"token": CANARY_SHARED}}})
     index.scan()
 
-    [group] = hygiene.reuse_groups(visible=None)
+    [group] = reuse.reuse_groups(visible=None)
     assert group.problems == (("warning", "reuse.across-repositories"),)
     assert group.secrets == ["cart-secrets", "shop-secrets"]
-    rules = {(f.rule, f.secret) for f in hygiene.findings()}
+    rules = {(f.rule, f.secret) for f in adoption.findings()}
     assert rules == {
         ("reuse.across-repositories", "shop-secrets"),
         ("reuse.across-repositories", "cart-secrets"),
@@ -343,8 +344,8 @@ def test_configuration_empty_values_and_one_environment_are_not_reuse(make_secre
         },
     )
     index.scan()
-    assert hygiene.reuse_groups(visible=None) == []
-    assert [(f.rule, f.location) for f in hygiene.findings()] == [
+    assert reuse.reuse_groups(visible=None) == []
+    assert [(f.rule, f.location) for f in adoption.findings()] == [
         ("empty.production-credential", "main > stripe > a")
     ]
 
@@ -353,9 +354,9 @@ def test_nobody_sees_reuse_across_secrets_outside_what_they_may_see(make_secret:
     make_secret("shop-secrets", {"dev": {"s": {"k": CANARY_SHARED}}})
     make_secret("cart-secrets", {"dev": {"s": {"k": CANARY_SHARED}}})
     index.scan()
-    assert hygiene.reuse_groups(visible=frozenset({"shop-secrets"})) == []
+    assert reuse.reuse_groups(visible=frozenset({"shop-secrets"})) == []
     assert (
-        hygiene.reuse_markers(
+        reuse.reuse_markers(
             name="shop-secrets",
             version_id=aws.read_current("shop-secrets").version_id,
             visible=frozenset({"shop-secrets"}),
@@ -490,16 +491,16 @@ def test_secret_scheduled_for_deletion_leaves_reuse_and_comes_back_when_restored
     make_secret("shop-secrets", {"dev": {"s": {"k": CANARY_SHARED}}})
     make_secret("cart-secrets", {"dev": {"s": {"k": CANARY_SHARED}}})
     index.scan()
-    assert len(hygiene.reuse_groups(visible=None)) == 1
+    assert len(reuse.reuse_groups(visible=None)) == 1
 
     sm.delete_secret(SecretId="cart-secrets", RecoveryWindowInDays=7)
     index.scan()
-    assert hygiene.reuse_groups(visible=None) == []
+    assert reuse.reuse_groups(visible=None) == []
     assert not cell("shop-secrets", "dev/s/k").shared
 
     sm.restore_secret(SecretId="cart-secrets")
     index.scan()
-    assert [g.secrets for g in hygiene.reuse_groups(visible=None)] == [
+    assert [g.secrets for g in reuse.reuse_groups(visible=None)] == [
         ["cart-secrets", "shop-secrets"]
     ]
 

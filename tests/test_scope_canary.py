@@ -21,7 +21,7 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
-from secrets_admin import audit, aws, documents, lint, reads
+from secrets_admin import audit, audit_verify, aws, documents, lint, reads
 from secrets_admin.changes import change_requests, protocol
 from secrets_admin.documents import Edit
 from secrets_admin.models import AuditEvent
@@ -281,7 +281,7 @@ def test_protected_reveal_reason_is_in_the_chained_event_and_the_timeline(
     assert event.environment == "main"
     assert event.detail == {"reason": "INC-4711: checking the live token"}
     assert audit.compute_hash(event) == event.hash  # the reason is part of the chained hash
-    assert audit.verify().ok
+    assert audit_verify.verify().ok
     timeline = client.get(reverse("secrets_admin:audit_secret_timeline", args=["alpha-secrets"]))
     assert "reason: “INC-4711: checking the live token”" in timeline.content.decode()
 

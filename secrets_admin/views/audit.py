@@ -26,7 +26,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import push_url
 
-from .. import audit, audit_devices, permissions
+from .. import audit, audit_anchors, permissions
+from ..audit_export import EventFilter, export_csv, export_jsonl, one_row_per_action
 from ..models import AuditChainHead, AuditEvent
 from ..permissions import Action, require
 from . import HtmxHttpRequest
@@ -71,9 +72,9 @@ class AuditFilterForm(forms.Form):
             raise forms.ValidationError("The start date is after the end date.")
         return data
 
-    def event_filter(self) -> audit.EventFilter:
+    def event_filter(self) -> EventFilter:
         """The filter; call after ``is_valid()``."""
-        return audit.EventFilter(**self.cleaned_data)
+        return EventFilter(**self.cleaned_data)
 
 
 def _log(
@@ -87,7 +88,7 @@ def _log(
         params = event_filter.as_params()
         events = permissions.visible_events(request.user, event_filter.events())
         if not event_filter.outcome:  # an attempt and its outcome read as one row
-            events = audit.one_row_per_action(events)
+            events = one_row_per_action(events)
         events = events.order_by("-seq")
         page = Paginator(events, settings.PORTAL_AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
     own_params = {k: v for k, v in params.items() if k not in preset and k != "exact"}
@@ -177,8 +178,8 @@ def audit_event_detail(request: HttpRequest, seq: int) -> HttpResponse:
 
 
 EXPORT_FORMATS = {
-    "csv": ("text/csv; charset=utf-8", audit.export_csv),
-    "jsonl": ("application/x-ndjson; charset=utf-8", audit.export_jsonl),
+    "csv": ("text/csv; charset=utf-8", export_csv),
+    "jsonl": ("application/x-ndjson; charset=utf-8", export_jsonl),
 }
 
 
@@ -235,10 +236,10 @@ def audit_export(request: HttpRequest) -> HttpResponseBase:
 @never_cache
 @require(Action.VIEW)
 def audit_verify(request: HtmxHttpRequest) -> HttpResponse:
-    """Check the whole chain now against the signed anchors (``audit_devices``), record the
+    """Check the whole chain now against the signed anchors (``audit_anchors``), record the
     check, and show the result with the public key that verifies the anchors."""
-    result = audit_devices.verify_with_anchors()
-    context: dict[str, Any] = {"result": result, "proof": audit_devices.describe_configuration()}
+    result = audit_anchors.verify_with_anchors()
+    context: dict[str, Any] = {"result": result, "proof": audit_anchors.describe_configuration()}
     status = HTTPStatus.OK
     try:
         audit.record(

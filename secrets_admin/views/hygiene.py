@@ -14,6 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from .. import compliance, hygiene
+from ..hygiene import adoption, matrix, reuse, staleness
 from ..permissions import Action, require, visible_secret_names
 
 #: Repositories per page of the service matrix (the CSV export has them all).
@@ -29,7 +30,7 @@ def _matrix_filters(request: HttpRequest) -> dict[str, str]:
     return {
         "environment": request.GET.get("environment", "")[:255],
         "service": request.GET.get("service", "")[:255],
-        "presence": presence if presence in hygiene.PRESENCE else "",
+        "presence": presence if presence in matrix.PRESENCE else "",
     }
 
 
@@ -41,14 +42,14 @@ def service_matrix(request: HttpRequest) -> HttpResponse:
     to the repository's grid. ``MATRIX_PAGE_SIZE`` repositories per page."""
     visible = visible_secret_names(request.user)
     filters = _matrix_filters(request)
-    matrix = hygiene.service_matrix(visible=visible, **filters)
-    page = Paginator(matrix.rows, MATRIX_PAGE_SIZE).get_page(request.GET.get("page", ""))
+    table = matrix.service_matrix(visible=visible, **filters)
+    page = Paginator(table.rows, MATRIX_PAGE_SIZE).get_page(request.GET.get("page", ""))
     query = urlencode({k: v for k, v in filters.items() if v})
     return render(
         request,
         "secrets_admin/service_matrix.html",
         {
-            "matrix": matrix,
+            "matrix": table,
             "page": page,
             "filters": filters,
             "query": query,
@@ -63,8 +64,8 @@ def service_matrix(request: HttpRequest) -> HttpResponse:
 def service_matrix_export(request: HttpRequest) -> HttpResponse:
     """The (filtered) service matrix as CSV: names and environments only."""
     visible = visible_secret_names(request.user)
-    matrix = hygiene.service_matrix(visible=visible, **_matrix_filters(request))
-    response = HttpResponse(hygiene.matrix_csv(matrix), content_type="text/csv; charset=utf-8")
+    table = matrix.service_matrix(visible=visible, **_matrix_filters(request))
+    response = HttpResponse(matrix.matrix_csv(table), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="service-matrix.csv"'
     return response
 
@@ -75,7 +76,7 @@ def service_matrix_export(request: HttpRequest) -> HttpResponse:
 def credential_reuse(request: HttpRequest) -> HttpResponse:
     """Credentials held in more than one environment or repository (fingerprints, no values)."""
     visible = visible_secret_names(request.user)
-    groups = hygiene.reuse_groups(visible=visible)
+    groups = reuse.reuse_groups(visible=visible)
     severity = request.GET.get("severity", "")
     shown = [g for g in groups if not severity or g.severity == severity]
     return render(
@@ -101,7 +102,7 @@ def credential_staleness(request: HttpRequest) -> HttpResponse:
     """Credentials due for rotation (oldest first), rotation schedules, leftover AWSPENDING."""
     visible = visible_secret_names(request.user)
     environment = request.GET.get("environment", "")[:255]
-    report = hygiene.staleness(visible=visible, environment=environment)
+    report = staleness.staleness(visible=visible, environment=environment)
     return render(
         request,
         "secrets_admin/credential_staleness.html",
@@ -122,9 +123,9 @@ def standard_adoption(request: HttpRequest) -> HttpResponse:
     sortable by any column (``sort``, ``-`` for descending)."""
     visible = visible_secret_names(request.user)
     sort = request.GET.get("sort", "repo")
-    if sort.lstrip("-") not in hygiene.ADOPTION_SORTS:
+    if sort.lstrip("-") not in adoption.ADOPTION_SORTS:
         sort = "repo"
-    rows = hygiene.sort_adoption(hygiene.adoption(visible=visible), sort)
+    rows = adoption.sort_adoption(adoption.adoption(visible=visible), sort)
     page = Paginator(rows, MATRIX_PAGE_SIZE).get_page(request.GET.get("page", ""))
     return render(
         request,
@@ -133,7 +134,7 @@ def standard_adoption(request: HttpRequest) -> HttpResponse:
             "page": page,
             "total": len(rows),
             "sort": sort,
-            "items": hygiene.ADOPTION_ITEMS,
+            "items": adoption.ADOPTION_ITEMS,
             "columns": [("repo", "Repository"), ("passed", "Passed")],
             **_index_state(visible),
         },

@@ -17,7 +17,8 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
-from .. import audit, aws, errors, grid, hygiene, listing, permissions, ratelimit, reads
+from .. import audit, aws, errors, grid, listing, permissions, ratelimit, reads
+from ..hygiene.reuse import reuse_notes
 from ..models import ChangeRequest
 from ..permissions import Action, require, visible_secret_names
 from . import HtmxHttpRequest
@@ -138,7 +139,7 @@ def secret_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
     except errors.PortalError as exc:
         return error_response(request, exc, name=name)
     reuse = (
-        hygiene.reuse_notes(
+        reuse_notes(
             name=name, version_id=page.version_id, visible=visible_secret_names(request.user)
         )
         if page.version_id

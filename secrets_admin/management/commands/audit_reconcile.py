@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from secrets_admin import audit
+from secrets_admin import audit_reconcile
 
 
 class Command(BaseCommand):
@@ -26,7 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="report, record nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        results = audit.reconcile(
+        results = audit_reconcile.reconcile(
             older_than=timedelta(seconds=options["older_than"]), dry_run=options["dry_run"]
         )
         undecided = 0

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from secrets_admin import audit_devices
+from secrets_admin import audit_anchors, audit_devices
 
 
 class Command(BaseCommand):
@@ -26,7 +26,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{name}: {count} new event(s) delivered")
         anchor = report.anchor
         if options["anchor_now"] and anchor is None:
-            anchor = audit_devices.anchor_now()
+            anchor = audit_anchors.anchor_now()
         if anchor is not None:
             self.stdout.write(f"anchored event #{anchor.seq} at {anchor.where}")
         self.stdout.write(f"{report.pending} event(s) still in the outbox")

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from secrets_admin import audit, audit_devices, evidence
+from secrets_admin import audit, audit_anchors, audit_verify, evidence
 
 
 def parse_anchor(text: str) -> tuple[int, str]:
@@ -43,9 +43,9 @@ class Command(BaseCommand):
             self.check_pack(Path(options["pack"]), options["public_key"])
             return
         anchor = parse_anchor(options["anchor"]) if options["anchor"] else None
-        result = audit_devices.verify_with_anchors()
+        result = audit_anchors.verify_with_anchors()
         if anchor is not None and result.ok:
-            result = audit.verify(anchor=anchor)
+            result = audit_verify.verify(anchor=anchor)
         if not options["no_record"]:
             try:
                 audit.record(

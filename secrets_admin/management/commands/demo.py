@@ -56,10 +56,10 @@ class Command(BaseCommand):
             f"seeded {len(created)} secrets; demo users: " + ", ".join(demo.DEMO_USERS)
         )
         if server is not None:
-            from secrets_admin import audit_devices
+            from secrets_admin import audit_anchors, audit_devices
 
             audit_devices.ship()
-            anchor = audit_devices.anchor_now()
+            anchor = audit_anchors.anchor_now()
             if anchor is not None:
                 self.stdout.write(f"audit chain anchored at event #{anchor.seq}: {anchor.where}")
         if options["seed_only"]:

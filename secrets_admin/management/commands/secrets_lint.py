@@ -7,7 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from secrets_admin import aws, compliance, hygiene, index, lint
+from secrets_admin import aws, compliance, index, lint
+from secrets_admin.hygiene import adoption as hygiene_adoption
 
 #: Exit statuses: 0 clean (or warnings only), 1 findings at or above ``--fail-on``, 2 not run.
 EXIT_FINDINGS = 1
@@ -53,7 +54,7 @@ class Command(BaseCommand):
             findings = lint.for_secrets(findings, options["secret"])
         base = options["base_url"].rstrip("/")
         if options["format"] == "json":
-            adoption = hygiene.adoption(visible=None)
+            adoption = hygiene_adoption.adoption(visible=None)
             if options["secret"]:
                 adoption = [row for row in adoption if row.secret in options["secret"]]
             data = lint.as_json(report, findings, adoption)
