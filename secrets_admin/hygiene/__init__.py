@@ -56,6 +56,8 @@ T = TypeVar("T")
 # memory, not the shared cache: unpickling 2,000 rows from it would cost what computing them
 # does (hygiene_bench); every instance computes once per index generation.
 _derived: dict[tuple[str, ...], tuple[str, float, Any]] = {}
+#: At most this many derived results per process (then they are computed afresh).
+DERIVED_ENTRIES = 4096
 
 
 def memo(name: str, visible: Visible, compute: Callable[[], T], *parts: str) -> T:
@@ -70,6 +72,8 @@ def memo(name: str, visible: Visible, compute: Callable[[], T], *parts: str) -> 
     if hit is not None and hit[0] == generation and hit[1] > time.monotonic():
         return cast(T, hit[2])
     value = compute()
+    if len(_derived) >= DERIVED_ENTRIES:  # per-secret results (the grid's reuse notes) add up
+        _derived.clear()
     _derived[key] = (generation, time.monotonic() + CACHE_SECONDS, value)
     return value
 

@@ -133,7 +133,18 @@ class ReuseNote:
 def reuse_notes(*, name: str, version_id: str, visible: hygiene.Visible) -> list[ReuseNote]:
     """The grid page's "same value as ..." markers for ``name`` at ``version_id`` (from
     :func:`reuse_markers`), in cell order. Kept apart from the grid's rows, which are cached
-    per version while reuse changes with the rest of the account and with who is looking."""
+    per version while reuse changes with the rest of the account and with who is looking. Kept
+    until the index changes (:func:`~secrets_admin.hygiene.memo`)."""
+    return hygiene.memo(
+        "reuse_notes",
+        visible,
+        lambda: _reuse_notes(name=name, version_id=version_id, visible=visible),
+        name,
+        version_id,
+    )
+
+
+def _reuse_notes(*, name: str, version_id: str, visible: hygiene.Visible) -> list[ReuseNote]:
     markers = reuse_markers(name=name, version_id=version_id, visible=visible)
     notes = []
     for (env, service, key), places in sorted(markers.items()):
