@@ -19,7 +19,7 @@ from django.core.cache import cache
 from django.db.models import QuerySet
 
 from . import audit, aws, documents, errors, grid, integration, listing, permissions
-from .changes import change_requests, protocol
+from .changes import change_request_apply, protocol
 from .grid import CellView as CellView  # the grid's cell view model, also used by the editor
 from .grid import RowView
 from .models import ChangeRequest
@@ -496,7 +496,7 @@ def change_request_review(cr: ChangeRequest) -> ChangeRequestReview:
             False,
         )
     base = protocol.read_version(cr.secret, cr.base_version)
-    changeset = change_requests.changeset_from(cr.structure, staged.document)
+    changeset = change_request_apply.changeset_from(cr.structure, staged.document)
     clashes = documents.conflicting_cells(base.document, current.document, changeset)
     if clashes:  # show the request's own cells only, not others' edits it would seem to undo
         touched = documents.touched_cells(base.document, changeset)

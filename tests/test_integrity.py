@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from secrets_admin import audit, aws, documents, reads
-from secrets_admin.changes import change_requests, editor, protocol
+from secrets_admin.changes import change_request_apply, change_requests, editor, protocol
 from secrets_admin.changes import migration as wizard
 from secrets_admin.documents import Edit
 from secrets_admin.forms import field_name
@@ -213,14 +213,14 @@ def test_applied_is_read_from_the_current_version_in_secrets_manager(
     secret: str, engineer: Any, approver: Any, sm: Any
 ) -> None:
     cr = propose(engineer, MAIN_EDIT)
-    assert change_requests.current_holds(cr) is None  # proposed, not current
+    assert change_request_apply.current_holds(cr) is None  # proposed, not current
     done = change_requests.change_request_approve(
         request_id=cr.pk,
         context=ctx(approver),
         reviewed=change_requests.change_request_reviewed_token(cr, secret),
     )
     assert done.status == "applied"
-    assert change_requests.current_holds(done) == done.applied_version == cr.staged_version
+    assert change_request_apply.current_holds(done) == done.applied_version == cr.staged_version
     # AWSCURRENT moved back outside the portal: the request's cells are no longer current.
     sm.update_secret_version_stage(
         SecretId=NAME,
@@ -228,7 +228,7 @@ def test_applied_is_read_from_the_current_version_in_secrets_manager(
         MoveToVersionId=secret,
         RemoveFromVersionId=cr.staged_version,
     )
-    assert change_requests.current_holds(done) is None
+    assert change_request_apply.current_holds(done) is None
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,7 +9,10 @@
 * :mod:`.environment_copy` - copy rows from one environment to another;
 * :mod:`.lifecycle` - create a secret, cancel its deletion, schedule a legacy secret's deletion;
 * :mod:`.migration` - the migration wizard (legacy secrets and ``.env`` files);
-* :mod:`.change_requests` - propose, approve, reject, cancel, bypass, acknowledge, apply, expire.
+* :mod:`.change_requests` - the decisions: propose, approve, reject, cancel, bypass, acknowledge,
+  apply again;
+* :mod:`.change_request_apply` - what lands when a request is approved (promote, rebase, or
+  conflicted) and the expiry of requests nobody decided in time.
 
 Refusals are :class:`secrets_admin.errors.PortalError` subclasses; read-only queries live in
 :mod:`secrets_admin.reads`.
