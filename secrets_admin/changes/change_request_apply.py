@@ -10,7 +10,8 @@ apply path mints its own change id, never one a person could submit.
 
 Expiry: an open request past ``expires_at``, or an approved one not applied by
 :func:`approved_deadline`, ends ``expired`` (:func:`change_requests_expire`, run by
-``manage.py change_requests_expire``).
+``manage.py change_requests_expire``; a decision refused for the deadline expires its request
+at once through :func:`change_request_expire_if_due`).
 
 Whenever a request leaves "open"/"approved", its ``CR-<id>`` label is removed from every version
 that carries it (:func:`drop_label`), so no label is left behind, even one moved outside the
@@ -263,13 +264,12 @@ def _rebase_and_save(
 
 
 def change_requests_expire(*, now: datetime | None = None) -> list[int]:
-    """Mark open requests past ``expires_at`` as expired, record it, remove their labels and
-    tell their authors. Returns the expired ids. Run by ``manage.py change_requests_expire``
-    (never by a GET: listing requests writes nothing); a decision on an expired request is
-    refused by the decision itself."""
+    """Mark open requests past ``expires_at``, and approved ones not applied by
+    :func:`approved_deadline`, as expired (:func:`_expire`). Returns the expired ids. Run by
+    ``manage.py change_requests_expire`` (never by a GET: listing requests writes nothing); a
+    decision refused for the deadline expires its own request at once
+    (:func:`change_request_expire_if_due`)."""
     now = now or timezone.now()
-    context = audit.Context.system("change_requests_expire")
-    done = []
     stale = [
         cr
         for cr in ChangeRequest.objects.filter(
@@ -283,21 +283,40 @@ def change_requests_expire(*, now: datetime | None = None) -> list[int]:
         )
         if approved_deadline(cr) <= now
     ]
-    for cr in stale:
-        claimed = ChangeRequest.objects.filter(pk=cr.pk, status=cr.status).update(
-            status=Status.EXPIRED, updated=now
-        )
-        if not claimed:
-            continue  # decided meanwhile
-        cr.status = Status.EXPIRED
-        audit.record(
-            audit.AuditAction.CHANGE_REQUEST_EXPIRE,
-            context=context,
-            secret=cr.secret,
-            change_request=cr.pk,
-            new_version=cr.staged_version,
-        )
-        drop_label(cr)
-        notifications.author_told(cr, "expired")
-        done.append(cr.pk)
-    return done
+    return [cr.pk for cr in stale if _expire(cr, now)]
+
+
+def change_request_expire_if_due(request_id: int, *, now: datetime | None = None) -> bool:
+    """Expire request ``request_id`` when it is past its deadline (open past ``expires_at``;
+    approved and not applied past ``expires_at`` or :func:`approved_deadline`), exactly as
+    :func:`change_requests_expire` would. Called after a decision was refused for the deadline,
+    so the request shows expired at once instead of waiting for the command. Returns whether
+    this call expired it. Raises :class:`~secrets_admin.audit.AuditUnavailable`."""
+    now = now or timezone.now()
+    cr = ChangeRequest.objects.filter(pk=request_id).first()
+    if cr is None or cr.status not in (Status.OPEN, Status.APPROVED) or cr.applied_version:
+        return False
+    due = cr.expires_at <= now or (cr.status == Status.APPROVED and approved_deadline(cr) <= now)
+    return due and _expire(cr, now)
+
+
+def _expire(cr: ChangeRequest, now: datetime) -> bool:
+    """Move ``cr`` from the status it was read with to ``expired`` (``False`` when it was
+    decided meanwhile), record ``change_request_expire`` as the portal itself, remove its
+    ``CR-<id>`` label and tell its author."""
+    claimed = ChangeRequest.objects.filter(pk=cr.pk, status=cr.status).update(
+        status=Status.EXPIRED, updated=now
+    )
+    if not claimed:
+        return False
+    cr.status = Status.EXPIRED
+    audit.record(
+        audit.AuditAction.CHANGE_REQUEST_EXPIRE,
+        context=audit.Context.system("change_requests_expire"),
+        secret=cr.secret,
+        change_request=cr.pk,
+        new_version=cr.staged_version,
+    )
+    drop_label(cr)
+    notifications.author_told(cr, "expired")
+    return True

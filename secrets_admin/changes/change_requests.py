@@ -7,7 +7,9 @@ Statuses: open -> approved -> applied | conflicted | expired (not applied in tim
 open -> bypassed (break-glass; applied, or conflicted). Every decision goes through
 :func:`_transition`: a change of the request row locked inside a transaction
 (``select_for_update``), so two approvers approving at once move it once and it is applied once;
-the compare-and-swap on AWSCURRENT guards the write itself as well.
+the compare-and-swap on AWSCURRENT guards the write itself as well. A decision refused because
+the request's deadline passed (:class:`PastDeadline`) also expires the request, so it shows
+expired at once rather than when ``manage.py change_requests_expire`` next runs.
 
 What binds an approval (invariant 4): the approver's form carries a signed digest of the page
 they reviewed (:func:`change_request_reviewed_token`), checked under the row lock; the author
@@ -41,7 +43,13 @@ from ..errors import (
     StateConflict,
 )
 from ..models import Approval, ChangeRequest
-from .change_request_apply import apply_decided, approved_deadline, cell_counts, drop_label
+from .change_request_apply import (
+    apply_decided,
+    approved_deadline,
+    cell_counts,
+    change_request_expire_if_due,
+    drop_label,
+)
 from .protocol import (
     Version,
     apply_for_write,
@@ -63,6 +71,11 @@ class ChangedSinceReview(StateConflict):
     """The request, its base or the current version moved since the approver's page was
     rendered: nothing was approved or applied (409; invariant 4: what lands is what was
     approved)."""
+
+
+class PastDeadline(ChangeRequestNotOpen):
+    """The request's deadline passed before this decision: nothing was decided, and the request
+    was expired on the spot, as ``manage.py change_requests_expire`` would have (409)."""
 
 
 def change_request_label(request_id: int) -> str:
@@ -240,7 +253,7 @@ def _refuse_unless_open(cr: ChangeRequest) -> None:
             f"Change request #{cr.pk} is {cr.status}, no longer open: nothing was changed."
         )
     if cr.expires_at <= timezone.now():
-        raise ChangeRequestNotOpen(
+        raise PastDeadline(
             f"Change request #{cr.pk} expired on {cr.expires_at:%Y-%m-%d %H:%M} UTC: nothing was "
             "changed. Propose the change again."
         )
@@ -263,21 +276,27 @@ def _transition(
     name the fields it changed with the outcome's detail, save those fields, record success.
 
     Two people deciding at once are serialised by the lock, so a request leaves "open" once.
+    A decision refused for the deadline (:class:`PastDeadline`) expires the request
+    (:func:`~.change_request_apply.change_request_expire_if_due`) before the refusal is raised.
     Raises :class:`~secrets_admin.errors.ChangeRequestNotFound`, what ``decide`` raises,
     :class:`~secrets_admin.audit.AuditUnavailable`.
     """
     cr = change_request_get(request_id)
-    with audit.attempt(
-        action, context=context, secret=cr.secret, change_request=cr.pk, **attempt(cr)
-    ) as handle:
-        with transaction.atomic():
-            cr = ChangeRequest.objects.select_for_update().get(pk=request_id)
-            fields, detail = decide(cr)
-            cr.save(update_fields=[*fields, "updated"])
-        if detail is None:
-            handle.succeeded()
-        else:
-            handle.succeeded(detail=detail)
+    try:
+        with audit.attempt(
+            action, context=context, secret=cr.secret, change_request=cr.pk, **attempt(cr)
+        ) as handle:
+            with transaction.atomic():
+                cr = ChangeRequest.objects.select_for_update().get(pk=request_id)
+                fields, detail = decide(cr)
+                cr.save(update_fields=[*fields, "updated"])
+            if detail is None:
+                handle.succeeded()
+            else:
+                handle.succeeded(detail=detail)
+    except PastDeadline:
+        change_request_expire_if_due(request_id)
+        raise
     return cr
 
 
@@ -537,8 +556,9 @@ def change_request_apply(
     :func:`~.change_request_apply.approved_deadline`, on the page the approver reviewed (``reviewed``, as for
     :func:`change_request_approve`). See :func:`~.change_request_apply.apply_decided`.
 
-    Raises :class:`~secrets_admin.errors.ChangeRequestNotOpen` (not approved, applied or past
-    its deadline), :class:`~secrets_admin.errors.SelfApproval`,
+    Raises :class:`~secrets_admin.errors.ChangeRequestNotOpen` (not approved, or applied),
+    :class:`PastDeadline` (past its deadline: the request is expired at once),
+    :class:`~secrets_admin.errors.SelfApproval`,
     :class:`~secrets_admin.errors.ChangeRequestRefused` (role), :class:`ChangedSinceReview`,
     :class:`~secrets_admin.errors.InvalidInput`, and what
     :func:`~.change_request_apply.apply_decided` raises.
@@ -554,7 +574,8 @@ def change_request_apply(
         )
     deadline = approved_deadline(cr)
     if deadline <= timezone.now():
-        raise ChangeRequestNotOpen(
+        change_request_expire_if_due(cr.pk)
+        raise PastDeadline(
             f"Change request #{cr.pk} was approved but not applied by {deadline:%Y-%m-%d %H:%M} "
             "UTC, so it expired: nothing was changed. Propose the change again."
         )

@@ -38,8 +38,8 @@ def _load(request_id: int) -> ChangeRequest:
 def change_request_list(request: HttpRequest) -> HttpResponse:
     """Requests, newest first. ``show``: open (default), mine, waiting (for me), all;
     ``secret``: one secret's. Reads only: expiring requests is ``manage.py
-    change_requests_expire``'s job (a GET never writes), and an expired request can't be
-    decided (the decision refuses it)."""
+    change_requests_expire``'s job (a GET never writes), and a request past its deadline
+    can't be decided (the decision refuses it and expires the request at once)."""
     show = request.GET.get("show", "open")
     if show not in FILTERS:
         show = "open"
