@@ -33,8 +33,8 @@ from typing import Any, Literal
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
-from . import documents
-from .documents import Edit
+from . import changesets, documents
+from .changesets import Edit
 
 #: The biggest ``.env`` file read (the whole unified secret is at most 64 KiB anyway).
 MAX_ENV_FILE_BYTES = 256 * 1024
@@ -292,11 +292,11 @@ def plan(
     already there or planned, or a cell an earlier source already gives a different value).
     A new secret also gets the ``required_environments`` (empty). Never raises.
     """
-    doc: dict[str, Any] = documents.apply(existing or {}, [])
+    doc: dict[str, Any] = changesets.apply(existing or {}, [])
     edits: list[Edit] = []
     if existing is None:
         edits += [Edit("add_environment", env) for env in required_environments]
-        doc = documents.apply(doc, edits)
+        doc = changesets.apply(doc, edits)
     cells: list[PlannedCell] = []
     planned: dict[tuple[str, str, str], PlannedCell] = {}
     warnings: list[str] = []
@@ -366,7 +366,7 @@ def plan(
                 add(entry, fp, "new")
             edit = Edit("set", *cell, value=entry.value)
             edits.append(edit)
-            doc = documents.apply(doc, [edit])
+            doc = changesets.apply(doc, [edit])
     for env in dict.fromkeys(c.environment for c in cells if c.written):
         if not _BRANCH_NAME.match(env):
             warnings.append(

@@ -18,7 +18,18 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import QuerySet
 
-from . import audit, aws, documents, errors, grid, integration, listing, permissions
+from . import (
+    audit,
+    aws,
+    changesets,
+    diffs,
+    documents,
+    errors,
+    grid,
+    integration,
+    listing,
+    permissions,
+)
 from .changes import change_request_apply, protocol
 from .grid import CellView as CellView  # the grid's cell view model, also used by the editor
 from .grid import RowView
@@ -154,8 +165,8 @@ class EnvironmentDiff:
     secret: SecretPage
     a: str
     b: str
-    rows: list[documents.Comparison] = field(default_factory=list)
-    counts: dict[documents.ComparisonStatus, int] = field(default_factory=dict)
+    rows: list[diffs.Comparison] = field(default_factory=list)
+    counts: dict[diffs.ComparisonStatus, int] = field(default_factory=dict)
     problem: str = ""
     bad_request: bool = False
 
@@ -165,7 +176,7 @@ class EnvironmentDiff:
         names = {"only_a": f"only in {self.a}", "only_b": f"only in {self.b}"}
         return [
             (status, names.get(status, label), self.counts.get(status, 0))
-            for status, label in documents.COMPARISON_STATUSES.items()
+            for status, label in diffs.COMPARISON_STATUSES.items()
         ]
 
     @property
@@ -174,7 +185,7 @@ class EnvironmentDiff:
 
     def table(
         self, *, only_differences: bool = False
-    ) -> list[tuple[documents.Comparison, list[tuple[str, str, str]]]]:
+    ) -> list[tuple[diffs.Comparison, list[tuple[str, str, str]]]]:
         """Rows to show, each with its two sides as ``(environment, type, short fingerprint)``
         (type "" where the key is absent)."""
         return [
@@ -201,7 +212,7 @@ def default_pair(environments: list[str]) -> tuple[str, str]:
 
 def environment_diff(name: str, a: str, b: str) -> EnvironmentDiff:
     """Open ``name`` (one ``DescribeSecret``, one ``GetSecretValue``) and compare environments
-    ``a`` and ``b`` by fingerprint (:func:`documents.compare_environments`).
+    ``a`` and ``b`` by fingerprint (:func:`diffs.compare_environments`).
 
     Empty ``a``/``b`` pick :func:`default_pair`. Raises :class:`~secrets_admin.aws.AwsError`;
     every other problem (non-standard secret, unknown or equal environments) is in ``problem``.
@@ -232,8 +243,8 @@ def environment_diff(name: str, a: str, b: str) -> EnvironmentDiff:
         )
     if secret.classified is None:  # narrowing for the type checker; cannot happen
         raise RuntimeError("unexpected: secret.classified is None (conforming implies classified)")
-    rows = documents.compare_environments(secret.classified.document, a, b, fingerprint=fingerprint)
-    return EnvironmentDiff(secret, a, b, rows=rows, counts=documents.count_comparisons(rows))
+    rows = diffs.compare_environments(secret.classified.document, a, b, fingerprint=fingerprint)
+    return EnvironmentDiff(secret, a, b, rows=rows, counts=diffs.count_comparisons(rows))
 
 
 # --------------------------------------------------------------------------------------------
@@ -477,7 +488,7 @@ class ChangeRequestReview:
     current -> proposed, and the cells that conflict when the base moved. No values."""
 
     current_version_id: str
-    cells: list[protocol.CellDelta]
+    cells: list[diffs.CellDelta]
     conflicts: list[protocol.CellRef]
     base_moved: bool
 
@@ -497,17 +508,17 @@ def change_request_review(cr: ChangeRequest) -> ChangeRequestReview:
         )
     base = protocol.read_version(cr.secret, cr.base_version)
     changeset = change_request_apply.changeset_from(cr.structure, staged.document)
-    clashes = documents.conflicting_cells(base.document, current.document, changeset)
+    clashes = changesets.conflicting_cells(base.document, current.document, changeset)
     if clashes:  # show the request's own cells only, not others' edits it would seem to undo
-        touched = documents.touched_cells(base.document, changeset)
+        touched = changesets.touched_cells(base.document, changeset)
         cells = [
             c
             for c in protocol.compare(cr.secret, current, staged.document).cells
             if (c.environment, c.service, c.key) in touched
         ]
         return ChangeRequestReview(current.version_id, cells, clashes, True)
-    after = documents.apply(
-        current.document, documents.rebase_changeset(current.document, changeset)
+    after = changesets.apply(
+        current.document, changesets.rebase_changeset(current.document, changeset)
     )
     return ChangeRequestReview(
         current.version_id, protocol.compare(cr.secret, current, after).cells, [], True

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from secrets_admin import audit, aws, documents, errors, reads
 from secrets_admin.changes import change_requests, editor, protocol
-from secrets_admin.documents import Edit
+from secrets_admin.changesets import Edit
 from secrets_admin.models import Approval, AuditEvent, ChangeRequest
 
 from .conftest import STANDARD_DOC

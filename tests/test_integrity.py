@@ -17,7 +17,7 @@ from django.utils import timezone
 from secrets_admin import audit, aws, documents, reads
 from secrets_admin.changes import change_request_apply, change_requests, editor, protocol
 from secrets_admin.changes import migration as wizard
-from secrets_admin.documents import Edit
+from secrets_admin.changesets import Edit
 from secrets_admin.forms import field_name
 from secrets_admin.models import Approval, AuditEvent, ChangeRequest
 

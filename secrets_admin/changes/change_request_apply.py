@@ -27,8 +27,8 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from .. import audit, aws, documents, notifications
-from ..documents import Edit
+from .. import audit, aws, changesets, diffs, documents, notifications
+from ..changesets import Edit
 from ..errors import Conflict, NoChanges, StateConflict
 from ..models import Approval, ChangeRequest
 from .protocol import (
@@ -59,15 +59,6 @@ def changeset_from(structure: Sequence[dict[str, str]], staged: dict[str, Any]) 
         value = documents.lookup(staged, cell)[1] if item["op"] == "set" else None
         edits.append(Edit(item["op"], *cell, value=value))  # type: ignore[arg-type]
     return edits
-
-
-def cell_counts(cells: Sequence[dict[str, str]]) -> dict[str, int]:
-    """``{"added": n, "changed": n, "removed": n}`` over a request's ``cells`` (type changes
-    count as changed)."""
-    out = {"added": 0, "changed": 0, "removed": 0}
-    for c in cells:
-        out["changed" if c["status"] == "type_changed" else c["status"]] += 1
-    return out
 
 
 def drop_label(cr: ChangeRequest, context: audit.Context | None = None) -> None:
@@ -190,7 +181,7 @@ def _promote(cr: ChangeRequest, context: audit.Context, detail: dict[str, Any]) 
         **detail,
         "mode": "promote",
         "cells": cr.cells,
-        "counts": cell_counts(cr.cells),
+        "counts": diffs.count_changes(c["status"] for c in cr.cells),
         "environments": cr.environments,
     }
     with audit.attempt(
@@ -225,7 +216,7 @@ def _rebase_and_save(
     staged = read_version(cr.secret, cr.staged_version)
     current = read_version(cr.secret)
     changeset = changeset_from(cr.structure, staged.document)
-    clashes = documents.conflicting_cells(base.document, current.document, changeset)
+    clashes = changesets.conflicting_cells(base.document, current.document, changeset)
     if clashes:
         audit.record(
             audit.AuditAction.CHANGE_REQUEST_APPLY,
@@ -245,7 +236,7 @@ def _rebase_and_save(
         result = save_changeset(
             name=cr.secret,
             base=current,
-            changeset=documents.rebase_changeset(current.document, changeset),
+            changeset=changesets.rebase_changeset(current.document, changeset),
             context=context,
             # Minted here for this approver and base: never a number a person could submit too.
             change_id=new_change_id(

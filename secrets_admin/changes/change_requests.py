@@ -30,8 +30,8 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .. import audit, aws, documents, notifications, permissions
-from ..documents import Edit
+from .. import audit, aws, diffs, documents, notifications, permissions
+from ..changesets import Edit
 from ..errors import (
     ChangeRequestNotFound,
     ChangeRequestNotOpen,
@@ -46,7 +46,6 @@ from ..models import Approval, ChangeRequest
 from .change_request_apply import (
     apply_decided,
     approved_deadline,
-    cell_counts,
     change_request_expire_if_due,
     drop_label,
 )
@@ -170,7 +169,7 @@ def propose_on(
         "label": cr.label,
         "environments": cr.environments,
         "cells": cr.cells,
-        "counts": cell_counts(cr.cells),
+        "counts": diffs.count_changes(c["status"] for c in cr.cells),
         "structure": [
             {"status": c.status, "environment": c.environment, "service": c.service}
             for c in landed.structure

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import audit, documents, permissions
-from ..documents import Edit
+from .. import audit, changesets, documents, permissions
+from ..changesets import Edit
 from ..errors import InvalidChange
 from ..models import ChangeRequest
 from . import change_requests
@@ -155,8 +155,8 @@ def changeset_for(intent: EditIntent, document: dict[str, Any]) -> list[Edit]:
             continue  # a null left as it was (the editor offers each cell's own type)
         edits.append(Edit("set", *cell, value=value))
     try:  # "everywhere" includes what the edits above add (a copied environment's keys)
-        working = documents.apply(document, edits)
-    except documents.ChangesetError as exc:
+        working = changesets.apply(document, edits)
+    except changesets.ChangesetError as exc:
         raise InvalidChange(f"This change can't be applied: {exc}.") from None
     deleted = dict.fromkeys(intent.deletes)  # ordered, with O(1) membership
     for service, key in intent.delete_keys:

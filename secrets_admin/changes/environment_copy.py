@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import audit
-from ..documents import Edit
+from ..changesets import Edit
 from ..errors import InvalidChange, NoChanges
 from ..models import ChangeRequest
 from .editor import secret_save_changes

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from .. import audit, aws, compliance, documents, lint, migration, reads
+from .. import audit, aws, changesets, compliance, documents, lint, migration, reads
 from ..errors import InvalidChange, NoChanges
 from ..models import ChangeRequest
 from . import lifecycle
@@ -257,7 +257,7 @@ def secret_migrate(
         else:
             version_id = result.new_version_id
     else:
-        document = documents.apply({}, plan.changeset)
+        document = changesets.apply({}, plan.changeset)
         created = lifecycle.secret_create(
             repo=repo,
             context=context,

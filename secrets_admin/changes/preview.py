@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 from .. import audit, reads
-from ..documents import Edit
+from ..changesets import Edit
 from ..errors import NotEditable
 from .comparison import typed_values_compare
 from .editor import EditIntent, changeset_for, confirm_removals

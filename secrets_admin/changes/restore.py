@@ -4,8 +4,8 @@ top of the current one (never move ``AWSCURRENT`` wholesale to an old version).
 
 from __future__ import annotations
 
-from .. import audit, documents, permissions
-from ..documents import Edit
+from .. import audit, changesets, permissions
+from ..changesets import Edit
 from ..models import ChangeRequest
 from . import change_requests
 from .protocol import MAX_REBASES, SaveResult, Version, read_version, save_changeset
@@ -19,7 +19,7 @@ def restore_changeset(*, name: str, environment: str, version_id: str, base: Ver
     old version breaks the standard, :class:`~secrets_admin.aws.AwsError`.
     """
     old = read_version(name, version_id)
-    return documents.restore_changeset(base.document, old.document, environment)
+    return changesets.restore_changeset(base.document, old.document, environment)
 
 
 def secret_restore_environment(
