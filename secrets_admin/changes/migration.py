@@ -195,7 +195,7 @@ def migration_preview(
         cells=[
             (c.environment, c.service, c.key)
             for c in plan.cells
-            if c.source == ENV_FILE and c.existing_fingerprint
+            if c.source == ENV_FILE and c.existing.present
         ],
         context=context,
     )
@@ -283,7 +283,7 @@ def secret_migrate(
                     "key": c.key,
                     "source": c.source,
                     "status": c.status,
-                    "after": c.fingerprint,
+                    "after": c.given.fingerprint,
                 }
                 for c in plan.cells
                 if c.written
