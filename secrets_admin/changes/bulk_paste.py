@@ -20,7 +20,7 @@ from typing import Any
 
 from .. import audit, documents, reads
 from ..diffs import CellDelta, DeltaStatus
-from ..errors import InvalidChange, NotEditable
+from ..errors import InvalidChange
 from ..migration import MAX_ENV_FILE_BYTES, Entry, parse_env_file, read_env_source, read_json_source
 from .comparison import stored_values_compare
 from .editor import EditIntent, editor_type
@@ -99,10 +99,8 @@ def secret_bulk_paste_preview(
     """
     if len(text.encode("utf-8")) > MAX_ENV_FILE_BYTES:
         raise InvalidChange(f"Paste at most {MAX_ENV_FILE_BYTES // 1024} KiB at once.")
-    state = reads.secret_edit_state(name=name, version_id=base_version_id)
-    if state.blocker or state.base is None:
-        raise NotEditable(state.blocker or "This secret can't be edited here.")
-    document = state.base.document
+    _, base = reads.secret_edit_base(name=name, version_id=base_version_id)
+    document = base.document
     if environment not in document:
         raise InvalidChange(f"This version has no environment {environment!r}: choose one it has.")
     if service and documents.name_problem(service):
@@ -119,7 +117,7 @@ def secret_bulk_paste_preview(
     # Recorded (and charged) before any outcome is computed: the statuses are the comparison.
     stored_values_compare(
         name=name,
-        base_version_id=state.base.version_id,
+        base_version_id=base.version_id,
         cells=[(environment, s, k) for (s, k), (present, _) in stored.items() if present],
         context=context,
     )
@@ -141,4 +139,4 @@ def secret_bulk_paste_preview(
             intent.values[cell], value_type = _typed(entry.value)
             if value_type != "string":
                 intent.types[cell] = value_type
-    return PastePreview(name, state.base.version_id, environment, cells, problems, intent)
+    return PastePreview(name, base.version_id, environment, cells, problems, intent)

@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 
 from .. import audit, reads
 from ..changesets import Edit
-from ..errors import NotEditable
 from .comparison import typed_values_compare
 from .editor import EditIntent, changeset_for, confirm_removals
 from .environment_copy import CopyRow, environment_copy_changeset
@@ -24,11 +23,9 @@ def _review(
     """Open ``name`` at ``version_id`` (current when ``None``), build the changeset on it and
     describe the result. Raises :class:`~secrets_admin.errors.NotEditable` (with the reason),
     what ``changeset`` raises, :class:`~secrets_admin.aws.AwsError`."""
-    state = reads.secret_edit_state(name=name, version_id=version_id)
-    if state.blocker or state.base is None:
-        raise NotEditable(state.blocker or "This secret can't be edited here.")
-    edits = changeset(state.base)
-    result = preview(name=name, base=state.base, changeset=edits)
+    state, base = reads.secret_edit_base(name=name, version_id=version_id)
+    edits = changeset(base)
+    result = preview(name=name, base=base, changeset=edits)
     return state, dataclasses.replace(result, needs_approval=protected_environments(edits))
 
 
