@@ -244,19 +244,19 @@ def _approved_not_applied(cr: ChangeRequest, approver: Any, *, ago: timedelta) -
     ChangeRequest.objects.filter(pk=cr.pk).update(status="approved")
 
 
-def test_apply_refused_past_the_approved_deadline_expires_the_request_at_once(
-    secret: str, engineer: Any, approver: Any, admin: Any, as_user: Any, sm: Any, settings: Any
+def test_apply_refused_past_the_deadline_expires_the_request_at_once(
+    secret: str, engineer: Any, approver: Any, admin: Any, as_user: Any, sm: Any
 ) -> None:
-    settings.PORTAL_APPROVED_CHANGE_REQUEST_HOURS = 1
-    late = propose(engineer, MAIN_EDIT)
-    _approved_not_applied(late, approver, ago=timedelta(hours=2))
-    refused = decide(as_user(admin), "apply", late)
+    cr = propose(engineer, MAIN_EDIT)
+    _approved_not_applied(cr, approver, ago=timedelta(minutes=1))
+    ChangeRequest.objects.filter(pk=cr.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    refused = decide(as_user(admin), "apply", cr)
     assert refused.status_code == HTTPStatus.CONFLICT and b"expired" in refused.content
-    late.refresh_from_db()
-    assert late.status == "expired" and not late.applied_version
+    cr.refresh_from_db()
+    assert cr.status == "expired" and not cr.applied_version
     assert cr_labels(sm) == {} and aws.read_current(NAME).version_id == secret
     assert AuditEvent.objects.filter(
-        action="change_request_expire", change_request=late.pk, outcome="succeeded"
+        action="change_request_expire", change_request=cr.pk, outcome="succeeded"
     ).exists()
 
 
