@@ -6,13 +6,13 @@ it edits: saving it then opens a change request). Nothing is written.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from .. import audit, reads
 from ..changesets import Edit
 from .comparison import typed_values_compare
 from .editor import EditIntent, changeset_for, confirm_removals
-from .environment_copy import CopyRow, environment_copy_changeset
+from .environment_copy import CopyChoice
 from .protocol import Preview, Version, preview, protected_environments
 from .restore import restore_changeset
 
@@ -63,21 +63,13 @@ def secret_preview_restore(
 
 
 def secret_preview_environment_copy(
-    *,
-    name: str,
-    base_version_id: str,
-    source: str,
-    target: str,
-    rows: Sequence[CopyRow],
-    with_values: bool,
+    *, name: str, base_version_id: str, copy: CopyChoice
 ) -> tuple[reads.EditState, Preview]:
-    """The review of copying ``rows`` from ``source`` to ``target`` on version
+    """The review of ``copy`` (rows from one environment to another) on version
     ``base_version_id`` (the compare page's version). Raises as :func:`_review` and
     :class:`~secrets_admin.errors.InvalidChange`."""
     return _review(
         name=name,
         version_id=base_version_id,
-        changeset=lambda base: environment_copy_changeset(
-            base.document, source=source, target=target, rows=rows, with_values=with_values
-        ),
+        changeset=lambda base: copy.changeset(base.document),
     )
