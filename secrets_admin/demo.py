@@ -110,7 +110,7 @@ def seed_change_request() -> int | None:
     """One open change request on ``customer-portal-secrets`` by ``engineer`` (a main value),
     so the approval flow can be tried at once: sign in as ``approver`` and approve it. Returns
     its id. Call after :func:`seed` and :func:`create_users`."""
-    from . import audit, documents
+    from . import audit, changesets, documents
     from .changes import change_requests, protocol
 
     name = "customer-portal-secrets"
@@ -122,7 +122,7 @@ def seed_change_request() -> int | None:
     cr = change_requests.change_request_propose(
         name=name,
         base_version_id=current.version_id,
-        changeset=[documents.Edit("set", "main", service, key, "FAKE-rotated-demo-value")],
+        changeset=[changesets.Edit("set", "main", service, key, "FAKE-rotated-demo-value")],
         context=audit.Context(user=engineer),
         change_id=protocol.new_change_id(
             user=engineer, name=name, base_version_id=current.version_id

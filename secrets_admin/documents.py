@@ -1,8 +1,10 @@
-"""Pure document logic for unified secrets.
+"""Pure document logic for unified secrets: the document itself.
 
-A *unified secret* (the unified-secrets standard, "Required JSON Structure") holds a JSON object ``environment -> service -> key -> value``. This module parses such a
-SecretString, classifies it, lists its cells, fingerprints values, applies changesets and diffs
-documents. It imports neither Django nor boto3 and does no I/O.
+A *unified secret* (the unified-secrets standard, "Required JSON Structure") holds a JSON object
+``environment -> service -> key -> value``. This module parses such a SecretString, serialises
+it back, classifies it against the standard, lists its cells and grid rows, and fingerprints
+values. Changesets (apply, rebase, restore) are in :mod:`secrets_admin.changesets`, per-cell
+differences in :mod:`secrets_admin.diffs`. It imports neither Django nor boto3 and does no I/O.
 
 Rules:
 
@@ -17,7 +19,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -49,10 +51,6 @@ class DuplicateKeyError(ValueError):
     def __init__(self, key: str) -> None:
         super().__init__(f"the key {key!r} appears twice in one object")
         self.key = key
-
-
-class ChangesetError(ValueError):
-    """A changeset cannot be applied to a document; the message says which edit and why."""
 
 
 @dataclass(frozen=True)
@@ -406,284 +404,18 @@ def get_cell(document: Mapping[str, Any], environment: str, service: str, key: s
     return keys[key]
 
 
-# --------------------------------------------------------------------------------------------
-# Changesets
-
-
-@dataclass(frozen=True)
-class Edit:
-    """One edit of a changeset.
-
-    ``op`` is one of:
-
-    * ``set``: set ``environment.service.key`` to ``value`` (creating the service and environment
-      when absent);
-    * ``delete``: remove the key (it must exist);
-    * ``add_service`` / ``remove_service``: an empty service in ``environment`` / remove it;
-    * ``add_environment`` / ``remove_environment``: an empty environment / remove it.
-    """
-
-    op: Literal[
-        "set", "delete", "add_service", "remove_service", "add_environment", "remove_environment"
-    ]
-    environment: str
-    service: str = ""
-    key: str = ""
-    value: Any = field(default=None, repr=False)  # a secret value: kept out of reprs and logs
-
-    @property
-    def cell(self) -> tuple[str, str, str]:
-        return (self.environment, self.service, self.key)
-
-
-Changeset = Sequence[Edit]
-
-
-def apply(document: Mapping[str, Any], changeset: Changeset) -> dict[str, Any]:
-    """Return a new document: ``document`` with ``changeset`` applied in order.
-
-    The input is not modified. Untouched cells keep their exact value and type, and key order
-    is kept; new keys go at the end of their object. Raises :class:`ChangesetError` naming the
-    edit when it cannot apply (a name that :func:`name_problem` refuses, a missing cell to
-    delete, a level that is not an object).
-    """
-    new: dict[str, Any] = _copy_tree(document)
-    for edit in changeset:
-        _apply_one(new, edit)
-    return new
-
-
-def _copy_tree(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _copy_tree(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy_tree(v) for v in value]
-    return value
-
-
-def _check_name(kind: str, name: str) -> None:
-    problem = name_problem(name)
-    if problem:
-        raise ChangesetError(f"{kind} {name!r}: {problem}")
-
-
-def _object_at(container: dict[str, Any], name: str, label: str) -> dict[str, Any]:
-    node = container[name]
-    if not isinstance(node, dict):
-        raise ChangesetError(f"{label} is a {value_type(node)}, not an object")
-    return node
-
-
-def _apply_one(doc: dict[str, Any], edit: Edit) -> None:
-    env, service, key = edit.cell
-    if edit.op == "add_environment":
-        _check_name("environment", env)
-        doc.setdefault(env, {})
-        return
-    if edit.op == "remove_environment":
-        if env not in doc:
-            raise ChangesetError(f"environment {env!r} does not exist")
-        del doc[env]
-        return
-    if edit.op in ("set", "add_service"):
-        _check_name("environment", env)
-        _check_name("service", service)
-        services_ = _object_at(doc, env, env) if env in doc else doc.setdefault(env, {})
-        keys = (
-            _object_at(services_, service, f"{env}.{service}")
-            if service in services_
-            else services_.setdefault(service, {})
-        )
-        if edit.op == "set":
-            _check_name("key", key)
-            keys[key] = edit.value
-        return
-    if env not in doc:
-        raise ChangesetError(f"environment {env!r} does not exist")
-    services_ = _object_at(doc, env, env)
-    if service not in services_:
-        raise ChangesetError(f"service {env}.{service} does not exist")
-    if edit.op == "remove_service":
-        del services_[service]
-        return
-    if edit.op == "delete":
-        keys = _object_at(services_, service, f"{env}.{service}")
-        if key not in keys:
-            raise ChangesetError(f"key {env}.{service}.{key} does not exist")
-        del keys[key]
-        return
-    raise ChangesetError(f"unknown edit {edit.op!r}")
-
-
-def touched_cells(document: Mapping[str, Any], changeset: Changeset) -> set[tuple[str, str, str]]:
-    """Cells a changeset can change, expanded for whole services and environments.
-
-    Used by the write protocol's rebase test: a changeset may be rebased onto a newer version
-    only if none of these cells differ between base and current.
-    """
-    out: set[tuple[str, str, str]] = set()
-    for edit in changeset:
-        if edit.op in ("set", "delete"):
-            out.add(edit.cell)
-        elif edit.op in ("remove_service", "add_service"):
-            keys = document.get(edit.environment, {})
-            keys = keys.get(edit.service, {}) if isinstance(keys, Mapping) else {}
-            out.add((edit.environment, edit.service, ""))
-            if isinstance(keys, Mapping):
-                out.update((edit.environment, edit.service, k) for k in keys)
-        else:
-            out.add((edit.environment, "", ""))
-            services_ = document.get(edit.environment, {})
-            if isinstance(services_, Mapping):
-                for s, keys in services_.items():
-                    out.add((edit.environment, s, ""))
-                    if isinstance(keys, Mapping):
-                        out.update((edit.environment, s, k) for k in keys)
-    return out
-
-
-_MISSING = object()
-
-
-def _lookup(document: Mapping[str, Any], cell: tuple[str, str, str]) -> Any:
+def lookup(document: Mapping[str, Any], cell: tuple[str, str, str]) -> tuple[bool, Any]:
+    """``(present, value)`` at a cell; an empty key (and service) names the service (environment)
+    node itself, as in :func:`~secrets_admin.changesets.touched_cells`."""
     env, service, key = cell
     node: Any = document
     for part, present in ((env, True), (service, bool(service)), (key, bool(key))):
         if not present:
             break
         if not isinstance(node, Mapping) or part not in node:
-            return _MISSING
+            return False, None
         node = node[part]
-    return node
-
-
-def cells_changed_between(
-    base: Mapping[str, Any], current: Mapping[str, Any], cells_: set[tuple[str, str, str]]
-) -> list[tuple[str, str, str]]:
-    """The cells among ``cells_`` whose value (or presence) differs between two documents.
-
-    A cell whose key part is empty stands for a whole service (or environment when the service
-    is empty too): it counts as changed when that node was added or removed. Values are compared
-    on their canonical serialisation, so a type change counts.
-    """
-    changed = []
-    for cell in sorted(cells_):
-        a, b = _lookup(base, cell), _lookup(current, cell)
-        if (a is _MISSING) != (b is _MISSING) or (
-            cell[2] and a is not _MISSING and serialise(a) != serialise(b)
-        ):
-            changed.append(cell)
-    return changed
-
-
-def lookup(document: Mapping[str, Any], cell: tuple[str, str, str]) -> tuple[bool, Any]:
-    """``(present, value)`` at a cell; an empty key (and service) names the service (environment)
-    node itself, as in :func:`touched_cells`."""
-    found = _lookup(document, cell)
-    return (False, None) if found is _MISSING else (True, found)
-
-
-def _same_at(a: Any, b: Any, cell: tuple[str, str, str]) -> bool:
-    if a is _MISSING or b is _MISSING:
-        return a is b
-    return not cell[2] or serialise(a) == serialise(b)
-
-
-def conflicting_cells(
-    base: Mapping[str, Any],
-    current: Mapping[str, Any],
-    changeset: Changeset,
-    *,
-    whole_environments: Sequence[str] = (),
-) -> list[tuple[str, str, str]]:
-    """The cells where a changeset made on ``base`` collides with what changed in ``current``.
-
-    The write protocol's rebase test: a cell collides when someone else changed it between base
-    and current (value, type or presence) and it is among the cells the changeset touches
-    (:func:`touched_cells` on both documents), unless they already made it what the changeset
-    makes it. The service and environment a ``set`` writes into collide when someone else removed
-    them. ``whole_environments`` widens the touched cells to every cell of those environments (a
-    per-environment restore must not be rebased over someone else's edit of that environment).
-
-    An empty result means :func:`rebase_changeset` onto ``current`` loses nothing: every touched
-    cell ends as the changeset says, every other cell as ``current`` has it.
-    """
-    yours = apply(base, changeset)
-    cells_ = touched_cells(base, changeset) | touched_cells(current, changeset)
-    for env in whole_environments:
-        cells_.add((env, "", ""))
-        for doc in (base, current):
-            services_ = doc.get(env)
-            if isinstance(services_, Mapping):
-                for service, keys in services_.items():
-                    cells_.add((env, service, ""))
-                    if isinstance(keys, Mapping):
-                        cells_.update((env, service, k) for k in keys)
-    containers: set[tuple[str, str, str]] = set()
-    for edit in changeset:
-        if edit.op == "set":
-            containers.update({(edit.environment, "", ""), (edit.environment, edit.service, "")})
-    out = []
-    for cell in sorted(cells_ | containers):
-        b, c, y = _lookup(base, cell), _lookup(current, cell), _lookup(yours, cell)
-        if _same_at(b, c, cell):
-            continue  # nobody else changed it
-        if cell not in cells_ and not (b is not _MISSING and c is _MISSING):
-            continue  # a container someone else created: writing into it loses nothing
-        if _same_at(c, y, cell):
-            continue  # they already made the same change
-        out.append(cell)
-    return out
-
-
-def rebase_changeset(current: Mapping[str, Any], changeset: Changeset) -> list[Edit]:
-    """The changeset to apply onto ``current`` after :func:`conflicting_cells` found nothing.
-
-    Drops deletions whose target is already gone (someone else made the same deletion), so the
-    rest applies; every other edit is kept in order.
-    """
-    doc = _copy_tree(current)
-    kept: list[Edit] = []
-    for edit in changeset:
-        if edit.op in ("delete", "remove_service", "remove_environment"):
-            target = (
-                edit.cell
-                if edit.op == "delete"
-                else (edit.environment, edit.service if edit.op == "remove_service" else "", "")
-            )
-            if _lookup(doc, target) is _MISSING:
-                continue
-        _apply_one(doc, edit)
-        kept.append(edit)
-    return kept
-
-
-@dataclass(frozen=True)
-class StructureChange:
-    """An environment or a service added or removed (``service`` empty for an environment)."""
-
-    status: Literal["added", "removed"]
-    environment: str
-    service: str = ""
-
-
-def structure_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[StructureChange]:
-    """Environments and services added or removed from ``before`` to ``after`` (both conforming);
-    the services of a removed environment are not listed separately."""
-    out: list[StructureChange] = []
-    for env in environments({**dict(before), **dict(after)}):
-        if env not in after:
-            out.append(StructureChange("removed", env))
-            continue
-        if env not in before:
-            out.append(StructureChange("added", env))
-        b_services, a_services = before.get(env, {}), after[env]
-        for service in dict.fromkeys([*b_services, *a_services]):
-            if service not in a_services:
-                out.append(StructureChange("removed", env, service))
-            elif service not in b_services:
-                out.append(StructureChange("added", env, service))
-    return out
+    return True, node
 
 
 _SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]+")
@@ -710,177 +442,46 @@ def secret_name_problem(name: str, suffix: str) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------
-# Diff
+# One side of a cell, without its value
 
 
 @dataclass(frozen=True)
-class CellChange:
-    """One cell's difference between two documents. ``status`` is added/removed/changed/type_changed.
+class CellState:
+    """What can be shown of one side of a cell: presence, JSON type (``service`` or
+    ``environment`` for a whole node) and full fingerprint ("" when not fingerprinted). Never a
+    value."""
 
-    ``before`` and ``after`` are values: they are left out of ``repr()`` and ``str()``.
-    """
-
-    environment: str
-    service: str
-    key: str
-    status: Literal["added", "removed", "changed", "type_changed"]
-    before: Any = field(default=None, repr=False)
-    after: Any = field(default=None, repr=False)
-
-
-def diff(
-    before: Mapping[str, Any], after: Mapping[str, Any], *, environment: str | None = None
-) -> list[CellChange]:
-    """Per-cell differences from ``before`` to ``after`` (both conforming), in grid order.
-
-    With ``environment`` only that environment is compared.
-    """
-    changes: list[CellChange] = []
-    envs = environments({**dict(before), **dict(after)})
-    for env in envs:
-        if environment is not None and env != environment:
-            continue
-        b_services = before.get(env, {})
-        a_services = after.get(env, {})
-        for service in dict.fromkeys([*b_services, *a_services]):
-            b_keys = b_services.get(service, {})
-            a_keys = a_services.get(service, {})
-            for key in dict.fromkeys([*b_keys, *a_keys]):
-                if key not in a_keys:
-                    changes.append(CellChange(env, service, key, "removed", b_keys[key], None))
-                elif key not in b_keys:
-                    changes.append(CellChange(env, service, key, "added", None, a_keys[key]))
-                else:
-                    bv, av = b_keys[key], a_keys[key]
-                    if value_type(bv) != value_type(av):
-                        changes.append(CellChange(env, service, key, "type_changed", bv, av))
-                    elif serialise(bv) != serialise(av):
-                        changes.append(CellChange(env, service, key, "changed", bv, av))
-    return changes
-
-
-def restore_changeset(
-    current: Mapping[str, Any], old: Mapping[str, Any], environment: str
-) -> list[Edit]:
-    """The changeset that makes ``environment`` of ``current`` equal to its content in ``old``.
-
-    Other environments are not touched ("roll back" is per environment). When the
-    environment did not exist in ``old`` the changeset removes it.
-    """
-    if environment not in old:
-        return [Edit("remove_environment", environment)] if environment in current else []
-    edits: list[Edit] = []
-    if environment not in current:
-        edits.append(Edit("add_environment", environment))
-    cur_services = current.get(environment, {})
-    old_services = old[environment]
-    for service in cur_services:
-        if service not in old_services:
-            edits.append(Edit("remove_service", environment, service))
-    for service, keys in old_services.items():
-        cur_keys = cur_services.get(service)
-        if cur_keys is None:
-            edits.append(Edit("add_service", environment, service))
-            cur_keys = {}
-        for key in cur_keys:
-            if key not in keys:
-                edits.append(Edit("delete", environment, service, key))
-        for key, value in keys.items():
-            if key not in cur_keys or serialise(cur_keys[key]) != serialise(value):
-                edits.append(Edit("set", environment, service, key, value))
-    return edits
-
-
-# --------------------------------------------------------------------------------------------
-# Comparing two environments of one document
-
-ComparisonStatus = Literal["only_a", "only_b", "same", "different", "different_type"]
-
-#: Statuses in the order they are counted and shown, with the words the UI uses.
-COMPARISON_STATUSES: dict[ComparisonStatus, str] = {
-    "only_a": "only in A",
-    "only_b": "only in B",
-    "same": "same value",
-    "different": "different value",
-    "different_type": "different type",
-}
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """One ``(service, key)`` row of a comparison of environments A and B. Never holds a value.
-
-    ``type_a``/``type_b`` are :func:`value_type` names ("" where the key is absent);
-    ``fingerprint_a``/``fingerprint_b`` are what the ``fingerprint`` callable returned ("" where
-    absent).
-    """
-
-    service: str
-    key: str
-    status: ComparisonStatus
-    type_a: str = ""
-    type_b: str = ""
-    fingerprint_a: str = ""
-    fingerprint_b: str = ""
+    present: bool
+    type: str = ""
+    fingerprint: str = ""
 
     @property
-    def differs(self) -> bool:
-        return self.status != "same"
+    def short(self) -> str:
+        """The displayed part of the fingerprint (:func:`short`)."""
+        return short(self.fingerprint)
 
 
-def _keys_of(document: Mapping[str, Any], environment: str) -> dict[str, Mapping[str, Any]]:
-    """``service -> keys`` of one environment; levels that are absent or not objects count as empty."""
-    services_ = document.get(environment)
-    if not isinstance(services_, Mapping):
-        return {}
-    return {s: k for s, k in services_.items() if isinstance(k, Mapping)}
+#: The state of a cell that is not there.
+ABSENT = CellState(False)
 
 
-def compare_environments(
-    document: Mapping[str, Any], a: str, b: str, *, fingerprint: Callable[[Any], str]
-) -> list[Comparison]:
-    """Compare environments ``a`` and ``b`` of one document, key by key, without keeping values.
-
-    Every ``(service, key)`` present in either environment gives one :class:`Comparison`, in
-    grid order (services first seen in A, then B; keys likewise). Values are compared only
-    through ``fingerprint(value)`` (``reads.fingerprint``: a keyed HMAC), after their JSON types:
-
-    * ``only_a`` / ``only_b``: the key is in one environment only;
-    * ``different_type``: both have it, with different JSON types (``"1"`` and ``1``);
-    * ``same`` / ``different``: same type, equal / unequal fingerprints.
-
-    An environment that is absent (or not an object) counts as empty. Never raises for a
-    conforming document; ``a == b`` gives every row ``same``.
-    """
-    a_services, b_services = _keys_of(document, a), _keys_of(document, b)
-    rows: list[Comparison] = []
-    for service in dict.fromkeys([*a_services, *b_services]):
-        a_keys = a_services.get(service, {})
-        b_keys = b_services.get(service, {})
-        for key in dict.fromkeys([*a_keys, *b_keys]):
-            if key not in b_keys:
-                va = a_keys[key]
-                rows.append(
-                    Comparison(service, key, "only_a", value_type(va), "", fingerprint(va), "")
-                )
-                continue
-            vb = b_keys[key]
-            if key not in a_keys:
-                rows.append(
-                    Comparison(service, key, "only_b", "", value_type(vb), "", fingerprint(vb))
-                )
-                continue
-            va = a_keys[key]
-            ta, tb = value_type(va), value_type(vb)
-            fa, fb = fingerprint(va), fingerprint(vb)
-            status: ComparisonStatus = (
-                "different_type" if ta != tb else "same" if fa == fb else "different"
-            )
-            rows.append(Comparison(service, key, status, ta, tb, fa, fb))
-    return rows
+def value_state(value: Any, *, fingerprint: Callable[[Any], str] | None = None) -> CellState:
+    """The state of a present ``value``: its :func:`value_type` and ``fingerprint(value)`` (the
+    caller's keyed HMAC, e.g. ``reads.fingerprint``; "" without one)."""
+    return CellState(True, value_type(value), fingerprint(value) if fingerprint else "")
 
 
-def count_comparisons(rows: Sequence[Comparison]) -> dict[ComparisonStatus, int]:
-    """How many rows have each status, every status present (zero when none)."""
-    statuses = [row.status for row in rows]
-    return {s: statuses.count(s) for s in COMPARISON_STATUSES}
+def cell_state(
+    document: Mapping[str, Any],
+    cell: tuple[str, str, str],
+    *,
+    fingerprint: Callable[[Any], str] | None = None,
+) -> CellState:
+    """The state of ``cell`` in ``document`` (:func:`lookup`): :data:`ABSENT`, a whole service
+    or environment (empty key), or :func:`value_state` of its value."""
+    present, value = lookup(document, cell)
+    if not present:
+        return ABSENT
+    if not cell[2]:
+        return CellState(True, "service" if cell[1] else "environment")
+    return value_state(value, fingerprint=fingerprint)

@@ -33,8 +33,8 @@ from typing import Any, Literal
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
-from . import documents
-from .documents import Edit
+from . import changesets, documents
+from .changesets import Edit
 
 #: The biggest ``.env`` file read (the whole unified secret is at most 64 KiB anyway).
 MAX_ENV_FILE_BYTES = 256 * 1024
@@ -189,25 +189,24 @@ def read_env_source(source: str, env_file: EnvFile, *, environment: str, service
 
 @dataclass(frozen=True)
 class PlannedCell:
-    """One cell of the plan, for display: names, type, fingerprints, status, reason. No value."""
+    """One cell of the plan, for display: where a source's value goes, its status and reason,
+    the state of that value (``given``: type and fingerprint) and of the value the unified
+    secret holds there now (``existing``; absent for a new cell, and not looked at for a skipped
+    one). No value."""
 
     source: str
     environment: str
     service: str
     key: str
-    type: str
-    fingerprint: str
     status: CellStatus
-    existing_fingerprint: str = ""
+    given: documents.CellState
+    existing: documents.CellState = documents.ABSENT
     note: str = ""
 
     @property
-    def short(self) -> str:
-        return documents.short(self.fingerprint)
-
-    @property
-    def existing_short(self) -> str:
-        return documents.short(self.existing_fingerprint)
+    def existing_fingerprint(self) -> str:
+        """The fingerprint of the value there now ("" when there is none to compare with)."""
+        return self.existing.fingerprint
 
     @property
     def written(self) -> bool:
@@ -249,7 +248,7 @@ class Plan:
         """A hash of what the person reviewed (cells, statuses, fingerprints): the final step
         refuses to write when re-reading the sources gives another plan."""
         lines = [
-            "\x1f".join((c.source, c.environment, c.service, c.key, c.fingerprint, c.status))
+            "\x1f".join((c.source, c.environment, c.service, c.key, c.given.fingerprint, c.status))
             for c in self.cells
         ]
         lines.append(f"{self.target}\x1f{self.exists}\x1f{self.base_version_id}")
@@ -292,23 +291,25 @@ def plan(
     already there or planned, or a cell an earlier source already gives a different value).
     A new secret also gets the ``required_environments`` (empty). Never raises.
     """
-    doc: dict[str, Any] = documents.apply(existing or {}, [])
+    doc: dict[str, Any] = changesets.apply(existing or {}, [])
     edits: list[Edit] = []
     if existing is None:
         edits += [Edit("add_environment", env) for env in required_environments]
-        doc = documents.apply(doc, edits)
+        doc = changesets.apply(doc, edits)
     cells: list[PlannedCell] = []
     planned: dict[tuple[str, str, str], PlannedCell] = {}
     warnings: list[str] = []
 
     def add(
-        entry: Entry, fp: str, status: CellStatus, note: str = "", existing_fp: str = ""
+        entry: Entry,
+        given: documents.CellState,
+        status: CellStatus,
+        note: str = "",
+        existing: documents.CellState = documents.ABSENT,
     ) -> None:
         notes = "; ".join(n for n in (entry.note, note) if n)
         cell = (entry.environment, entry.service, entry.key)
-        placed = PlannedCell(
-            entry.source, *cell, documents.value_type(entry.value), fp, status, existing_fp, notes
-        )
+        placed = PlannedCell(entry.source, *cell, status, given, existing, notes)
         cells.append(placed)
         if status != "skipped":
             planned.setdefault(cell, placed)
@@ -316,20 +317,20 @@ def plan(
     for read in reads:
         for entry in read.entries:
             cell = (entry.environment, entry.service, entry.key)
-            fp = fingerprint(entry.value)
+            given = documents.value_state(entry.value, fingerprint=fingerprint)
 
             note = _name_note(entry)
             if note:
-                add(entry, fp, "skipped", note)
+                add(entry, given, "skipped", note)
                 continue
             if cell in planned:
                 first = planned[cell]
-                if first.fingerprint == fp:
-                    add(entry, fp, "skipped", f"{first.source} gives the same value")
+                if first.given.fingerprint == given.fingerprint:
+                    add(entry, given, "skipped", f"{first.source} gives the same value")
                 else:
                     add(
                         entry,
-                        fp,
+                        given,
                         "skipped",
                         f"{first.source} gives a different value, which is used",
                     )
@@ -341,32 +342,27 @@ def plan(
             if twin:
                 add(
                     entry,
-                    fp,
+                    given,
                     "skipped",
                     f"differs only in case from {twin!r}, which maps to the same environment "
                     "variable: rename one of them",
                 )
                 continue
             present, current = documents.lookup(doc, cell)
-            if present and fingerprint(current) == fp:
-                add(entry, fp, "same", existing_fp=fp)
+            there = documents.value_state(current, fingerprint=fingerprint) if present else None
+            if there is not None and there.fingerprint == given.fingerprint:
+                add(entry, given, "same", existing=there)
                 continue
-            if present and not overwrite:
-                add(
-                    entry,
-                    fp,
-                    "conflict",
-                    "kept as it is (tick overwrite to replace)",
-                    fingerprint(current),
-                )
+            if there is not None and not overwrite:
+                add(entry, given, "conflict", "kept as it is (tick overwrite to replace)", there)
                 continue
-            if present:
-                add(entry, fp, "overwrite", existing_fp=fingerprint(current))
+            if there is not None:
+                add(entry, given, "overwrite", existing=there)
             else:
-                add(entry, fp, "new")
+                add(entry, given, "new")
             edit = Edit("set", *cell, value=entry.value)
             edits.append(edit)
-            doc = documents.apply(doc, [edit])
+            doc = changesets.apply(doc, [edit])
     for env in dict.fromkeys(c.environment for c in cells if c.written):
         if not _BRANCH_NAME.match(env):
             warnings.append(

@@ -18,8 +18,19 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import QuerySet
 
-from . import audit, aws, documents, errors, grid, integration, listing, permissions
-from .changes import change_requests, protocol
+from . import (
+    audit,
+    aws,
+    changesets,
+    diffs,
+    documents,
+    errors,
+    grid,
+    integration,
+    listing,
+    permissions,
+)
+from .changes import change_request_apply, protocol
 from .grid import CellView as CellView  # the grid's cell view model, also used by the editor
 from .grid import RowView
 from .models import ChangeRequest
@@ -32,13 +43,16 @@ def fingerprint(value: Any) -> str:
 
 @dataclass
 class SecretPage:
-    """Everything the grid page shows. ``read_only_reason`` is empty when the secret is editable."""
+    """Everything a secret's pages show of it, as a view model: names, per-cell types and
+    fingerprints (``rows``), never the parsed document. ``classified`` holds what the
+    classification says (kind, reasons, size in bytes) without the document, as
+    ``grid.GridPage.classified`` does. ``read_only_reason`` is empty when the secret is
+    editable."""
 
     name: str
     description: aws.SecretDescription
     version_id: str = ""
-    # The parsed version (values): kept out of reprs, so a page never prints a value.
-    classified: documents.Classified | None = field(default=None, repr=False)
+    classified: grid.Facts | None = None
     environments: list[str] = field(default_factory=list)
     protected: dict[str, bool] = field(default_factory=dict)
     rows: list[RowView] = field(default_factory=list)
@@ -59,27 +73,36 @@ class SecretPage:
 
 
 def secret_open(name: str, *, version_id: str | None = None) -> SecretPage:
-    """Read a secret for the grid: ``DescribeSecret`` then (when it has a value) one
+    """Read a secret for its pages: ``DescribeSecret`` then (when it has a value) one
     ``GetSecretValue`` of ``AWSCURRENT`` (or of ``version_id`` when given: the editor's base).
     Raises :class:`~secrets_admin.aws.AwsError` (``SecretNotFound`` ...) with a user-facing
     message."""
+    return _secret_read(name, version_id)[0]
+
+
+def _secret_read(
+    name: str, version_id: str | None
+) -> tuple[SecretPage, documents.Classified | None]:
+    """:func:`secret_open`'s page, and the classified version it was built from (``None`` when
+    no value was read). The classified version holds values: it serves the read use cases here
+    (a comparison, the integration snippets, the editor's base), never a template."""
     description = aws.describe(name)
     page = SecretPage(name=name, description=description)
     page.problem, page.read_only_reason = grid.description_problems(description)
     if page.problem:
-        return page
+        return page, None
     value = aws.read_version(name, version_id) if version_id else aws.read_current(name)
     page.version_id = value.version_id
     classified = listing.classify_value(value)
-    page.classified = classified
     if version_id is None:  # the list describes the current version only
         listing.remember(name, value.version_id, classified)
+    model = grid.build_model(value.version_id, classified)
+    page.classified = model.facts
     if not classified.conforming:
         page.problem = page.read_only_reason = grid.NON_STANDARD
-        return page
-    model = grid.build_model(value.version_id, classified)
+        return page, classified
     page.environments, page.protected, page.rows = model.environments, model.protected, model.rows
-    return page
+    return page, classified
 
 
 class CellNotFound(errors.StateConflict):
@@ -154,8 +177,8 @@ class EnvironmentDiff:
     secret: SecretPage
     a: str
     b: str
-    rows: list[documents.Comparison] = field(default_factory=list)
-    counts: dict[documents.ComparisonStatus, int] = field(default_factory=dict)
+    rows: list[diffs.Comparison] = field(default_factory=list)
+    counts: dict[diffs.ComparisonStatus, int] = field(default_factory=dict)
     problem: str = ""
     bad_request: bool = False
 
@@ -165,7 +188,7 @@ class EnvironmentDiff:
         names = {"only_a": f"only in {self.a}", "only_b": f"only in {self.b}"}
         return [
             (status, names.get(status, label), self.counts.get(status, 0))
-            for status, label in documents.COMPARISON_STATUSES.items()
+            for status, label in diffs.COMPARISON_STATUSES.items()
         ]
 
     @property
@@ -174,7 +197,7 @@ class EnvironmentDiff:
 
     def table(
         self, *, only_differences: bool = False
-    ) -> list[tuple[documents.Comparison, list[tuple[str, str, str]]]]:
+    ) -> list[tuple[diffs.Comparison, list[tuple[str, str, str]]]]:
         """Rows to show, each with its two sides as ``(environment, type, short fingerprint)``
         (type "" where the key is absent)."""
         return [
@@ -201,13 +224,13 @@ def default_pair(environments: list[str]) -> tuple[str, str]:
 
 def environment_diff(name: str, a: str, b: str) -> EnvironmentDiff:
     """Open ``name`` (one ``DescribeSecret``, one ``GetSecretValue``) and compare environments
-    ``a`` and ``b`` by fingerprint (:func:`documents.compare_environments`).
+    ``a`` and ``b`` by fingerprint (:func:`diffs.compare_environments`).
 
     Empty ``a``/``b`` pick :func:`default_pair`. Raises :class:`~secrets_admin.aws.AwsError`;
     every other problem (non-standard secret, unknown or equal environments) is in ``problem``.
     """
-    secret = secret_open(name)
-    if not secret.conforming:
+    secret, classified = _secret_read(name, None)
+    if classified is None or not classified.conforming:
         return EnvironmentDiff(secret, a, b, problem=secret.problem)
     envs = secret.environments
     if not a and not b:
@@ -230,10 +253,8 @@ def environment_diff(name: str, a: str, b: str) -> EnvironmentDiff:
         return EnvironmentDiff(
             secret, a, b, problem="Choose two different environments to compare."
         )
-    if secret.classified is None:  # narrowing for the type checker; cannot happen
-        raise RuntimeError("unexpected: secret.classified is None (conforming implies classified)")
-    rows = documents.compare_environments(secret.classified.document, a, b, fingerprint=fingerprint)
-    return EnvironmentDiff(secret, a, b, rows=rows, counts=documents.count_comparisons(rows))
+    rows = diffs.compare_environments(classified.document, a, b, fingerprint=fingerprint)
+    return EnvironmentDiff(secret, a, b, rows=rows, counts=diffs.count_comparisons(rows))
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,7 +298,7 @@ def caller_identity() -> aws.CallerIdentity:
 def secret_integration(name: str) -> IntegrationPage:
     """Open ``name`` (one ``DescribeSecret``, one ``GetSecretValue``; STS ``GetCallerIdentity``
     once an hour) and build its integration snippets. Raises :class:`~secrets_admin.aws.AwsError`."""
-    secret = secret_open(name)
+    secret, classified = _secret_read(name, None)
     caller = caller_identity()
     region = aws.region()
     kms_id = secret.description.kms_key_id
@@ -306,12 +327,8 @@ def secret_integration(name: str) -> IntegrationPage:
         policy_cli=integration.policy_cli(policy),
         kms_note=kms_note,
     )
-    if secret.conforming:
-        if secret.classified is None:  # narrowing for the type checker; cannot happen
-            raise RuntimeError(
-                "unexpected: secret.classified is None (secret.classified is set here)"
-            )
-        page.variables = integration.env_vars(secret.classified.document)
+    if classified is not None and classified.conforming:
+        page.variables = integration.env_vars(classified.document)
         page.typescript = integration.typescript_snippet(name, page.variables)
         page.dotenv = integration.dotenv_names(page.variables)
     return page
@@ -392,14 +409,13 @@ def edit_warnings(page: SecretPage, activity: VersionActivity | None) -> list[st
 
 @dataclass
 class EditState:
-    """What the editor and the review show: the grid page of the base version, why it can't be
-    edited (``blocker``), warnings, version activity, and the base itself when editable."""
+    """What the editor and the review show (a view model, no value): the page of the base
+    version, why it can't be edited (``blocker``), warnings and version activity."""
 
     page: SecretPage
     blocker: str
     warnings: list[str]
     activity: VersionActivity | None
-    base: protocol.Version | None = field(repr=False)  # holds values
 
     @property
     def is_current(self) -> bool:
@@ -415,17 +431,32 @@ def secret_edit_state(*, name: str, version_id: str | None = None) -> EditState:
     when ``AWSCURRENT`` is on more than one version, a state AWS never produces, so that no
     edit is reviewed, saved or proposed onto a guess.
     """
-    page = secret_open(name, version_id=version_id)
+    return _edit_read(name, version_id)[0]
+
+
+def secret_edit_base(
+    *, name: str, version_id: str | None = None
+) -> tuple[EditState, protocol.Version]:
+    """:func:`secret_edit_state` and the base version to build a changeset on (it holds values:
+    for the review and save use cases, never for a template). Same cost. Raises
+    :class:`~secrets_admin.errors.NotEditable` with the reason when the secret can't be edited,
+    and as :func:`secret_edit_state`."""
+    state, base = _edit_read(name, version_id)
+    if state.blocker or base is None:
+        raise errors.NotEditable(state.blocker or "This secret can't be edited here.")
+    return state, base
+
+
+def _edit_read(name: str, version_id: str | None) -> tuple[EditState, protocol.Version | None]:
+    page, classified = _secret_read(name, version_id)
     aws.refuse_ambiguous_current(name, page.description)
     blocker = edit_blocker(page)
     activity = None
     base = None
-    if not blocker and page.classified is not None:
+    if not blocker and classified is not None:
         activity = version_activity(aws.list_versions(name))
-        base = protocol.Version(
-            page.version_id, page.classified.document, page.classified.size_bytes
-        )
-    return EditState(page, blocker, edit_warnings(page, activity), activity, base)
+        base = protocol.Version(page.version_id, classified.document, classified.size_bytes)
+    return EditState(page, blocker, edit_warnings(page, activity), activity), base
 
 
 # --------------------------------------------------------------------------------------------
@@ -477,7 +508,7 @@ class ChangeRequestReview:
     current -> proposed, and the cells that conflict when the base moved. No values."""
 
     current_version_id: str
-    cells: list[protocol.CellDelta]
+    cells: list[diffs.CellDelta]
     conflicts: list[protocol.CellRef]
     base_moved: bool
 
@@ -496,18 +527,18 @@ def change_request_review(cr: ChangeRequest) -> ChangeRequestReview:
             False,
         )
     base = protocol.read_version(cr.secret, cr.base_version)
-    changeset = change_requests.changeset_from(cr.structure, staged.document)
-    clashes = documents.conflicting_cells(base.document, current.document, changeset)
+    changeset = change_request_apply.changeset_from(cr.structure, staged.document)
+    clashes = changesets.conflicting_cells(base.document, current.document, changeset)
     if clashes:  # show the request's own cells only, not others' edits it would seem to undo
-        touched = documents.touched_cells(base.document, changeset)
+        touched = changesets.touched_cells(base.document, changeset)
         cells = [
             c
             for c in protocol.compare(cr.secret, current, staged.document).cells
             if (c.environment, c.service, c.key) in touched
         ]
         return ChangeRequestReview(current.version_id, cells, clashes, True)
-    after = documents.apply(
-        current.document, documents.rebase_changeset(current.document, changeset)
+    after = changesets.apply(
+        current.document, changesets.rebase_changeset(current.document, changeset)
     )
     return ChangeRequestReview(
         current.version_id, protocol.compare(cr.secret, current, after).cells, [], True

@@ -30,7 +30,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from secrets_admin import audit, aws
 from secrets_admin.changes import change_requests, protocol
-from secrets_admin.documents import Edit
+from secrets_admin.changesets import Edit
 from secrets_admin.permissions import Role, set_role
 
 from .conftest import STANDARD_DOC, saml_environ

@@ -20,7 +20,7 @@ from django.urls import reverse
 
 from secrets_admin import audit, aws
 from secrets_admin.changes import change_requests, protocol
-from secrets_admin.documents import Edit
+from secrets_admin.changesets import Edit
 from secrets_admin.permissions import Role, set_role
 
 from .conftest import STANDARD_DOC, TEAM_A, TEAM_B

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from secrets_admin import audit, audit_verify, aws, documents, errors, reads
 from secrets_admin.changes import change_requests, editor, protocol
-from secrets_admin.documents import Edit
+from secrets_admin.changesets import Edit
 from secrets_admin.models import Approval, AuditEvent, ChangeRequest
 
 from .conftest import STANDARD_DOC
@@ -344,6 +344,32 @@ def test_expiry_marks_expired_and_removes_the_label(
     assert "expired" in mail.outbox[-1].subject and mail.outbox[-1].to == ["erin@example.test"]
     with pytest.raises(errors.ChangeRequestRefused):
         approve(approver, cr)
+
+
+@pytest.mark.parametrize("action", ["approve", "reject"])
+def test_a_decision_refused_for_the_deadline_expires_the_request_at_once(
+    secret: str, engineer: Any, approver: Any, as_user: Any, sm: Any, action: str
+) -> None:
+    cr = propose(engineer, MAIN_EDIT)
+    keep = propose(engineer, Edit("set", "main", "stripe", "public_key", "pk2"))
+    ChangeRequest.objects.filter(pk=cr.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    refused = as_user(approver).post(
+        reverse(f"secrets_admin:change_request_{action}", args=[cr.pk]),
+        {"reviewed": reviewed(cr), "comment": "too late"},
+    )
+    assert refused.status_code == HTTPStatus.CONFLICT and b"expired" in refused.content
+    cr.refresh_from_db()
+    # Expired on the spot, as the expiry command would: event, label gone, author told.
+    assert cr.status == "expired" and not cr.approvals.exists()
+    assert cr_labels(sm) == [keep.label] and aws.read_current(NAME).version_id == secret
+    expired = AuditEvent.objects.filter(action="change_request_expire", change_request=cr.pk)
+    assert [e.outcome for e in expired] == ["succeeded"]
+    assert "expired" in mail.outbox[-1].subject and mail.outbox[-1].to == ["erin@example.test"]
+    assert CANARY.encode() not in refused.content
+    keep.refresh_from_db()
+    assert keep.status == "open"
+    call_command("change_requests_expire", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    assert expired.count() == 1  # the command finds nothing left to expire
 
 
 def test_break_glass_applies_own_request_with_a_reason_and_waits_for_acknowledgement(

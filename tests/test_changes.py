@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from secrets_admin import audit, audit_verify, aws, documents, errors, reads
+from secrets_admin import audit, audit_verify, aws, changesets, documents, errors, reads
 from secrets_admin.changes import editor, lifecycle, protocol
 from secrets_admin.changes import restore as restoring
-from secrets_admin.documents import Edit
+from secrets_admin.changesets import Edit
 from secrets_admin.models import AuditEvent, ChangeRequest, SecretSummary
 
 from .conftest import STANDARD_DOC, CallCounter
@@ -229,7 +229,7 @@ def test_oversize_document_is_refused_before_any_write(
     assert calls.calls == ["GetSecretValue"]  # the base read; no write
     size = len(
         documents.serialise(
-            documents.apply(STANDARD_DOC, [Edit("set", "dev", "big", "blob", "é" * 33_000)])
+            changesets.apply(STANDARD_DOC, [Edit("set", "dev", "big", "blob", "é" * 33_000)])
         ).encode()
     )
     assert f"{size - 65_536:,} bytes over" in info.value.message
@@ -287,7 +287,9 @@ def test_repeat_unknown_to_the_audit_log_is_confirmed_by_describe_secret(
         ClientRequestToken=protocol.request_token(
             NAME, nonce, base.version_id, protocol.changeset_digest([edit])
         ),
-        SecretString=documents.serialise(documents.apply(documents.parse(base.text or ""), [edit])),
+        SecretString=documents.serialise(
+            changesets.apply(documents.parse(base.text or ""), [edit])
+        ),
         VersionStages=[aws.STAGING_LABEL],
     )["VersionId"]
     sm.update_secret_version_stage(
@@ -591,7 +593,7 @@ def test_restore_environment_brings_back_one_environment_only(
 
 def _change_main_outside_the_editor(base: str) -> str:
     """Move AWSCURRENT to a version whose ``main`` differs, through the CAS write path."""
-    doc = documents.apply(current_doc(), [Edit("set", "main", "stripe", "secret_key", "m2")])
+    doc = changesets.apply(current_doc(), [Edit("set", "main", "stripe", "secret_key", "m2")])
     staged = aws.stage_version(NAME, text=documents.serialise(doc), token=str(uuid.uuid4()))
     aws.promote(NAME, version_id=staged, base_version_id=base)
     aws.drop_staging_label(NAME, version_id=staged)

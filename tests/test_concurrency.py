@@ -18,7 +18,7 @@ from django.db import connection
 
 from secrets_admin import audit, audit_verify, aws, documents, errors, reads
 from secrets_admin.changes import editor, protocol
-from secrets_admin.documents import Edit
+from secrets_admin.changesets import Edit
 from secrets_admin.models import AuditEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from secrets_admin import audit, aws
 from secrets_admin.changes import change_requests, protocol
-from secrets_admin.documents import Edit
+from secrets_admin.changesets import Edit
 from secrets_admin.models import AuditEvent, ChangeRequest
 
 from .conftest import STANDARD_DOC

@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from secrets_admin import changesets as cs
+from secrets_admin import diffs as df
 from secrets_admin import documents as d
 
 KEY = b"k"
@@ -106,12 +108,12 @@ def test_fingerprint_distinguishes_types_and_hides_the_value() -> None:
 
 def test_apply_sets_deletes_and_keeps_everything_else() -> None:
     doc = d.parse('{"dev": {"s": {"a": 1.50, "b": "x"}}, "main": {"s": {"a": "y"}}}')
-    new = d.apply(
+    new = cs.apply(
         doc,
         [
-            d.Edit("set", "dev", "s", "b", "new"),
-            d.Edit("delete", "main", "s", "a"),
-            d.Edit("set", "uat", "t", "k", "v"),
+            cs.Edit("set", "dev", "s", "b", "new"),
+            cs.Edit("delete", "main", "s", "a"),
+            cs.Edit("set", "uat", "t", "k", "v"),
         ],
     )
     assert d.serialise(new) == (
@@ -123,23 +125,23 @@ def test_apply_sets_deletes_and_keeps_everything_else() -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (d.Edit("delete", "dev", "s", "missing"), "does not exist"),
-        (d.Edit("delete", "nope", "s", "a"), "does not exist"),
-        (d.Edit("set", "dev", "s", " padded", "v"), "leading or trailing"),
-        (d.Edit("remove_environment", "nope"), "does not exist"),
+        (cs.Edit("delete", "dev", "s", "missing"), "does not exist"),
+        (cs.Edit("delete", "nope", "s", "a"), "does not exist"),
+        (cs.Edit("set", "dev", "s", " padded", "v"), "leading or trailing"),
+        (cs.Edit("remove_environment", "nope"), "does not exist"),
     ],
 )
-def test_apply_refuses_impossible_edits_with_a_message(edit: d.Edit, message: str) -> None:
-    with pytest.raises(d.ChangesetError, match=message):
-        d.apply(d.parse('{"dev": {"s": {"a": "1"}}}'), [edit])
+def test_apply_refuses_impossible_edits_with_a_message(edit: cs.Edit, message: str) -> None:
+    with pytest.raises(cs.ChangesetError, match=message):
+        cs.apply(d.parse('{"dev": {"s": {"a": "1"}}}'), [edit])
 
 
 def test_diff_classifies_added_removed_changed_and_type_changed() -> None:
     before = d.parse('{"dev": {"s": {"a": "1", "b": "2", "c": "3"}}}')
     after = d.parse('{"dev": {"s": {"a": "1", "b": "20", "c": 3, "d": "4"}}}')
-    statuses = {(c.key, c.status) for c in d.diff(before, after)}
+    statuses = {(c.key, c.status) for c in df.diff(before, after)}
     assert statuses == {("b", "changed"), ("c", "type_changed"), ("d", "added")}
-    assert {(c.key, c.status) for c in d.diff(after, before)} == {
+    assert {(c.key, c.status) for c in df.diff(after, before)} == {
         ("b", "changed"),
         ("c", "type_changed"),
         ("d", "removed"),
@@ -149,7 +151,7 @@ def test_diff_classifies_added_removed_changed_and_type_changed() -> None:
 def test_restore_changeset_restores_one_environment_only() -> None:
     old = d.parse('{"dev": {"s": {"a": "1"}}, "main": {"s": {"a": "m1"}}}')
     current = d.parse('{"dev": {"s": {"a": "2", "b": "x"}, "t": {}}, "main": {"s": {"a": "m2"}}}')
-    restored = d.apply(current, d.restore_changeset(current, old, "dev"))
+    restored = cs.apply(current, cs.restore_changeset(current, old, "dev"))
     assert restored["dev"] == old["dev"]
     assert restored["main"] == current["main"]
 
@@ -176,22 +178,22 @@ docs = st.dictionaries(
 
 
 @st.composite
-def doc_and_changeset(draw: Any) -> tuple[dict[str, Any], list[d.Edit]]:
+def doc_and_changeset(draw: Any) -> tuple[dict[str, Any], list[cs.Edit]]:
     doc = d.parse(json.dumps(draw(docs)))
     cells_ = list(d.cells(doc))
-    edits: list[d.Edit] = []
+    edits: list[cs.Edit] = []
     for _ in range(draw(st.integers(0, 6))):
         if cells_ and draw(st.booleans()):
             c = draw(st.sampled_from(cells_))
             if draw(st.booleans()):
                 edits.append(
-                    d.Edit("set", c.environment, c.service, c.key, draw(st.text(max_size=5)))
+                    cs.Edit("set", c.environment, c.service, c.key, draw(st.text(max_size=5)))
                 )
             elif not any(e.cell == (c.environment, c.service, c.key) for e in edits):
-                edits.append(d.Edit("delete", c.environment, c.service, c.key))
+                edits.append(cs.Edit("delete", c.environment, c.service, c.key))
         else:
             edits.append(
-                d.Edit("set", draw(names), draw(names), draw(names), draw(st.text(max_size=5)))
+                cs.Edit("set", draw(names), draw(names), draw(names), draw(st.text(max_size=5)))
             )
     return doc, edits
 
@@ -200,7 +202,7 @@ def doc_and_changeset(draw: Any) -> tuple[dict[str, Any], list[d.Edit]]:
 @given(doc_and_changeset())
 def test_apply_changes_exactly_the_cells_in_the_changeset(case: Any) -> None:
     doc, edits = case
-    new = d.apply(doc, edits)
+    new = cs.apply(doc, edits)
     touched = {e.cell for e in edits}
     before = {(c.environment, c.service, c.key): d.serialise(c.value) for c in d.cells(doc)}
     after = {(c.environment, c.service, c.key): d.serialise(c.value) for c in d.cells(new)}
@@ -228,8 +230,8 @@ def test_apply_changes_exactly_the_cells_in_the_changeset(case: Any) -> None:
 def test_diff_then_restore_reproduces_each_environment(a: Any, b: Any) -> None:
     old, current = d.parse(json.dumps(a)), d.parse(json.dumps(b))
     for env in set(old) | set(current):
-        restored = d.apply(current, d.restore_changeset(current, old, env))
-        assert d.diff(old, restored, environment=env) == []
+        restored = cs.apply(current, cs.restore_changeset(current, old, env))
+        assert df.diff(old, restored, environment=env) == []
         for other in current:
             if other != env:
                 assert d.serialise(restored[other]) == d.serialise(current[other])
@@ -272,7 +274,7 @@ def test_compare_classifies_every_leaf_type() -> None:
             }
         )
     )
-    rows = d.compare_environments(doc, "dev", "main", fingerprint=_fp)
+    rows = df.compare_environments(doc, "dev", "main", fingerprint=_fp)
     status = {(r.service, r.key): r.status for r in rows}
     for same in ("str", "num", "int", "bool", "null", "obj", "arr"):
         assert status[("s", same)] == "same", same
@@ -284,7 +286,7 @@ def test_compare_classifies_every_leaf_type() -> None:
     assert status[("dev_service", "k")] == "only_a"
     only_main = next(r for r in rows if r.key == "only_main")
     assert (only_main.type_a, only_main.type_b, only_main.fingerprint_a) == ("", "boolean", "")
-    counts = d.count_comparisons(rows)
+    counts = df.count_comparisons(rows)
     assert counts == {
         "only_a": 2,
         "only_b": 1,
@@ -296,18 +298,19 @@ def test_compare_classifies_every_leaf_type() -> None:
 
 def test_compare_keeps_no_value_only_types_and_fingerprints() -> None:
     doc = d.parse('{"dev": {"s": {"k": "CANARY-x"}}, "main": {"s": {"k": "CANARY-y"}}}')
-    rows = d.compare_environments(doc, "dev", "main", fingerprint=_fp)
+    rows = df.compare_environments(doc, "dev", "main", fingerprint=_fp)
     assert "CANARY" not in repr(rows)
 
 
 def test_compare_with_absent_or_same_environment_and_odd_names() -> None:
     doc = d.parse('{"my env": {"se rvice!": {"KEY": "1", "key": "1"}}, "empty": {}}')
-    rows = d.compare_environments(doc, "my env", "nope", fingerprint=_fp)
+    rows = df.compare_environments(doc, "my env", "nope", fingerprint=_fp)
     assert [(r.key, r.status) for r in rows] == [("KEY", "only_a"), ("key", "only_a")]
     assert all(
-        r.status == "same" for r in d.compare_environments(doc, "my env", "my env", fingerprint=_fp)
+        r.status == "same"
+        for r in df.compare_environments(doc, "my env", "my env", fingerprint=_fp)
     )
-    assert d.compare_environments(doc, "empty", "nope", fingerprint=_fp) == []
+    assert df.compare_environments(doc, "empty", "nope", fingerprint=_fp) == []
 
 
 def test_grid_missing_counts_per_environment() -> None:
@@ -323,14 +326,14 @@ def test_fingerprint_comparison_equals_value_comparison(raw: Any, data: Any) -> 
     envs = [*doc, "absent"]
     a, b = data.draw(st.sampled_from(envs)), data.draw(st.sampled_from(envs))
     by_fingerprint = {
-        (r.service, r.key): r.status for r in d.compare_environments(doc, a, b, fingerprint=_fp)
+        (r.service, r.key): r.status for r in df.compare_environments(doc, a, b, fingerprint=_fp)
     }
     # The oracle: the document diff of the two environments' values, mapped onto our statuses.
     mapping = {"removed": "only_a", "added": "only_b", "changed": "different"}
     mapping["type_changed"] = "different_type"
     by_value = {
         (c.service, c.key): mapping[c.status]
-        for c in d.diff({"e": doc.get(a, {})}, {"e": doc.get(b, {})})
+        for c in df.diff({"e": doc.get(a, {})}, {"e": doc.get(b, {})})
     }
     assert {k: v for k, v in by_fingerprint.items() if v != "same"} == by_value
     present = {(s, k) for env in {a, b} for s, keys in doc.get(env, {}).items() for k in keys}
@@ -341,10 +344,10 @@ def test_fingerprint_comparison_equals_value_comparison(raw: Any, data: Any) -> 
 
 
 @st.composite
-def changeset_on(draw: Any, doc: dict[str, Any]) -> list[d.Edit]:
+def changeset_on(draw: Any, doc: dict[str, Any]) -> list[cs.Edit]:
     """A random valid changeset of every op, drawn against ``doc`` as it evolves."""
-    work = d.apply(doc, [])
-    edits: list[d.Edit] = []
+    work = cs.apply(doc, [])
+    edits: list[cs.Edit] = []
     for _ in range(draw(st.integers(0, 5))):
         cells_ = list(d.cells(work))
         services_ = [(e, s) for e in work for s in work[e]]
@@ -363,24 +366,24 @@ def changeset_on(draw: Any, doc: dict[str, Any]) -> list[d.Edit]:
         )
         if op == "set" and cells_:
             c = draw(st.sampled_from(cells_))
-            edit = d.Edit("set", c.environment, c.service, c.key, draw(st.text(max_size=4)))
+            edit = cs.Edit("set", c.environment, c.service, c.key, draw(st.text(max_size=4)))
         elif op == "delete" and cells_:
             c = draw(st.sampled_from(cells_))
-            edit = d.Edit("delete", c.environment, c.service, c.key)
+            edit = cs.Edit("delete", c.environment, c.service, c.key)
         elif op == "remove_service" and services_:
             env, service = draw(st.sampled_from(services_))
-            edit = d.Edit("remove_service", env, service)
+            edit = cs.Edit("remove_service", env, service)
         elif op == "remove_env" and work:
-            edit = d.Edit("remove_environment", draw(st.sampled_from(list(work))))
+            edit = cs.Edit("remove_environment", draw(st.sampled_from(list(work))))
         elif op == "add_service":
-            edit = d.Edit("add_service", draw(names), draw(names))
+            edit = cs.Edit("add_service", draw(names), draw(names))
         elif op == "add_env":
-            edit = d.Edit("add_environment", draw(names))
+            edit = cs.Edit("add_environment", draw(names))
         else:
-            edit = d.Edit("set", draw(names), draw(names), draw(names), draw(st.text(max_size=4)))
+            edit = cs.Edit("set", draw(names), draw(names), draw(names), draw(st.text(max_size=4)))
         try:
-            work = d.apply(work, [edit])
-        except d.ChangesetError:
+            work = cs.apply(work, [edit])
+        except cs.ChangesetError:
             continue  # e.g. a drawn name that is a leaf elsewhere; not a valid edit here
         edits.append(edit)
     return edits
@@ -414,7 +417,7 @@ def _at(doc: Any, cell: tuple[str, str, str]) -> Any:
 
 
 @st.composite
-def doc_with_changeset(draw: Any) -> tuple[dict[str, Any], list[d.Edit]]:
+def doc_with_changeset(draw: Any) -> tuple[dict[str, Any], list[cs.Edit]]:
     doc = d.parse(json.dumps(draw(docs)))
     return doc, draw(changeset_on(doc))
 
@@ -423,8 +426,8 @@ def doc_with_changeset(draw: Any) -> tuple[dict[str, Any], list[d.Edit]]:
 @given(doc_with_changeset())
 def test_every_op_changes_only_the_cells_it_touches(case: Any) -> None:
     doc, edits = case
-    new = d.apply(doc, edits)
-    touched = d.touched_cells(doc, edits) | d.touched_cells(new, edits)
+    new = cs.apply(doc, edits)
+    touched = cs.touched_cells(doc, edits) | cs.touched_cells(new, edits)
     for cell in _all_cells(doc, new):
         if not _covered(cell, touched):
             assert _at(doc, cell) == _at(new, cell), cell  # same presence, value, type
@@ -434,7 +437,7 @@ def test_every_op_changes_only_the_cells_it_touches(case: Any) -> None:
 
 
 @st.composite
-def concurrent_edits(draw: Any) -> tuple[Any, list[d.Edit], list[d.Edit]]:
+def concurrent_edits(draw: Any) -> tuple[Any, list[cs.Edit], list[cs.Edit]]:
     base = d.parse(json.dumps(draw(docs)))
     return base, draw(changeset_on(base)), draw(changeset_on(base))
 
@@ -444,11 +447,11 @@ def concurrent_edits(draw: Any) -> tuple[Any, list[d.Edit], list[d.Edit]]:
 def test_rebase_without_conflict_loses_no_update(case: Any) -> None:
     """Theirs landed first; when no cell conflicts, yours rebased onto theirs keeps both."""
     base, theirs_edits, yours_edits = case
-    theirs = d.apply(base, theirs_edits)
-    yours = d.apply(base, yours_edits)
-    if d.conflicting_cells(base, theirs, yours_edits):
+    theirs = cs.apply(base, theirs_edits)
+    yours = cs.apply(base, yours_edits)
+    if cs.conflicting_cells(base, theirs, yours_edits):
         return
-    merged = d.apply(theirs, d.rebase_changeset(theirs, yours_edits))
+    merged = cs.apply(theirs, cs.rebase_changeset(theirs, yours_edits))
     for cell in _all_cells(base, theirs, yours):
         mine_changed = _at(base, cell) != _at(yours, cell)
         their_changed = _at(base, cell) != _at(theirs, cell)
@@ -460,15 +463,15 @@ def test_rebase_without_conflict_loses_no_update(case: Any) -> None:
 
 def test_conflicting_cells_names_the_cell_both_changed() -> None:
     base = d.parse('{"dev": {"s": {"a": "1", "b": "2"}}}')
-    theirs = d.apply(base, [d.Edit("set", "dev", "s", "a", "theirs")])
-    assert d.conflicting_cells(base, theirs, [d.Edit("set", "dev", "s", "a", "yours")]) == [
+    theirs = cs.apply(base, [cs.Edit("set", "dev", "s", "a", "theirs")])
+    assert cs.conflicting_cells(base, theirs, [cs.Edit("set", "dev", "s", "a", "yours")]) == [
         ("dev", "s", "a")
     ]
-    assert d.conflicting_cells(base, theirs, [d.Edit("set", "dev", "s", "b", "yours")]) == []
-    assert d.conflicting_cells(base, theirs, [d.Edit("set", "dev", "s", "a", "theirs")]) == []
-    assert d.conflicting_cells(base, theirs, [d.Edit("remove_service", "dev", "s")]) == [
+    assert cs.conflicting_cells(base, theirs, [cs.Edit("set", "dev", "s", "b", "yours")]) == []
+    assert cs.conflicting_cells(base, theirs, [cs.Edit("set", "dev", "s", "a", "theirs")]) == []
+    assert cs.conflicting_cells(base, theirs, [cs.Edit("remove_service", "dev", "s")]) == [
         ("dev", "s", "a")
     ]
-    assert d.conflicting_cells(
-        base, theirs, [d.Edit("set", "dev", "s", "b", "y")], whole_environments=["dev"]
+    assert cs.conflicting_cells(
+        base, theirs, [cs.Edit("set", "dev", "s", "b", "y")], whole_environments=["dev"]
     ) == [("dev", "s", "a")]

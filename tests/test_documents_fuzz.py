@@ -15,6 +15,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from secrets_admin import changesets as cs
+from secrets_admin import diffs as df
 from secrets_admin import documents as d
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -91,7 +93,7 @@ def test_any_json_value_round_trips_exactly(value: Any) -> None:
 
 OPS = ["set", "delete", "add_service", "remove_service", "add_environment", "remove_environment"]
 edits = st.builds(
-    d.Edit,
+    cs.Edit,
     op=st.sampled_from([*OPS, "rename"]),
     environment=names,
     service=names,
@@ -120,19 +122,19 @@ def _cell_values(document: Any) -> dict[tuple[str, str, str], str]:
 @FUZZ
 @given(st.one_of(documents, conforming), st.lists(edits, max_size=6))
 def test_apply_raises_only_changeset_error_and_never_touches_its_input(
-    document: dict[str, Any], changeset: list[d.Edit]
+    document: dict[str, Any], changeset: list[cs.Edit]
 ) -> None:
     before = d.serialise(document)
     try:
-        new = d.apply(document, changeset)
-    except d.ChangesetError as exc:
+        new = cs.apply(document, changeset)
+    except cs.ChangesetError as exc:
         assert str(exc)
         return
     finally:
         assert d.serialise(document) == before
     assert d.serialise(d.parse(d.serialise(new))) == d.serialise(new)
     if not list(d.structure_problems(document)):
-        touched = d.touched_cells(document, changeset)
+        touched = cs.touched_cells(document, changeset)
         after = _cell_values(new)
         for cell, value in _cell_values(document).items():
             if cell not in touched:
@@ -143,8 +145,8 @@ def test_apply_raises_only_changeset_error_and_never_touches_its_input(
 @given(conforming, conforming)
 def test_diff_and_restore_never_raise_on_conforming_documents(a: Any, b: Any) -> None:
     for env in {*a, *b}:
-        restored = d.apply(b, d.restore_changeset(b, a, env))
-        assert d.diff(a, restored, environment=env) == []
+        restored = cs.apply(b, cs.restore_changeset(b, a, env))
+        assert df.diff(a, restored, environment=env) == []
 
 
 @pytest.mark.parametrize("depth", [d.MAX_DEPTH + 1, 999, 1001, 50_000])

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from secrets_admin import changesets as cs
+from secrets_admin import diffs as df
 from secrets_admin import documents as d
 
 CANARY = "CANARY-doc-7f3a"
@@ -30,6 +32,19 @@ def _assert_value_free(obj: Any) -> None:
         assert CANARY_NUMBER not in shown
 
 
+#: Cells of CANARY_TEXT: a string, a number, a nested object, a service node.
+CANARY_CELLS = [
+    ("dev", "api", "token"),
+    ("dev", "api", "port"),
+    ("dev", "api", "nested"),
+    ("main", "api", ""),
+]
+
+
+def _hmac(value: Any) -> str:
+    return d.fingerprint(b"test-key", value)
+
+
 def _built_from_canary() -> list[tuple[str, Any]]:
     document = d.parse(CANARY_TEXT)
     other = d.parse(OTHER_TEXT)
@@ -41,12 +56,17 @@ def _built_from_canary() -> list[tuple[str, Any]]:
         ("Cell", list(d.cells(document))),
         ("Grid", grid),
         ("GridRow", grid.rows),
-        ("Edit", d.restore_changeset(other, document, "dev")),
-        ("CellChange", d.diff(other, document)),
-        ("StructureChange", d.structure_changes(other, document)),
+        ("Edit", cs.restore_changeset(other, document, "dev")),
+        ("CellDelta", df.diff(other, document)),
+        ("CellDelta fingerprinted", df.diff(other, document, fingerprint=_hmac)),
+        (
+            "CellState",
+            [d.cell_state(document, c, fingerprint=_hmac) for c in CANARY_CELLS],
+        ),
+        ("StructureChange", cs.structure_changes(other, document)),
         (
             "Comparison",
-            d.compare_environments(document, "dev", "main", fingerprint=lambda v: "f" * 64),
+            df.compare_environments(document, "dev", "main", fingerprint=lambda v: "f" * 64),
         ),
     ]
 
@@ -75,6 +95,35 @@ def test_errors_raised_on_a_canary_document_name_no_value() -> None:
         d.parse('{"dev": {"api": {"k": "CANARY-doc-7f3a", "k": "CANARY-doc-7f3a"}}}')
     _assert_value_free(duplicate.value)
     document = d.parse('{"dev": {"api": "CANARY-doc-7f3a"}}')
-    with pytest.raises(d.ChangesetError) as refused:
-        d.apply(document, [d.Edit("set", "dev", "api", "k", "x")])
+    with pytest.raises(cs.ChangesetError) as refused:
+        cs.apply(document, [cs.Edit("set", "dev", "api", "k", "x")])
     _assert_value_free(refused.value)
+
+
+def test_the_one_delta_type_holds_no_value_only_names_types_and_fingerprints() -> None:
+    """:class:`diffs.CellDelta` (every review, save, change request and paste shows it) keeps no
+    value at all, not only out of its repr: names, a status and two value-free sides."""
+    deltas = df.diff(d.parse(OTHER_TEXT), d.parse(CANARY_TEXT), fingerprint=_hmac)
+    assert {(c.key, c.status) for c in deltas} == {
+        ("token", "type_changed"),
+        ("port", "added"),
+        ("nested", "added"),
+        ("token", "added"),
+    }
+    for delta in deltas:
+        sides = (delta.before, delta.after)
+        assert all(isinstance(side, d.CellState) for side in sides)
+        assert all(isinstance(getattr(delta, f), str) for f in ("environment", "service", "key"))
+        assert all(isinstance(getattr(s, f), str) for s in sides for f in ("type", "fingerprint"))
+        _assert_value_free(delta)
+        _assert_value_free(delta.as_detail())
+    token = next(c for c in deltas if c.environment == "dev" and c.key == "token")
+    assert token.label == "type: number → string"
+    assert token.as_detail() == {
+        "environment": "dev",
+        "service": "api",
+        "key": "token",
+        "status": "type_changed",
+        "before": _hmac(d.JsonNumber("1")),
+        "after": _hmac(CANARY),
+    }

@@ -9,7 +9,7 @@ from typing import Any
 from django.urls import reverse
 
 from secrets_admin import audit
-from secrets_admin.documents import Edit
+from secrets_admin.changesets import Edit
 from secrets_admin.models import AuditEvent
 
 from .test_change_requests import MAIN_EDIT, NAME, propose, save

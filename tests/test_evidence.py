@@ -20,7 +20,7 @@ from django.urls import reverse
 
 from secrets_admin import audit, audit_anchors, aws, evidence
 from secrets_admin.changes import change_requests, protocol
-from secrets_admin.documents import Edit
+from secrets_admin.changesets import Edit
 from secrets_admin.models import AuditEvent, ChangeRequest
 
 from .conftest import STANDARD_DOC

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.http import QueryDict
 
-from secrets_admin import documents, errors, forms
+from secrets_admin import changesets, documents, errors, forms
 from secrets_admin.changes import editor, protocol
-from secrets_admin.documents import Edit
+from secrets_admin.changesets import Edit
 from secrets_admin.forms import field_name
 
 from .conftest import STANDARD_DOC
@@ -113,7 +113,7 @@ def test_delete_everywhere_includes_protected_environments_so_it_becomes_a_chang
 
 def test_environment_with_the_structure_of_another_gets_keys_without_values() -> None:
     edits = editor.changeset_for(editor.EditIntent(add_environments=[("uat", "dev")]), DOC)
-    new = documents.apply(DOC, edits)
+    new = changesets.apply(DOC, edits)
     assert new["uat"] == {
         "stripe": {"public_key": "", "secret_key": ""},
         "databricks": {"client_id": "", "client_secret": ""},
@@ -225,6 +225,6 @@ def test_a_null_left_as_it_was_is_no_edit_and_a_new_key_row_has_one_type() -> No
         (field_name("new-value", "dev"), "3"),
     ]
     edits = editor.changeset_for(forms.parse_edit_intent(qd(pairs)), doc)
-    assert documents.serialise(documents.apply(doc, edits)) == (
+    assert documents.serialise(changesets.apply(doc, edits)) == (
         '{"dev":{"flags":{"off":null,"retries":3}}}'
     )

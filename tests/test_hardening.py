@@ -18,7 +18,7 @@ from django.test import Client
 from django.urls import reverse
 
 from secrets_admin import aws
-from secrets_admin.documents import Edit
+from secrets_admin.changesets import Edit
 from secrets_admin.forms import field_name
 from secrets_admin.models import AuditEvent
 from secrets_admin.throttle import WRITE_VIEWS

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from secrets_admin import audit, aws
 from secrets_admin.changes import editor, protocol
-from secrets_admin.documents import Edit
+from secrets_admin.changesets import Edit
 from secrets_admin.history import HISTORY_PAGE_SIZE
 
 from .conftest import STANDARD_DOC

@@ -15,9 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from secrets_admin import audit, audit_verify, aws, documents, reads
-from secrets_admin.changes import change_requests, editor, protocol
+from secrets_admin.changes import change_request_apply, change_requests, editor, protocol
 from secrets_admin.changes import migration as wizard
-from secrets_admin.documents import Edit
+from secrets_admin.changesets import Edit
 from secrets_admin.forms import field_name
 from secrets_admin.models import Approval, AuditEvent, ChangeRequest
 
@@ -213,14 +213,14 @@ def test_applied_is_read_from_the_current_version_in_secrets_manager(
     secret: str, engineer: Any, approver: Any, sm: Any
 ) -> None:
     cr = propose(engineer, MAIN_EDIT)
-    assert change_requests.current_holds(cr) is None  # proposed, not current
+    assert change_request_apply.current_holds(cr) is None  # proposed, not current
     done = change_requests.change_request_approve(
         request_id=cr.pk,
         context=ctx(approver),
         reviewed=change_requests.change_request_reviewed_token(cr, secret),
     )
     assert done.status == "applied"
-    assert change_requests.current_holds(done) == done.applied_version == cr.staged_version
+    assert change_request_apply.current_holds(done) == done.applied_version == cr.staged_version
     # AWSCURRENT moved back outside the portal: the request's cells are no longer current.
     sm.update_secret_version_stage(
         SecretId=NAME,
@@ -228,7 +228,7 @@ def test_applied_is_read_from_the_current_version_in_secrets_manager(
         MoveToVersionId=secret,
         RemoveFromVersionId=cr.staged_version,
     )
-    assert change_requests.current_holds(done) is None
+    assert change_request_apply.current_holds(done) is None
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,6 +242,22 @@ def _approved_not_applied(cr: ChangeRequest, approver: Any, *, ago: timedelta) -
     )
     Approval.objects.filter(request=cr).update(created=timezone.now() - ago)
     ChangeRequest.objects.filter(pk=cr.pk).update(status="approved")
+
+
+def test_apply_refused_past_the_deadline_expires_the_request_at_once(
+    secret: str, engineer: Any, approver: Any, admin: Any, as_user: Any, sm: Any
+) -> None:
+    cr = propose(engineer, MAIN_EDIT)
+    _approved_not_applied(cr, approver, ago=timedelta(minutes=1))
+    ChangeRequest.objects.filter(pk=cr.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    refused = decide(as_user(admin), "apply", cr)
+    assert refused.status_code == HTTPStatus.CONFLICT and b"expired" in refused.content
+    cr.refresh_from_db()
+    assert cr.status == "expired" and not cr.applied_version
+    assert cr_labels(sm) == {} and aws.read_current(NAME).version_id == secret
+    assert AuditEvent.objects.filter(
+        action="change_request_expire", change_request=cr.pk, outcome="succeeded"
+    ).exists()
 
 
 def test_author_cannot_apply_their_own_approved_request(

@@ -23,7 +23,7 @@ from django.urls import reverse
 
 from secrets_admin import audit, audit_verify, aws, documents, lint, reads
 from secrets_admin.changes import change_requests, protocol
-from secrets_admin.documents import Edit
+from secrets_admin.changesets import Edit
 from secrets_admin.models import AuditEvent
 
 from .conftest import TEAM_A, TEAM_B

@@ -11,7 +11,7 @@ import pytest
 from secrets_admin import audit, aws, errors, reads
 from secrets_admin.changes import editor, protocol
 from secrets_admin.changes import preview as previews
-from secrets_admin.documents import Edit
+from secrets_admin.changesets import Edit
 
 NAME = "canary-types-secrets"
 CANARY = "CANARY-types-7f3a"

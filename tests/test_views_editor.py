@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
-from secrets_admin import audit, aws, documents, reads
+from secrets_admin import audit, aws, changesets, documents, reads
 from secrets_admin.changes import editor, protocol
-from secrets_admin.documents import Edit
+from secrets_admin.changesets import Edit
 from secrets_admin.forms import field_name
 from secrets_admin.models import AuditEvent, ChangeRequest
 
@@ -322,7 +322,7 @@ def test_oversize_review_says_by_how_much_and_offers_no_save(
     html = response.content.decode()
     size = documents.size_bytes(
         documents.serialise(
-            documents.apply(STANDARD_DOC, [Edit("set", "dev", "big", "blob", value)])
+            changesets.apply(STANDARD_DOC, [Edit("set", "dev", "big", "blob", value)])
         )
     )
     assert f"{size - 65_536} bytes over" in html

@@ -16,52 +16,37 @@ against the person's reveal budget (``PORTAL_REVEAL_RATE``), like a reveal (inva
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from .. import audit, documents, reads
-from ..errors import InvalidChange, NotEditable
+from ..diffs import CellDelta, DeltaStatus
+from ..errors import InvalidChange
 from ..migration import MAX_ENV_FILE_BYTES, Entry, parse_env_file, read_env_source, read_json_source
 from .comparison import stored_values_compare
 from .editor import EditIntent, editor_type
-
-PasteStatus = Literal["added", "changed", "unchanged", "type_changed"]
-
-
-@dataclass(frozen=True)
-class PastedCell:
-    """One pasted cell's outcome: names, types and status; never a value."""
-
-    service: str
-    key: str
-    status: PasteStatus
-    type: str
-    before_type: str = ""
-    note: str = ""
-
-    @property
-    def label(self) -> str:
-        if self.status == "type_changed":
-            return f"type: {self.before_type} → {self.type}"
-        return self.status
 
 
 @dataclass
 class PastePreview:
     """The per-cell preview of a paste into ``environment`` of version ``base_version_id``, and
-    the editor intent that writes it (``intent`` holds the pasted values: never log or store)."""
+    the editor intent that writes it (``intent`` holds the pasted values: never log or store).
+
+    ``cells``: per pasted cell, its :class:`~secrets_admin.diffs.CellDelta` (added, changed,
+    unchanged or type_changed; types only, no fingerprint: the pasted values are the person's
+    own input) and the note of its source line."""
 
     name: str
     base_version_id: str
     environment: str
-    cells: list[PastedCell]
+    cells: list[tuple[CellDelta, str]]
     problems: list[str]
     intent: EditIntent = field(repr=False)
 
     @property
     def counts(self) -> dict[str, int]:
         out = {"added": 0, "changed": 0, "unchanged": 0, "type_changed": 0}
-        for cell in self.cells:
-            out[cell.status] += 1
+        for delta, _ in self.cells:
+            out[delta.status] += 1
         return out
 
 
@@ -114,10 +99,8 @@ def secret_bulk_paste_preview(
     """
     if len(text.encode("utf-8")) > MAX_ENV_FILE_BYTES:
         raise InvalidChange(f"Paste at most {MAX_ENV_FILE_BYTES // 1024} KiB at once.")
-    state = reads.secret_edit_state(name=name, version_id=base_version_id)
-    if state.blocker or state.base is None:
-        raise NotEditable(state.blocker or "This secret can't be edited here.")
-    document = state.base.document
+    _, base = reads.secret_edit_base(name=name, version_id=base_version_id)
+    document = base.document
     if environment not in document:
         raise InvalidChange(f"This version has no environment {environment!r}: choose one it has.")
     if service and documents.name_problem(service):
@@ -134,33 +117,26 @@ def secret_bulk_paste_preview(
     # Recorded (and charged) before any outcome is computed: the statuses are the comparison.
     stored_values_compare(
         name=name,
-        base_version_id=state.base.version_id,
+        base_version_id=base.version_id,
         cells=[(environment, s, k) for (s, k), (present, _) in stored.items() if present],
         context=context,
     )
     cells, intent = [], EditIntent()
     for entry in entries:
         present, before = stored[(entry.service, entry.key)]
-        after_type = documents.value_type(entry.value)
-        status: PasteStatus = "added"
-        if present and documents.value_type(before) != after_type:
+        old = documents.value_state(before) if present else documents.ABSENT
+        new = documents.value_state(entry.value)
+        status: DeltaStatus = "added"
+        if present and old.type != new.type:
             status = "type_changed"
         elif present:
             same = documents.serialise(before) == documents.serialise(entry.value)
             status = "unchanged" if same else "changed"
-        cells.append(
-            PastedCell(
-                entry.service,
-                entry.key,
-                status,
-                after_type,
-                documents.value_type(before) if present else "",
-                entry.note,
-            )
-        )
+        delta = CellDelta(environment, entry.service, entry.key, status, old, new)
+        cells.append((delta, entry.note))
         if status != "unchanged":
             cell = (environment, entry.service, entry.key)
             intent.values[cell], value_type = _typed(entry.value)
             if value_type != "string":
                 intent.types[cell] = value_type
-    return PastePreview(name, state.base.version_id, environment, cells, problems, intent)
+    return PastePreview(name, base.version_id, environment, cells, problems, intent)

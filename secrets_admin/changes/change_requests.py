@@ -1,18 +1,19 @@
-"""Change requests: a second person for protected environments (invariant 4).
+"""Change requests, the decision side: a second person for protected environments
+(invariant 4). Propose, approve, reject, cancel, break-glass bypass, acknowledge a bypass, and
+apply again; what lands and expiry are in :mod:`.change_request_apply`.
 
 Statuses: open -> approved -> applied | conflicted | expired (not applied in time:
-:func:`approved_deadline`); open -> rejected | cancelled | expired; open -> bypassed
-(break-glass; applied, or conflicted). Every transition out of "open" goes through
+:func:`~.change_request_apply.approved_deadline`); open -> rejected | cancelled | expired;
+open -> bypassed (break-glass; applied, or conflicted). Every decision goes through
 :func:`_transition`: a change of the request row locked inside a transaction
 (``select_for_update``), so two approvers approving at once move it once and it is applied once;
-the compare-and-swap on AWSCURRENT guards the write itself as well.
+the compare-and-swap on AWSCURRENT guards the write itself as well. A decision refused because
+the request's deadline passed (:class:`PastDeadline`) also expires the request, so it shows
+expired at once rather than when ``manage.py change_requests_expire`` next runs.
 
 What binds an approval (invariant 4): the approver's form carries a signed digest of the page
 they reviewed (:func:`change_request_reviewed_token`), checked under the row lock; the author
-never approves or applies; "applied" is recorded only when ``AWSCURRENT`` holds the request's
-cells (:func:`current_holds`); the apply path mints its own change id, never one a person could
-submit. The ``CR-<id>`` label is removed from every version that carries it whenever a request
-leaves "open"/"approved", so no label is left behind, even one moved outside the portal.
+never approves or applies.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from http import HTTPStatus
 from typing import Any
 
@@ -29,34 +30,32 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .. import audit, aws, documents, notifications, permissions
-from ..documents import Edit
+from .. import audit, aws, diffs, documents, notifications, permissions
+from ..changesets import Edit
 from ..errors import (
     ChangeRequestNotFound,
     ChangeRequestNotOpen,
     ChangeRequestRefused,
-    Conflict,
     InvalidChange,
     InvalidInput,
     LabelLimit,
-    NoChanges,
     SelfApproval,
     StateConflict,
 )
 from ..models import Approval, ChangeRequest
+from .change_request_apply import (
+    apply_decided,
+    approved_deadline,
+    change_request_expire_if_due,
+    drop_label,
+)
 from .protocol import (
-    MAX_REBASES,
-    CellRef,
     Version,
     apply_for_write,
-    cell_state,
     compare,
-    listing_write_through,
-    new_change_id,
     open_change_id,
     read_version,
     request_token,
-    save_changeset,
     single_environment,
     source_identity,
 )
@@ -73,9 +72,9 @@ class ChangedSinceReview(StateConflict):
     approved)."""
 
 
-class NotLanded(StateConflict):
-    """The apply ran but Secrets Manager's ``AWSCURRENT`` does not hold the request's cells:
-    the request stays approved (409)."""
+class PastDeadline(ChangeRequestNotOpen):
+    """The request's deadline passed before this decision: nothing was decided, and the request
+    was expired on the spot, as ``manage.py change_requests_expire`` would have (409)."""
 
 
 def change_request_label(request_id: int) -> str:
@@ -99,17 +98,6 @@ def _structure_of(changeset: Sequence[Edit]) -> list[dict[str, str]]:
     ]
 
 
-def changeset_from(structure: Sequence[dict[str, str]], staged: dict[str, Any]) -> list[Edit]:
-    """Rebuild a request's changeset: its structure, with each ``set`` value read from the staged
-    (proposed) document. A value a later edit of the same changeset removed is not needed."""
-    edits = []
-    for item in structure:
-        cell = (item["environment"], item["service"], item["key"])
-        value = documents.lookup(staged, cell)[1] if item["op"] == "set" else None
-        edits.append(Edit(item["op"], *cell, value=value))  # type: ignore[arg-type]
-    return edits
-
-
 def _label_room(name: str, description: aws.SecretDescription) -> None:
     """Refuse when one more ``CR-<id>`` label would pass AWS's 20 labels per secret (moto does not
     enforce the quota). One label stays free for the saves' temporary label."""
@@ -124,13 +112,6 @@ def _label_room(name: str, description: aws.SecretDescription) -> None:
         "ordinary saves), so a new change request can't be staged. Approve, reject or cancel an "
         "open change request on this secret, then propose again. Nothing was proposed."
     )
-
-
-def _counts(cells: Sequence[dict[str, str]]) -> dict[str, int]:
-    out = {"added": 0, "changed": 0, "removed": 0}
-    for c in cells:
-        out["changed" if c["status"] == "type_changed" else c["status"]] += 1
-    return out
 
 
 def propose_on(
@@ -188,7 +169,7 @@ def propose_on(
         "label": cr.label,
         "environments": cr.environments,
         "cells": cr.cells,
-        "counts": _counts(cr.cells),
+        "counts": diffs.count_changes(c["status"] for c in cr.cells),
         "structure": [
             {"status": c.status, "environment": c.environment, "service": c.service}
             for c in landed.structure
@@ -271,7 +252,7 @@ def _refuse_unless_open(cr: ChangeRequest) -> None:
             f"Change request #{cr.pk} is {cr.status}, no longer open: nothing was changed."
         )
     if cr.expires_at <= timezone.now():
-        raise ChangeRequestNotOpen(
+        raise PastDeadline(
             f"Change request #{cr.pk} expired on {cr.expires_at:%Y-%m-%d %H:%M} UTC: nothing was "
             "changed. Propose the change again."
         )
@@ -279,36 +260,6 @@ def _refuse_unless_open(cr: ChangeRequest) -> None:
 
 def _is_author(cr: ChangeRequest, user: Any) -> bool:
     return bool(cr.author_id == user.pk or cr.author_username == user.get_username())
-
-
-def _drop_label(cr: ChangeRequest, context: audit.Context | None = None) -> None:
-    """Remove the request's ``CR-<id>`` label from every version that carries it (one
-    ``DescribeSecret``, one ``UpdateSecretVersionStage`` per version found). A label found on
-    another version than the staged one was moved outside the portal: it is removed too, and
-    ``outcome_message`` says so (the request page shows it)."""
-    if not cr.label:
-        return
-    identity = source_identity(context) if context else ""
-    try:
-        holders = [
-            version
-            for version, labels in aws.describe(cr.secret).versions_to_stages.items()
-            if cr.label in labels
-        ]
-    except aws.AwsError:  # e.g. the secret was deleted: nothing left to clean
-        holders = [cr.staged_version] if cr.staged_version else []
-    moved = [v for v in holders if v != cr.staged_version]
-    for version in holders:
-        aws.drop_staging_label(
-            cr.secret, version_id=version, label=cr.label, source_identity=identity
-        )
-    if moved:
-        note = (
-            f"The label {cr.label} had been moved outside the portal to version "
-            f"{', '.join(moved)}; the portal removed it there too."
-        )
-        cr.outcome_message = f"{cr.outcome_message} {note}".strip()
-        cr.save(update_fields=["outcome_message", "updated"])
 
 
 def _transition(
@@ -324,21 +275,27 @@ def _transition(
     name the fields it changed with the outcome's detail, save those fields, record success.
 
     Two people deciding at once are serialised by the lock, so a request leaves "open" once.
+    A decision refused for the deadline (:class:`PastDeadline`) expires the request
+    (:func:`~.change_request_apply.change_request_expire_if_due`) before the refusal is raised.
     Raises :class:`~secrets_admin.errors.ChangeRequestNotFound`, what ``decide`` raises,
     :class:`~secrets_admin.audit.AuditUnavailable`.
     """
     cr = change_request_get(request_id)
-    with audit.attempt(
-        action, context=context, secret=cr.secret, change_request=cr.pk, **attempt(cr)
-    ) as handle:
-        with transaction.atomic():
-            cr = ChangeRequest.objects.select_for_update().get(pk=request_id)
-            fields, detail = decide(cr)
-            cr.save(update_fields=[*fields, "updated"])
-        if detail is None:
-            handle.succeeded()
-        else:
-            handle.succeeded(detail=detail)
+    try:
+        with audit.attempt(
+            action, context=context, secret=cr.secret, change_request=cr.pk, **attempt(cr)
+        ) as handle:
+            with transaction.atomic():
+                cr = ChangeRequest.objects.select_for_update().get(pk=request_id)
+                fields, detail = decide(cr)
+                cr.save(update_fields=[*fields, "updated"])
+            if detail is None:
+                handle.succeeded()
+            else:
+                handle.succeeded(detail=detail)
+    except PastDeadline:
+        change_request_expire_if_due(request_id)
+        raise
     return cr
 
 
@@ -379,18 +336,6 @@ def _check_reviewed(cr: ChangeRequest, reviewed: str) -> None:
             f"Change request #{cr.pk} or its secret changed since you reviewed it (version "
             f"{current} is current now): nothing was approved or applied. Review it again."
         )
-
-
-def approved_deadline(cr: ChangeRequest) -> datetime:
-    """When an approved request that has not been applied expires: the request's own
-    ``expires_at``, or ``PORTAL_APPROVED_CHANGE_REQUEST_HOURS`` after its last approval when
-    that setting is set (an old approval must not land at a time of the author's choosing)."""
-    hours = settings.PORTAL_APPROVED_CHANGE_REQUEST_HOURS
-    if not hours:
-        return cr.expires_at
-    last = cr.approvals.filter(decision=Approval.Decision.APPROVE).order_by("-created").first()
-    start = last.created if last is not None else cr.updated
-    return start + timedelta(hours=int(hours))
 
 
 def _require_approver(context: audit.Context, what: str) -> Any:
@@ -460,11 +405,11 @@ def _vote(
     )
     by = user.get_username()
     if cr.status == Status.REJECTED:
-        _drop_label(cr, context)
+        drop_label(cr, context)
         notifications.author_told(cr, "rejected", by=by, comment=comment)
     elif cr.status == Status.APPROVED:
         notifications.author_told(cr, "approved", by=by, comment=comment)
-        return _apply(cr, context)
+        return apply_decided(cr, context)
     return cr
 
 
@@ -523,7 +468,7 @@ def change_request_cancel(*, request_id: int, context: audit.Context) -> ChangeR
         decide=decide,
         attempt=lambda cr: {"new_version": cr.staged_version},
     )
-    _drop_label(cr, context)
+    drop_label(cr, context)
     return cr
 
 
@@ -563,7 +508,7 @@ def change_request_bypass(*, request_id: int, context: audit.Context, reason: st
             "detail": {"break_glass": True, "reason": reason[:2000]},
         },
     )
-    return _apply(cr, context)
+    return apply_decided(cr, context)
 
 
 def break_glass_allowed(user: Any, secret: str) -> bool:
@@ -607,13 +552,15 @@ def change_request_apply(
     """Apply an approved request again (normally the approval that completes it applies it;
     this is for a first try that failed on an AWS error), by an approver who is not its author
     (invariant 4: the author never chooses when an approval lands), before
-    :func:`approved_deadline`, on the page the approver reviewed (``reviewed``, as for
-    :func:`change_request_approve`). See :func:`_apply`.
+    :func:`~.change_request_apply.approved_deadline`, on the page the approver reviewed (``reviewed``, as for
+    :func:`change_request_approve`). See :func:`~.change_request_apply.apply_decided`.
 
-    Raises :class:`~secrets_admin.errors.ChangeRequestNotOpen` (not approved, applied or past
-    its deadline), :class:`~secrets_admin.errors.SelfApproval`,
+    Raises :class:`~secrets_admin.errors.ChangeRequestNotOpen` (not approved, or applied),
+    :class:`PastDeadline` (past its deadline: the request is expired at once),
+    :class:`~secrets_admin.errors.SelfApproval`,
     :class:`~secrets_admin.errors.ChangeRequestRefused` (role), :class:`ChangedSinceReview`,
-    :class:`~secrets_admin.errors.InvalidInput`, and what :func:`_apply` raises.
+    :class:`~secrets_admin.errors.InvalidInput`, and what
+    :func:`~.change_request_apply.apply_decided` raises.
     """
     cr = change_request_get(request_id)
     if cr.status != Status.APPROVED or cr.applied_version:
@@ -626,199 +573,10 @@ def change_request_apply(
         )
     deadline = approved_deadline(cr)
     if deadline <= timezone.now():
-        raise ChangeRequestNotOpen(
+        change_request_expire_if_due(cr.pk)
+        raise PastDeadline(
             f"Change request #{cr.pk} was approved but not applied by {deadline:%Y-%m-%d %H:%M} "
             "UTC, so it expired: nothing was changed. Propose the change again."
         )
     _check_reviewed(cr, reviewed)
-    return _apply(cr, context)
-
-
-def _apply(cr: ChangeRequest, context: audit.Context) -> ChangeRequest:
-    """The write protocol for a request: AWSCURRENT still on the base -> move it to
-    the staged version (``aws.promote``); the base moved but none of the request's cells changed
-    -> rebase onto current and save it through the normal path (:func:`_save`); any of its cells
-    changed -> ``conflicted`` (approvals void), nothing applied, the author told.
-
-    Costs ``DescribeSecret`` + ``UpdateSecretVersionStage`` x 2 (promote, drop ``CR-<id>``)
-    when the base did not move. Raises :class:`~secrets_admin.aws.AwsError` and
-    :class:`SaveContended` with the request left ``approved`` (apply again later).
-    """
-    final = Status.BYPASSED if cr.status == Status.BYPASSED else Status.APPLIED
-    detail = {
-        "kind": "change_request",
-        "change_request": cr.pk,
-        "author": cr.author_username,
-        "approvers": list(
-            cr.approvals.filter(decision=Approval.Decision.APPROVE).values_list(
-                "approver_username", flat=True
-            )
-        ),
-        "break_glass": final == Status.BYPASSED,
-    }
-    version = ""
-    conflicts: list[CellRef] = []
-    if aws.current_of(aws.describe(cr.secret)) == cr.base_version:
-        version = _promote(cr, context, detail)
-    if not version:
-        version, conflicts = _rebase_and_save(cr, context, detail)
-    if conflicts:
-        cr.status = Status.CONFLICTED
-        cr.outcome_message = "changed since the proposal: " + ", ".join(
-            " / ".join(c for c in cell if c) for cell in conflicts
-        )
-    else:
-        landed = current_holds(cr)
-        if landed is None:
-            cr.outcome_message = (
-                "The apply ran, but the current version in Secrets Manager does not hold this "
-                "request's cells, so it is not applied. An approver can apply it again."
-            )
-            cr.save(update_fields=["outcome_message", "updated"])
-            raise NotLanded(cr.outcome_message)
-        cr.status = final
-        cr.applied_version = landed
-    cr.save(update_fields=["status", "applied_version", "outcome_message", "updated"])
-    _drop_label(cr, context)
-    if cr.applied_version:
-        listing_write_through(cr.secret, cr.applied_version)
-    notifications.author_told(
-        cr, "conflicted" if conflicts else "applied", by=source_identity(context)
-    )
-    return cr
-
-
-def current_holds(cr: ChangeRequest) -> str | None:
-    """The ``AWSCURRENT`` version id when it holds every cell of the request (its ``after``
-    fingerprint, or absent for a removed cell), else ``None``: "applied" is checked against
-    Secrets Manager, never inferred. One ``GetSecretValue``; raises
-    :class:`~secrets_admin.aws.AwsError`, :class:`~secrets_admin.errors.NotEditable`."""
-    current = read_version(cr.secret)
-    for cell in cr.cells:
-        state = cell_state(current.document, (cell["environment"], cell["service"], cell["key"]))
-        if cell["status"] == "removed":
-            if state.present:
-                return None
-        elif not state.present or state.fingerprint != cell["after"]:
-            return None
-    return current.version_id
-
-
-def _promote(cr: ChangeRequest, context: audit.Context, detail: dict[str, Any]) -> str:
-    """Move AWSCURRENT from the base to the staged version; ``""`` when the base moved meanwhile."""
-    full = {
-        **detail,
-        "mode": "promote",
-        "cells": cr.cells,
-        "counts": _counts(cr.cells),
-        "environments": cr.environments,
-    }
-    with audit.attempt(
-        audit.AuditAction.CHANGE_REQUEST_APPLY,
-        context=context,
-        secret=cr.secret,
-        environment=cr.environments[0] if len(cr.environments) == 1 else "",
-        base_version=cr.base_version,
-        new_version=cr.staged_version,
-        change_request=cr.pk,
-        detail=full,
-    ) as handle:
-        try:
-            aws.promote(
-                cr.secret,
-                version_id=cr.staged_version,
-                base_version_id=cr.base_version,
-                source_identity=source_identity(context),
-            )
-        except aws.CurrentMoved as moved:
-            handle.failed(error_code=moved.code, detail={**full, "then": "rebase"})
-            return ""
-        handle.succeeded(detail=full)
-    return cr.staged_version
-
-
-def _rebase_and_save(
-    cr: ChangeRequest, context: audit.Context, detail: dict[str, Any]
-) -> tuple[str, list[CellRef]]:
-    """The base moved: the applied version's id, or the conflicting cells (nothing written)."""
-    base = read_version(cr.secret, cr.base_version)
-    staged = read_version(cr.secret, cr.staged_version)
-    current = read_version(cr.secret)
-    changeset = changeset_from(cr.structure, staged.document)
-    clashes = documents.conflicting_cells(base.document, current.document, changeset)
-    if clashes:
-        audit.record(
-            audit.AuditAction.CHANGE_REQUEST_APPLY,
-            context=context,
-            outcome=audit.Outcome.CONFLICTED,
-            secret=cr.secret,
-            base_version=cr.base_version,
-            change_request=cr.pk,
-            detail={
-                **detail,
-                "current_version": current.version_id,
-                "conflicts": [{"environment": e, "service": s, "key": k} for e, s, k in clashes],
-            },
-        )
-        return "", clashes
-    try:
-        result = save_changeset(
-            name=cr.secret,
-            base=current,
-            changeset=documents.rebase_changeset(current.document, changeset),
-            context=context,
-            # Minted here for this approver and base: never a number a person could submit too.
-            change_id=new_change_id(
-                user=context.user, name=cr.secret, base_version_id=current.version_id
-            ),
-            max_rebases=MAX_REBASES,
-            action=audit.AuditAction.CHANGE_REQUEST_APPLY,
-            detail={**detail, "mode": "rebase", "rebased_from": cr.base_version},
-            change_request=cr.pk,
-        )
-    except NoChanges:  # someone else already made exactly this change
-        return current.version_id, []
-    except Conflict as conflict:  # a save between our read and our swap touched its cells
-        return "", [(c.environment, c.service, c.key) for c in conflict.cells]
-    return result.new_version_id, []
-
-
-def change_requests_expire(*, now: datetime | None = None) -> list[int]:
-    """Mark open requests past ``expires_at`` as expired, record it, remove their labels and
-    tell their authors. Returns the expired ids. Run by ``manage.py change_requests_expire``
-    (never by a GET: listing requests writes nothing); a decision on an expired request is
-    refused by the decision itself."""
-    now = now or timezone.now()
-    context = audit.Context.system("change_requests_expire")
-    done = []
-    stale = [
-        cr
-        for cr in ChangeRequest.objects.filter(
-            status__in=[Status.OPEN, Status.APPROVED], applied_version=""
-        ).filter(expires_at__lte=now)
-    ]
-    stale += [
-        cr
-        for cr in ChangeRequest.objects.filter(
-            status=Status.APPROVED, applied_version="", expires_at__gt=now
-        )
-        if approved_deadline(cr) <= now
-    ]
-    for cr in stale:
-        claimed = ChangeRequest.objects.filter(pk=cr.pk, status=cr.status).update(
-            status=Status.EXPIRED, updated=now
-        )
-        if not claimed:
-            continue  # decided meanwhile
-        cr.status = Status.EXPIRED
-        audit.record(
-            audit.AuditAction.CHANGE_REQUEST_EXPIRE,
-            context=context,
-            secret=cr.secret,
-            change_request=cr.pk,
-            new_version=cr.staged_version,
-        )
-        _drop_label(cr)
-        notifications.author_told(cr, "expired")
-        done.append(cr.pk)
-    return done
+    return apply_decided(cr, context)

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import audit, documents, permissions
-from ..documents import Edit
+from .. import audit, changesets, documents, permissions
+from ..changesets import Edit
 from ..errors import InvalidChange
 from ..models import ChangeRequest
 from . import change_requests
@@ -20,6 +20,7 @@ from .protocol import (
     MAX_REBASES,
     CellRef,
     SaveResult,
+    Version,
     protected_environments,
     read_version,
     save_changeset,
@@ -155,8 +156,8 @@ def changeset_for(intent: EditIntent, document: dict[str, Any]) -> list[Edit]:
             continue  # a null left as it was (the editor offers each cell's own type)
         edits.append(Edit("set", *cell, value=value))
     try:  # "everywhere" includes what the edits above add (a copied environment's keys)
-        working = documents.apply(document, edits)
-    except documents.ChangesetError as exc:
+        working = changesets.apply(document, edits)
+    except changesets.ChangesetError as exc:
         raise InvalidChange(f"This change can't be applied: {exc}.") from None
     deleted = dict.fromkeys(intent.deletes)  # ordered, with O(1) membership
     for service, key in intent.delete_keys:
@@ -256,11 +257,45 @@ def secret_save_changes(
         typed_values_compare(name=name, base=base, cells=changeset.values, context=context)
     else:
         edits = list(changeset)
-    if protected_environments(edits):
+    return save_or_propose(
+        name=name,
+        base=base,
+        changeset=edits,
+        context=context,
+        change_id=change_id,
+        comment=comment,
+        max_rebases=max_rebases,
+        action=audit.AuditAction.SAVE,
+        detail={"kind": "edit"},
+    )
+
+
+def save_or_propose(
+    *,
+    name: str,
+    base: Version,
+    changeset: list[Edit],
+    context: audit.Context,
+    change_id: str,
+    comment: str,
+    max_rebases: int,
+    action: str,
+    detail: dict[str, Any],
+    whole_environments: Sequence[str] = (),
+) -> SaveResult | ChangeRequest:
+    """Save ``changeset`` on ``base`` (a version of ``name``, already read) as one new version (``save_changeset``,
+    audited as ``action`` with ``detail``; ``whole_environments`` judged as a whole for
+    conflicts), or, when it edits a protected environment (one of its edits', or of
+    ``whole_environments``), open ONE change request for all of it with ``comment``
+    (invariant 4). Raises as :func:`secret_save_changes`."""
+    protected = protected_environments(changeset) or any(
+        permissions.is_protected(env) for env in whole_environments
+    )
+    if protected:
         return change_requests.propose_on(
             name=name,
             base=base,
-            changeset=edits,
+            changeset=changeset,
             context=context,
             change_id=change_id,
             comment=comment,
@@ -268,10 +303,11 @@ def secret_save_changes(
     return save_changeset(
         name=name,
         base=base,
-        changeset=edits,
+        changeset=changeset,
         context=context,
         change_id=change_id,
         max_rebases=max_rebases,
-        action=audit.AuditAction.SAVE,
-        detail={"kind": "edit"},
+        action=action,
+        detail=detail,
+        whole_environments=whole_environments,
     )

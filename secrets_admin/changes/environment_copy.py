@@ -5,10 +5,11 @@ values or as structure only. "Promote" is kept for moving ``AWSCURRENT``; this i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .. import audit
-from ..documents import Edit
+from ..changesets import Edit
 from ..errors import InvalidChange, NoChanges
 from ..models import ChangeRequest
 from .editor import secret_save_changes
@@ -16,6 +17,27 @@ from .protocol import SaveResult, read_version
 
 #: A copied row: ``(service, key)``; ``key == ""`` means the whole service.
 CopyRow = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class CopyChoice:
+    """What a person chose to copy: ``rows`` of environment ``source`` into ``target``, with
+    their values or as structure only (names only: values are read on the server)."""
+
+    source: str
+    target: str
+    rows: tuple[CopyRow, ...]
+    with_values: bool
+
+    def changeset(self, document: dict[str, Any]) -> list[Edit]:
+        """:func:`environment_copy_changeset` of this choice on ``document``."""
+        return environment_copy_changeset(
+            document,
+            source=self.source,
+            target=self.target,
+            rows=self.rows,
+            with_values=self.with_values,
+        )
 
 
 def environment_copy_changeset(
@@ -87,9 +109,7 @@ def environment_copy(
     browser. Raises as :func:`.editor.secret_save_changes`.
     """
     base = read_version(name, base_version_id)
-    changeset = environment_copy_changeset(
-        base.document, source=source, target=target, rows=rows, with_values=with_values
-    )
+    changeset = CopyChoice(source, target, tuple(rows), with_values).changeset(base.document)
     if not changeset:
         raise NoChanges()
     return secret_save_changes(

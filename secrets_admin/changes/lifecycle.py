@@ -11,8 +11,8 @@ from typing import Any
 
 from django.conf import settings
 
-from .. import audit, aws, compliance, documents, lint
-from ..documents import Edit
+from .. import audit, aws, changesets, compliance, documents, lint
+from ..changesets import Edit
 from ..errors import ChangeRefused, InvalidChange, SecretExists, SecretPendingDeletion
 from ..models import AuditEvent
 from .protocol import (
@@ -66,8 +66,8 @@ def secret_create(
             edits.append(Edit("add_service", env, service))
             edits.extend(Edit("set", env, service, key, "") for key in keys)
     try:
-        first = documents.apply({}, edits) if document is None else document
-    except documents.ChangesetError as exc:
+        first = changesets.apply({}, edits) if document is None else document
+    except changesets.ChangesetError as exc:
         raise InvalidChange(f"The template can't be used: {exc}.") from None
     text = documents.serialise(first)
     aws.check_size(text, secret=name)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from .. import audit, aws, compliance, documents, lint, migration, reads
+from .. import audit, aws, changesets, compliance, documents, lint, migration, reads
 from ..errors import InvalidChange, NoChanges
 from ..models import ChangeRequest
 from . import lifecycle
@@ -195,7 +195,7 @@ def migration_preview(
         cells=[
             (c.environment, c.service, c.key)
             for c in plan.cells
-            if c.source == ENV_FILE and c.existing_fingerprint
+            if c.source == ENV_FILE and c.existing.present
         ],
         context=context,
     )
@@ -257,7 +257,7 @@ def secret_migrate(
         else:
             version_id = result.new_version_id
     else:
-        document = documents.apply({}, plan.changeset)
+        document = changesets.apply({}, plan.changeset)
         created = lifecycle.secret_create(
             repo=repo,
             context=context,
@@ -283,7 +283,7 @@ def secret_migrate(
                     "key": c.key,
                     "source": c.source,
                     "status": c.status,
-                    "after": c.fingerprint,
+                    "after": c.given.fingerprint,
                 }
                 for c in plan.cells
                 if c.written

@@ -6,14 +6,13 @@ it edits: saving it then opens a change request). Nothing is written.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from .. import audit, reads
-from ..documents import Edit
-from ..errors import NotEditable
+from ..changesets import Edit
 from .comparison import typed_values_compare
 from .editor import EditIntent, changeset_for, confirm_removals
-from .environment_copy import CopyRow, environment_copy_changeset
+from .environment_copy import CopyChoice
 from .protocol import Preview, Version, preview, protected_environments
 from .restore import restore_changeset
 
@@ -24,11 +23,9 @@ def _review(
     """Open ``name`` at ``version_id`` (current when ``None``), build the changeset on it and
     describe the result. Raises :class:`~secrets_admin.errors.NotEditable` (with the reason),
     what ``changeset`` raises, :class:`~secrets_admin.aws.AwsError`."""
-    state = reads.secret_edit_state(name=name, version_id=version_id)
-    if state.blocker or state.base is None:
-        raise NotEditable(state.blocker or "This secret can't be edited here.")
-    edits = changeset(state.base)
-    result = preview(name=name, base=state.base, changeset=edits)
+    state, base = reads.secret_edit_base(name=name, version_id=version_id)
+    edits = changeset(base)
+    result = preview(name=name, base=base, changeset=edits)
     return state, dataclasses.replace(result, needs_approval=protected_environments(edits))
 
 
@@ -66,21 +63,13 @@ def secret_preview_restore(
 
 
 def secret_preview_environment_copy(
-    *,
-    name: str,
-    base_version_id: str,
-    source: str,
-    target: str,
-    rows: Sequence[CopyRow],
-    with_values: bool,
+    *, name: str, base_version_id: str, copy: CopyChoice
 ) -> tuple[reads.EditState, Preview]:
-    """The review of copying ``rows`` from ``source`` to ``target`` on version
+    """The review of ``copy`` (rows from one environment to another) on version
     ``base_version_id`` (the compare page's version). Raises as :func:`_review` and
     :class:`~secrets_admin.errors.InvalidChange`."""
     return _review(
         name=name,
         version_id=base_version_id,
-        changeset=lambda base: environment_copy_changeset(
-            base.document, source=source, target=target, rows=rows, with_values=with_values
-        ),
+        changeset=lambda base: copy.changeset(base.document),
     )

@@ -4,7 +4,7 @@ compare-and-swap run, and :func:`save_changeset` (whose :class:`SaveResult` carr
 The save follows the write protocol (README "How a save works"), steps 1-6:
 
 1. read the base version by ``VersionId`` (the version the editor showed);
-2. ``documents.apply`` the changeset, serialise, refuse above 65,536 bytes (before any write);
+2. ``changesets.apply`` the changeset, serialise, refuse above 65,536 bytes (before any write);
 3. stage the new document with the temporary label and a ``ClientRequestToken`` derived from the
    change (:func:`request_token`), so a double submit creates one version;
 4. swap ``AWSCURRENT`` onto it with ``RemoveFromVersionId`` = base (``aws.promote``);
@@ -38,8 +38,8 @@ from django.conf import settings
 from django.core import signing
 from django.db import DatabaseError
 
-from .. import after_response, audit, aws, documents, index, listing, permissions
-from ..documents import Edit
+from .. import after_response, audit, aws, changesets, diffs, documents, index, listing, permissions
+from ..changesets import Edit
 from ..errors import Conflict, InvalidChange, NoChanges, NotEditable, SaveContended, SavedUnrecorded
 from ..models import AuditEvent
 
@@ -53,57 +53,15 @@ MAX_REBASES = 3
 CellRef = tuple[str, str, str]
 
 
-@dataclass(frozen=True)
-class CellState:
-    """One side of a cell in a comparison: presence, JSON type and full fingerprint. No value."""
-
-    present: bool
-    type: str = ""
-    fingerprint: str = ""
-
-    @property
-    def short(self) -> str:
-        return documents.short(self.fingerprint)
-
-
-def cell_state(document: Any, cell: CellRef) -> CellState:
-    present, value = documents.lookup(document, cell)
-    if not present:
-        return CellState(False)
-    if not cell[2]:
-        return CellState(True, "service" if cell[1] else "environment")
+def _fingerprint(value: Any) -> str:
     # The key of reads.fingerprint; the read side imports this module, not the other way round.
-    fingerprint = documents.fingerprint(settings.PORTAL_FINGERPRINT_KEY.encode(), value)
-    return CellState(True, documents.value_type(value), fingerprint)
+    return documents.fingerprint(settings.PORTAL_FINGERPRINT_KEY.encode(), value)
 
 
-@dataclass(frozen=True)
-class CellDelta:
-    """One changed cell: ``status`` is added/removed/changed/type_changed; before and after."""
-
-    environment: str
-    service: str
-    key: str
-    status: str
-    before: CellState
-    after: CellState
-
-    @property
-    def label(self) -> str:
-        """The change in words: ``added``, ``changed``, ``type: boolean → string`` ..."""
-        if self.status == "type_changed":
-            return f"type: {self.before.type} → {self.after.type}"
-        return self.status.replace("_", " ")
-
-    def as_detail(self) -> dict[str, str]:
-        return {
-            "environment": self.environment,
-            "service": self.service,
-            "key": self.key,
-            "status": self.status,
-            "before": self.before.fingerprint,
-            "after": self.after.fingerprint,
-        }
+def cell_state(document: Any, cell: CellRef) -> documents.CellState:
+    """:func:`~secrets_admin.documents.cell_state` fingerprinted with
+    ``PORTAL_FINGERPRINT_KEY``: presence, JSON type and full fingerprint, never the value."""
+    return documents.cell_state(document, cell, fingerprint=_fingerprint)
 
 
 @dataclass(frozen=True)
@@ -112,8 +70,8 @@ class Preview:
 
     name: str
     base_version_id: str
-    cells: list[CellDelta]
-    structure: list[documents.StructureChange]
+    cells: list[diffs.CellDelta]
+    structure: list[changesets.StructureChange]
     size_bytes: int
     base_size_bytes: int
     needs_approval: list[str] = field(default_factory=list)  # protected environments edited
@@ -124,7 +82,7 @@ class Preview:
 
     @property
     def counts(self) -> dict[str, int]:
-        return count_cells(self.cells)
+        return diffs.count_changes(c.status for c in self.cells)
 
     @property
     def environments(self) -> list[str]:
@@ -139,8 +97,8 @@ class SaveResult:
     name: str
     new_version_id: str
     base_version_id: str
-    cells: list[CellDelta] = field(default_factory=list)
-    structure: list[documents.StructureChange] = field(default_factory=list)
+    cells: list[diffs.CellDelta] = field(default_factory=list)
+    structure: list[changesets.StructureChange] = field(default_factory=list)
     rebased: int = 0
     already_saved: bool = False
     size_bytes: int = 0
@@ -149,23 +107,15 @@ class SaveResult:
     def counts(self) -> dict[str, int]:
         """Cells ``added`` / ``changed`` / ``removed`` by this save (a type change counts as
         changed); all zero for a repeat (``already_saved``)."""
-        return count_cells(self.cells)
+        return diffs.count_changes(c.status for c in self.cells)
 
     @property
     def environments(self) -> list[str]:
         return _environments(self.cells, self.structure)
 
 
-def count_cells(cells: Sequence[CellDelta]) -> dict[str, int]:
-    """``{"added": n, "changed": n, "removed": n}`` over ``cells`` (type changes count as changed)."""
-    out = {"added": 0, "changed": 0, "removed": 0}
-    for c in cells:
-        out["changed" if c.status == "type_changed" else c.status] += 1
-    return out
-
-
 def _environments(
-    cells: Sequence[CellDelta], structure: Sequence[documents.StructureChange]
+    cells: Sequence[diffs.CellDelta], structure: Sequence[changesets.StructureChange]
 ) -> list[str]:
     envs = [c.environment for c in cells] + [s.environment for s in structure]
     return list(dict.fromkeys(envs))
@@ -176,9 +126,9 @@ class ConflictCell:
     environment: str
     service: str
     key: str
-    base: CellState
-    theirs: CellState
-    yours: CellState
+    base: documents.CellState
+    theirs: documents.CellState
+    yours: documents.CellState
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,11 +168,11 @@ def read_version(name: str, version_id: str | None = None) -> Version:
 def preview(*, name: str, base: Version, changeset: Sequence[Edit]) -> Preview:
     """Apply ``changeset`` to ``base`` in memory and describe the result (no AWS call).
 
-    Raises :class:`InvalidChange` when an edit can't apply (``documents.ChangesetError``).
+    Raises :class:`InvalidChange` when an edit can't apply (``changesets.ChangesetError``).
     """
     try:
-        after = documents.apply(base.document, changeset)
-    except documents.ChangesetError as exc:
+        after = changesets.apply(base.document, changeset)
+    except changesets.ChangesetError as exc:
         raise InvalidChange(f"This change can't be applied: {exc}.") from None
     return compare(name, base, after)
 
@@ -234,22 +184,11 @@ def compare(
 
     ``size_bytes`` is the size of ``after``'s text when the caller serialised it already
     (otherwise it is serialised here once to measure it)."""
-    cells = [
-        CellDelta(
-            c.environment,
-            c.service,
-            c.key,
-            c.status,
-            cell_state(base.document, (c.environment, c.service, c.key)),
-            cell_state(after, (c.environment, c.service, c.key)),
-        )
-        for c in documents.diff(base.document, after)
-    ]
     return Preview(
         name=name,
         base_version_id=base.version_id,
-        cells=cells,
-        structure=documents.structure_changes(base.document, after),
+        cells=diffs.diff(base.document, after, fingerprint=_fingerprint),
+        structure=changesets.structure_changes(base.document, after),
         size_bytes=(
             documents.size_bytes(documents.serialise(after)) if size_bytes is None else size_bytes
         ),
@@ -393,8 +332,8 @@ def apply_for_write(
     :class:`~secrets_admin.errors.NoChanges`, :class:`~secrets_admin.aws.SecretTooLarge`.
     """
     try:
-        new_doc = documents.apply(base.document, changeset)
-    except documents.ChangesetError as exc:
+        new_doc = changesets.apply(base.document, changeset)
+    except changesets.ChangesetError as exc:
         raise InvalidChange(f"This change can't be applied: {exc}.") from None
     if same_document(new_doc, base.document):
         raise NoChanges()
@@ -545,7 +484,7 @@ class _SwapRun:
                     size_bytes=landed.size_bytes,
                 )
             current = read_version(self.name)
-            clashes = documents.conflicting_cells(
+            clashes = changesets.conflicting_cells(
                 self.base.document,
                 current.document,
                 self.changeset,
@@ -553,9 +492,9 @@ class _SwapRun:
             )
             if clashes:
                 return self._conflict(clashes, current, staged)
-            self.changeset = documents.rebase_changeset(current.document, self.changeset)
+            self.changeset = changesets.rebase_changeset(current.document, self.changeset)
             self.base = current
-            self.new_doc = documents.apply(current.document, self.changeset)
+            self.new_doc = changesets.apply(current.document, self.changeset)
             if same_document(self.new_doc, current.document):
                 # Someone else already made exactly this change: nothing left to save.
                 return SaveResult(

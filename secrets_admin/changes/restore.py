@@ -4,11 +4,11 @@ top of the current one (never move ``AWSCURRENT`` wholesale to an old version).
 
 from __future__ import annotations
 
-from .. import audit, documents, permissions
-from ..documents import Edit
+from .. import audit, changesets
+from ..changesets import Edit
 from ..models import ChangeRequest
-from . import change_requests
-from .protocol import MAX_REBASES, SaveResult, Version, read_version, save_changeset
+from .editor import save_or_propose
+from .protocol import MAX_REBASES, SaveResult, Version, read_version
 
 
 def restore_changeset(*, name: str, environment: str, version_id: str, base: Version) -> list[Edit]:
@@ -19,7 +19,7 @@ def restore_changeset(*, name: str, environment: str, version_id: str, base: Ver
     old version breaks the standard, :class:`~secrets_admin.aws.AwsError`.
     """
     old = read_version(name, version_id)
-    return documents.restore_changeset(base.document, old.document, environment)
+    return changesets.restore_changeset(base.document, old.document, environment)
 
 
 def secret_restore_environment(
@@ -44,26 +44,15 @@ def secret_restore_environment(
     changeset = restore_changeset(
         name=name, environment=environment, version_id=version_id, base=base
     )
-    if permissions.is_protected(environment):
-        return change_requests.change_request_propose(
-            name=name,
-            base_version_id=base_version_id,
-            changeset=changeset,
-            context=context,
-            change_id=change_id,
-            comment=f"Restore {environment} to its content in version {version_id}.",
-        )
-    return save_changeset(
+    return save_or_propose(
         name=name,
         base=base,
         changeset=changeset,
         context=context,
         change_id=change_id,
+        comment=f"Restore {environment} to its content in version {version_id}.",
         max_rebases=max_rebases,
         action=audit.AuditAction.ENVIRONMENT_RESTORE,
         detail={"kind": "restore_environment", "environment": environment, "from": version_id},
         whole_environments=[environment],
     )
-
-
-# --------------------------------------------------------------------------------------------

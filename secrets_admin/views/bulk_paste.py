@@ -9,6 +9,9 @@ The pasted text lives only in the posted forms (the person's own input; response
 
 from __future__ import annotations
 
+from http import HTTPStatus
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -33,30 +36,27 @@ def _posted(request: HttpRequest) -> dict[str, str]:
     }
 
 
+def _page(
+    request: HttpRequest, name: str, step: str, *, status: int = HTTPStatus.OK, **context: Any
+) -> HttpResponse:
+    """The paste page at ``step`` (``paste`` or ``preview``) with its ``context``."""
+    return render(request, TEMPLATE, {"step": step, "name": name, **context}, status=status)
+
+
 def _form(
     request: HttpRequest,
     name: str,
     posted: dict[str, str] | None = None,
     *,
     error: str = "",
-    status: int = 200,
+    status: int = HTTPStatus.OK,
 ) -> HttpResponse:
     try:
         state = reads.secret_edit_state(name=name)
     except errors.PortalError as exc:
         return error_response(request, exc, name=name)
-    return render(
-        request,
-        TEMPLATE,
-        {
-            "step": "paste",
-            "name": name,
-            "state": state,
-            "posted": posted or {"environment": request.GET.get("environment", "")},
-            "error": error,
-        },
-        status=status,
-    )
+    posted = posted or {"environment": request.GET.get("environment", "")}
+    return _page(request, name, "paste", state=state, posted=posted, error=error, status=status)
 
 
 @require_http_methods(["GET", "POST"])
@@ -83,16 +83,13 @@ def secret_bulk_paste_preview(request: HttpRequest, name: str) -> HttpResponse:
         return _form(request, name, posted, error=exc.message, status=exc.status)
     except errors.PortalError as exc:
         return error_response(request, exc, name=name)
-    return render(
+    return _page(
         request,
-        TEMPLATE,
-        {
-            "step": "preview",
-            "name": name,
-            "preview": preview,
-            "posted": posted,
-            "fields": forms.intent_fields(preview.intent),
-            "review_action": reverse("secrets_admin:secret_edit_review", args=[name]),
-            "writes": len(preview.intent.values),
-        },
+        name,
+        "preview",
+        preview=preview,
+        posted=posted,
+        fields=forms.intent_fields(preview.intent),
+        review_action=reverse("secrets_admin:secret_edit_review", args=[name]),
+        writes=len(preview.intent.values),
     )

@@ -38,8 +38,8 @@ def _load(request_id: int) -> ChangeRequest:
 def change_request_list(request: HttpRequest) -> HttpResponse:
     """Requests, newest first. ``show``: open (default), mine, waiting (for me), all;
     ``secret``: one secret's. Reads only: expiring requests is ``manage.py
-    change_requests_expire``'s job (a GET never writes), and an expired request can't be
-    decided (the decision refuses it)."""
+    change_requests_expire``'s job (a GET never writes), and a request past its deadline
+    can't be decided (the decision refuses it and expires the request at once)."""
     show = request.GET.get("show", "open")
     if show not in FILTERS:
         show = "open"
@@ -127,16 +127,22 @@ def _detail(
 
 
 def _decide(
-    request: HttpRequest, request_id: int, run: Callable[[audit.Context], ChangeRequest]
+    request: HttpRequest,
+    request_id: int,
+    decision: Callable[..., ChangeRequest],
+    *posted: str,
 ) -> HttpResponse:
-    """Run one decision; a refusal shows the request again with the reason at the refusal's own
-    status (:class:`~secrets_admin.errors.PortalError`: 403 for the author's own vote, 409 for a
+    """Run one decision (a use case of ``secrets_admin.changes.change_requests``, called with
+    ``request_id``, the audit context and the ``posted`` POST fields by name); a refusal shows
+    the request again with the reason at the refusal's own status
+    (:class:`~secrets_admin.errors.PortalError`: 403 for the author's own vote, 409 for a
     request no longer open, 400 for bad input, 503 when the audit log is down); an AWS failure
     leaves the request approved (apply again later); an outcome redirects to the request with a
     sentence saying what happened (invariant 6)."""
     _load(request_id)
+    fields = {field: request.POST.get(field, "") for field in posted}
     try:
-        cr = run(audit.Context.from_request(request))
+        cr = decision(request_id=request_id, context=audit.Context.from_request(request), **fields)
     except aws.AwsError as exc:
         messages.error(request, f"{exc.message} The request stays approved; apply it again later.")
         return redirect("secrets_admin:change_request_detail", request_id=request_id)
@@ -171,14 +177,8 @@ def _outcome_sentence(cr: ChangeRequest) -> str:
 def change_request_approve(request: HttpRequest, request_id: int) -> HttpResponse:
     """Approve (POST ``reviewed``: the page's signed token, ``comment`` optional); applies when
     approvals are complete. A page older than the request or the current version is a 409."""
-    comment = request.POST.get("comment", "")
-    reviewed = request.POST.get("reviewed", "")
     return _decide(
-        request,
-        request_id,
-        lambda ctx: change_requests.change_request_approve(
-            request_id=request_id, context=ctx, comment=comment, reviewed=reviewed
-        ),
+        request, request_id, change_requests.change_request_approve, "comment", "reviewed"
     )
 
 
@@ -187,14 +187,7 @@ def change_request_approve(request: HttpRequest, request_id: int) -> HttpRespons
 @require(Action.APPROVE)
 def change_request_reject(request: HttpRequest, request_id: int) -> HttpResponse:
     """Reject (POST ``comment`` required)."""
-    comment = request.POST.get("comment", "")
-    return _decide(
-        request,
-        request_id,
-        lambda ctx: change_requests.change_request_reject(
-            request_id=request_id, context=ctx, comment=comment
-        ),
-    )
+    return _decide(request, request_id, change_requests.change_request_reject, "comment")
 
 
 @require_POST
@@ -202,11 +195,7 @@ def change_request_reject(request: HttpRequest, request_id: int) -> HttpResponse
 @require(Action.PROPOSE)
 def change_request_cancel(request: HttpRequest, request_id: int) -> HttpResponse:
     """The author withdraws their request."""
-    return _decide(
-        request,
-        request_id,
-        lambda ctx: change_requests.change_request_cancel(request_id=request_id, context=ctx),
-    )
+    return _decide(request, request_id, change_requests.change_request_cancel)
 
 
 @require_POST
@@ -215,14 +204,7 @@ def change_request_cancel(request: HttpRequest, request_id: int) -> HttpResponse
 def change_request_bypass(request: HttpRequest, request_id: int) -> HttpResponse:
     """Break-glass (admins in ``PORTAL_BREAK_GLASS_USERS``): apply one's own request without
     approval, POST ``reason`` required."""
-    reason = request.POST.get("reason", "")
-    return _decide(
-        request,
-        request_id,
-        lambda ctx: change_requests.change_request_bypass(
-            request_id=request_id, context=ctx, reason=reason
-        ),
-    )
+    return _decide(request, request_id, change_requests.change_request_bypass, "reason")
 
 
 @require_POST
@@ -230,11 +212,7 @@ def change_request_bypass(request: HttpRequest, request_id: int) -> HttpResponse
 @require(Action.APPROVE)
 def change_request_acknowledge(request: HttpRequest, request_id: int) -> HttpResponse:
     """An approver acknowledges a break-glass bypass."""
-    return _decide(
-        request,
-        request_id,
-        lambda ctx: change_requests.change_request_acknowledge(request_id=request_id, context=ctx),
-    )
+    return _decide(request, request_id, change_requests.change_request_acknowledge)
 
 
 @require_POST
@@ -243,11 +221,4 @@ def change_request_acknowledge(request: HttpRequest, request_id: int) -> HttpRes
 def change_request_apply(request: HttpRequest, request_id: int) -> HttpResponse:
     """Apply an approved request again after its first try failed on an AWS error (an
     approver who is not the author; POST ``reviewed`` as for approving)."""
-    reviewed = request.POST.get("reviewed", "")
-    return _decide(
-        request,
-        request_id,
-        lambda ctx: change_requests.change_request_apply(
-            request_id=request_id, context=ctx, reviewed=reviewed
-        ),
-    )
+    return _decide(request, request_id, change_requests.change_request_apply, "reviewed")

@@ -88,11 +88,8 @@ def _copy_input(request: HttpRequest, name: str) -> dict[str, Any]:
     except forms.FormProblem as exc:
         raise errors.InvalidInput(exc.message) from None
     return {
-        "source": source,
-        "target": target,
+        "copy": environment_copy.CopyChoice(source, target, tuple(rows), with_values),
         "base_version_id": request.POST.get("base_version_id", "")[:64],
-        "rows": rows,
-        "with_values": with_values,
         "back": back,
         "fields": [
             ("a", source),
@@ -114,7 +111,8 @@ def environment_copy_review(request: HttpRequest, name: str) -> HttpResponse:
     except errors.InvalidInput as exc:
         messages.error(request, exc.message)
         return redirect(reverse("secrets_admin:environment_diff", args=[name]))
-    source, target = c["source"], c["target"]
+    copy = c["copy"]
+    source, target = copy.source, copy.target
 
     def protected() -> list[str]:
         if not permissions.is_protected(target):
@@ -124,17 +122,12 @@ def environment_copy_review(request: HttpRequest, name: str) -> HttpResponse:
             "second person (a change request) and is not saved directly."
         ]
 
-    what = "values" if c["with_values"] else "structure (empty values)"
+    what = "values" if copy.with_values else "structure (empty values)"
     return review_step(
         request,
         name=name,
         review=lambda: previews.secret_preview_environment_copy(
-            name=name,
-            base_version_id=c["base_version_id"],
-            source=source,
-            target=target,
-            rows=c["rows"],
-            with_values=c["with_values"],
+            name=name, base_version_id=c["base_version_id"], copy=copy
         ),
         back=c["back"],
         back_label="Back to the comparison",
@@ -162,10 +155,10 @@ def environment_copy_save(request: HttpRequest, name: str) -> HttpResponse:
         run=lambda context, change_id: environment_copy.environment_copy(
             name=name,
             base_version_id=c["base_version_id"],
-            source=c["source"],
-            target=c["target"],
-            rows=c["rows"],
-            with_values=c["with_values"],
+            source=c["copy"].source,
+            target=c["copy"].target,
+            rows=c["copy"].rows,
+            with_values=c["copy"].with_values,
             context=context,
             change_id=change_id,
             comment=request.POST.get("comment", "")[:2000],

@@ -15,6 +15,8 @@ AWS and refuses to write when the plan's digest differs from the reviewed one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from http import HTTPStatus
 
 from django.conf import settings
@@ -92,15 +94,30 @@ def secret_migrate(request: HttpRequest) -> HttpResponse:
     return _choose(request, migration)
 
 
-@require_POST
-@never_cache
-@sensitive_post_parameters()
-@require(Action.ADMINISTER_SECRETS)
-def secret_migrate_preview(request: HttpRequest) -> HttpResponse:
+def _migration_step(
+    view: Callable[[HttpRequest, forms.MigrationRequest], HttpResponse],
+) -> Callable[[HttpRequest], HttpResponse]:
+    """A POST step of the wizard after the choices (admins; never cached; the posted fields kept
+    out of error reports): ``view`` gets the posted migration, and bad input shows the choices
+    again with the reason (400)."""
+
+    @require_POST
+    @never_cache
+    @sensitive_post_parameters()
+    @require(Action.ADMINISTER_SECRETS)
+    @wraps(view)
+    def step(request: HttpRequest) -> HttpResponse:
+        migration = _posted(request)
+        if isinstance(migration, HttpResponse):
+            return migration
+        return view(request, migration)
+
+    return step
+
+
+@_migration_step
+def secret_migrate_preview(request: HttpRequest, migration: forms.MigrationRequest) -> HttpResponse:
     """The plan of the posted migration (nothing written), with a confirm form to apply it."""
-    migration = _posted(request)
-    if isinstance(migration, HttpResponse):
-        return migration
     try:
         plan = wizard.migration_preview(
             **migration.plan_arguments(), context=audit.Context.from_request(request)
@@ -122,15 +139,9 @@ def secret_migrate_preview(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_POST
-@never_cache
-@sensitive_post_parameters()
-@require(Action.ADMINISTER_SECRETS)
-def secret_migrate_apply(request: HttpRequest) -> HttpResponse:
+@_migration_step
+def secret_migrate_apply(request: HttpRequest, migration: forms.MigrationRequest) -> HttpResponse:
     """Apply the reviewed plan (re-planned on the server and checked against its digest)."""
-    migration = _posted(request)
-    if isinstance(migration, HttpResponse):
-        return migration
     try:
         result = wizard.secret_migrate(
             **migration.plan_arguments(),

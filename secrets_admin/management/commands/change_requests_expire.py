@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from secrets_admin.changes import change_requests
+from secrets_admin.changes import change_request_apply
 
 
 class Command(BaseCommand):
@@ -14,5 +14,5 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        expired = change_requests.change_requests_expire()
+        expired = change_request_apply.change_requests_expire()
         self.stdout.write(f"expired {len(expired)} change request(s): {expired}")
