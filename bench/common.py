@@ -192,6 +192,16 @@ class Services:
             cache_url=f"redis://127.0.0.1:6379/{redis_db}",
         )
 
+    def wait_unlocked(self, what: str, timeout: float = 120.0) -> None:
+        """Wait until no portal instance holds a ``what`` lock in the shared cache (e.g. the
+        listing's background refresh and the indexing that follows it)."""
+        import redis
+
+        r = redis.Redis.from_url(self.cache_url)
+        deadline = time.monotonic() + timeout
+        while any(r.scan_iter(match=f"*portal:{what}:*:lock")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
     def drop_cache(self, what: str) -> None:
         """Forget the portal's cached ``listing`` or ``grid`` entries (sessions, also in Redis,
         stay): the next list or grid is cold."""

@@ -22,6 +22,8 @@ from __future__ import annotations
 import enum
 import fnmatch
 import logging
+import random
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
@@ -133,6 +135,10 @@ def _classify(value: aws.SecretValue) -> documents.Classified:
 # Writing rows
 
 
+#: How many times a secret's rows are written before a lock conflict is given up (raised).
+STORE_ATTEMPTS = 3
+
+
 def _store(
     row: IndexedSecret,
     version_id: str,
@@ -168,12 +174,23 @@ def _store(
         )
         for place, f in facts.items()
     ]
-    with transaction.atomic():
-        row.save()
-        before = _drop_cells(IndexCell.objects.filter(secret=row))
-        IndexCell.objects.bulk_create(cells, batch_size=500)
-        recount_shared(before | {c.fingerprint for c in cells if c.credential})
-        bump_generation()
+    for attempt in range(1, STORE_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                row.save()
+                before = _drop_cells(IndexCell.objects.filter(secret=row))
+                for cell in cells:  # (ids of an attempt that was rolled back)
+                    cell.pk = None
+                IndexCell.objects.bulk_create(cells, batch_size=500)
+                recount_shared(before | {c.fingerprint for c in cells if c.credential})
+                bump_generation()
+            return
+        except OperationalError:
+            # Two secrets holding one credential are written at once (a deadlock on their shared
+            # flags, which PostgreSQL breaks by aborting one transaction): write it again.
+            if attempt == STORE_ATTEMPTS or transaction.get_connection().in_atomic_block:
+                raise
+            time.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311 # nosec B311 - jitter
 
 
 #: The index's generation, a new random token at every write: pages keep what they derive from
@@ -222,8 +239,10 @@ def recount_shared(fingerprints: Iterable[str]) -> None:
             .filter(n__gt=1)
             .values_list("fingerprint", flat=True)
         )
-        held.filter(fingerprint__in=sorted(multi)).update(shared=True)
-        held.exclude(fingerprint__in=sorted(multi)).update(shared=False)
+        # Only rows whose flag changes are written (and locked): two saves sharing a credential
+        # then rarely touch the same rows.
+        held.filter(fingerprint__in=sorted(multi), shared=False).update(shared=True)
+        held.exclude(fingerprint__in=sorted(multi)).filter(shared=True).update(shared=False)
 
 
 def _known(row: IndexedSecret | None) -> dict[Place, IndexCell]:

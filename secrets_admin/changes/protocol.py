@@ -626,8 +626,10 @@ def after_write(name: str, version_id: str, document: dict[str, Any], size: int)
                 documents.Classified(kind="conforming", document=document, size_bytes=size),
             )
             index.record_write(name=name, version_id=version_id, document=document)
-        except DatabaseError:  # the save landed; a stale summary only shows "not read yet"
-            log.warning("could not record the summary of %s after a save", name)
+        except DatabaseError as exc:  # the save landed; a stale summary shows "not read yet"
+            log.warning(
+                "could not record the summary of %s after a save: %s", name, type(exc).__name__
+            )
 
     after_response.defer(derived_records)
 
