@@ -232,6 +232,31 @@ def test_indexing_a_saved_document_makes_no_aws_call(
     assert cell("shop-secrets", "dev/stripe/secret_key").changed_version == saved.version_id
 
 
+@pytest.mark.django_db(transaction=True)
+def test_an_index_write_that_loses_a_deadlock_is_written_again(
+    make_secret: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import OperationalError
+
+    make_secret("shop-secrets", SHOP)
+    index.scan()
+    real = index.recount_shared
+    failures = [OperationalError("deadlock detected")]
+
+    def recount_once_deadlocked(fingerprints: Any) -> None:
+        if failures:
+            raise failures.pop()
+        real(fingerprints)
+
+    monkeypatch.setattr(index, "recount_shared", recount_once_deadlocked)
+    document = json.loads(json.dumps(SHOP))
+    document["dev"]["stripe"]["secret_key"] = "rotated"
+    index.record_write(name="shop-secrets", version_id="v-after-deadlock", document=document)
+    assert failures == []
+    assert IndexedSecret.objects.get(name="shop-secrets").version_id == "v-after-deadlock"
+    assert cell("shop-secrets", "dev/stripe/secret_key").changed_version == "v-after-deadlock"
+
+
 def test_portal_save_found_by_the_scan_is_credited_from_the_audit_log(
     as_user: Any, engineer: Any, make_secret: Any
 ) -> None:
