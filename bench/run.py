@@ -762,9 +762,10 @@ NOTES = """- **Ratios near a target move with the machine's load** (the load ave
   request (session from Redis, user and role from PostgreSQL, CSRF, CSP, middleware). Every
   page pays it, and against moto on loopback it is of the same order as a whole AWS call.
 - **Grid of the large secret:** a version seen before costs one `DescribeSecret` (which names
-  the current version) and one Redis read of the version's cached head and rendered rows
-  (`secrets_admin/grid.py`, keyed by secret, version and whether the viewer may reveal); its
-  floor is that one call. The first view of a version adds the `GetSecretValue` and the steps
+  the current version) and one Redis read of the version's small cached head; the rendered
+  rows (`secrets_admin/grid.py`, keyed by secret, version and where the viewer may reveal)
+  come from the worker's own memory once it has shown them (a version never changes), else
+  from Redis. Its floor is that one call. The first view of a version adds the `GetSecretValue` and the steps
   in the breakdown table (parse, 3,200 fingerprints, the rows first shown), then caches them.
   A large grid shows its first services (about 400 cells) and each other service as one row
   whose link fetches its keys for the version on screen (htmx), so the page stays near
@@ -784,7 +785,9 @@ NOTES = """- **Ratios near a target move with the machine's load** (the load ave
   cost `DescribeSecret`, `GetSecretValue` and `ListSecretVersionIds`). The save step row is the
   server time of the save POST alone against the compare-and-swap made with boto3 alone (read
   the base, put with a custom label, two `UpdateSecretVersionStage`); beyond those calls the
-  step records its attempt and outcome in the audit log and the new version's summary.
+  step commits three chained audit rows (the comparison of the typed values, the attempt and
+  its outcome), looks the change id up among earlier saves and updates the listing's entry;
+  the new version's structure summary and hygiene index are written after the response.
 - **Approve** is the approver's POST on a change request opened by an engineer's editor save
   of `main`; approving applies it: `DescribeSecret` (the base is still current), then
   `UpdateSecretVersionStage` twice (move AWSCURRENT onto the staged version, drop its `CR-<id>`
