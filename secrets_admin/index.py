@@ -19,13 +19,15 @@ that read the index are in the ``hygiene`` package.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import fnmatch
+import hashlib
 import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -138,6 +140,25 @@ def _classify(value: aws.SecretValue) -> documents.Classified:
 #: How many times a secret's rows are written before a lock conflict is given up (raised).
 STORE_ATTEMPTS = 3
 
+#: The PostgreSQL advisory lock the index's writes take turns on (a constant 64-bit key).
+WRITE_LOCK_ID = int.from_bytes(hashlib.sha256(b"secrets-portal:index").digest()[:8], "big") - 2**63
+
+
+@contextlib.contextmanager
+def _index_write() -> Iterator[None]:
+    """One transaction of the index's writes, taking turns with every other one: the ``shared``
+    flags are counted from the committed rows of all secrets, so two writes at once (a save
+    and the listing's refresh, two saves of a shared credential) must not each count without
+    the other's rows. PostgreSQL: a transaction-level advisory lock, taken first (so writes
+    never wait on each other's rows, and never deadlock on them); SQLite has one writer at a
+    time already (``BEGIN IMMEDIATE``)."""
+    with transaction.atomic():
+        connection = transaction.get_connection()
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK_ID])
+        yield
+
 
 def _store(
     row: IndexedSecret,
@@ -176,7 +197,7 @@ def _store(
     ]
     for attempt in range(1, STORE_ATTEMPTS + 1):
         try:
-            with transaction.atomic():
+            with _index_write():
                 row.save()
                 before = _drop_cells(IndexCell.objects.filter(secret=row))
                 for cell in cells:  # (ids of an attempt that was rolled back)
@@ -186,8 +207,8 @@ def _store(
                 bump_generation()
             return
         except OperationalError:
-            # Two secrets holding one credential are written at once (a deadlock on their shared
-            # flags, which PostgreSQL breaks by aborting one transaction): write it again.
+            # A lock conflict all the same (index writes take turns, see _index_write, but a
+            # busy SQLite file or a deadlock PostgreSQL broke can still abort one): again.
             if attempt == STORE_ATTEMPTS or transaction.get_connection().in_atomic_block:
                 raise
             time.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311 # nosec B311 - jitter
@@ -228,7 +249,8 @@ def _drop_cells(cells: QuerySet[IndexCell]) -> set[str]:
 
 def recount_shared(fingerprints: Iterable[str]) -> None:
     """Set ``shared`` on the credential cells holding ``fingerprints``: true where more than one
-    credential cell holds the fingerprint. Two queries per 500 fingerprints."""
+    credential cell holds the fingerprint. Two queries per 500 fingerprints. Exact only inside
+    :func:`_index_write` (it counts committed rows, and writes only the flags that change)."""
     wanted = sorted(set(fingerprints))
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
@@ -504,7 +526,7 @@ def refresh(
     # (adoption counts them) but no cells: their credentials are no longer anyone's.
     deleting = [m.name for m in secrets if m.scheduled_for_deletion]
     dropped: set[str] = set()
-    with transaction.atomic():
+    with _index_write():
         for start in range(0, max(len(gone), len(deleting)), 500):
             dropped |= _drop_cells(
                 IndexCell.objects.filter(secret__name__in=deleting[start : start + 500])

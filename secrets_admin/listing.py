@@ -154,6 +154,8 @@ class Overlay:
     fetched_at: float
     revision: int
     entries: dict[str, aws.SecretMeta] = field(default_factory=dict)
+    #: When each entry was written through (epoch seconds), by name.
+    written: dict[str, float] = field(default_factory=dict)
 
 
 def data_key(fetched_at: float) -> str:
@@ -233,13 +235,27 @@ def _keep_seconds() -> int:
     return int(max(settings.PORTAL_LIST_KEEP_SECONDS, settings.PORTAL_LIST_CACHE_SECONDS))
 
 
-def _store(listing: Listing) -> None:
-    """Store a listing just fetched from AWS (no write-throughs yet: they start again)."""
+def _store(listing: Listing, *, started_at: float) -> Listing:
+    """Store a listing just fetched from AWS, listed since ``started_at`` (epoch seconds), and
+    return it as it is served. The write-throughs made while it was listed stay on top of it
+    (AWS may have listed their page before the write: a secret created then would vanish from
+    the list until the next listing); the older ones are dropped (it lists them itself)."""
     keep = _keep_seconds()
     cache.set(data_key(listing.fetched_at), listing, keep)
-    cache.delete(OVERLAY_KEY)
+    old = cache.get(OVERLAY_KEY)
+    carried = Overlay(listing.fetched_at, 1)
+    if isinstance(old, Overlay):
+        written = {n: at for n, at in old.written.items() if at >= started_at and n in old.entries}
+        entries = {n: old.entries[n] for n in written}
+        carried = Overlay(listing.fetched_at, 1, entries, written)
     fresh_until = listing.fetched_at + settings.PORTAL_LIST_CACHE_SECONDS
-    cache.set(STAMP_KEY, Stamp(listing.fetched_at, fresh_until), keep)
+    if not carried.entries:
+        cache.delete(OVERLAY_KEY)
+        cache.set(STAMP_KEY, Stamp(listing.fetched_at, fresh_until), keep)
+        return listing
+    cache.set(OVERLAY_KEY, carried, keep)
+    cache.set(STAMP_KEY, Stamp(listing.fetched_at, fresh_until, carried.revision), keep)
+    return _merge(listing, carried)
 
 
 class _Fetch:
@@ -267,8 +283,7 @@ class _Fetch:
         self.secrets.sort(key=lambda m: m.name)
         listing = Listing(self.secrets, now, now - self.started_at, self.listed)
         with _write_lock():  # (stored even without it: a whole listing is never out of date)
-            _store(listing)
-        return listing
+            return _store(listing, started_at=self.started_at)
 
     def progress(self) -> Progress:
         return Progress(self.started_at, self.listed)
@@ -443,9 +458,8 @@ def record_write(name: str, version_id: str = "", *, meta: aws.SecretMeta | None
     (the next list view lists AWS anyway). When other write-throughs hold the listing for more
     than :data:`WRITE_WAIT_SECONDS`, a secret already listed keeps its old entry until the
     timed listing (logged), and a new one marks the listing stale (:func:`invalidate`). A
-    listing of AWS that started before this write and ends after it may store an entry from
-    before the write (never an older whole listing over a newer one: both store under one
-    lock); the next timed listing corrects it.
+    listing of AWS that started before this write and ends after it keeps this entry on top
+    (its page may have been listed before the write; both store under one lock).
 
     Raises :class:`~secrets_admin.aws.AwsError` only when the ``DescribeSecret`` fails (the
     write itself has landed: callers log it and go on).
@@ -483,9 +497,9 @@ def _write_through(name: str, version_id: str, meta: aws.SecretMeta | None) -> N
         return
     revision = max(overlay.revision, stamp.revision) + 1
     keep = _keep_seconds()
-    cache.set(
-        OVERLAY_KEY, Overlay(stamp.fetched_at, revision, {**overlay.entries, name: meta}), keep
-    )
+    written = {**overlay.written, name: time.time()}
+    updated = Overlay(stamp.fetched_at, revision, {**overlay.entries, name: meta}, written)
+    cache.set(OVERLAY_KEY, updated, keep)
     cache.set(STAMP_KEY, replace(stamp, revision=revision), keep)
 
 

@@ -228,15 +228,18 @@ def roles_for_groups(groups: Iterable[str]) -> set[Role]:
 # --------------------------------------------------------------------------------------------
 # Secrets and their tags (from the cached listing: no AWS call per check)
 
-_tag_memo: tuple[float, dict[str, Mapping[str, str]]] | None = None
+#: This process's tags by secret, for the listing ``(fetched_at, revision)`` they were read from.
+_tag_memo: tuple[tuple[float, int], dict[str, Mapping[str, str]]] | None = None
 
 
 def secret_tags(name: str) -> Mapping[str, str]:
     """The AWS tags of secret ``name`` as the cached listing saw them (``{}`` when it is not
     listed, or the listing cannot be had: tag rules then do not match, failing closed).
 
-    Tags change scope at the next listing refresh (``PORTAL_LIST_CACHE_SECONDS``). A cold cache
-    is filled by one listing of the account, as the list page would.
+    Tags change scope at the next listing refresh (``PORTAL_LIST_CACHE_SECONDS``); a secret the
+    portal created is in scope as soon as the listing lists it (its write-through, which gives
+    the listing a new revision). A cold cache is filled by one listing of the account, as the
+    list page would.
     """
     from . import aws, listing
 
@@ -247,8 +250,9 @@ def secret_tags(name: str) -> Mapping[str, str]:
         log.warning("tags of %s unknown: the listing failed (%s)", name, exc.code)
         return {}
     memo = _tag_memo
-    if memo is None or memo[0] != current.fetched_at:
-        memo = (current.fetched_at, {m.name: m.tags for m in current.secrets})
+    seen = (current.fetched_at, current.revision)
+    if memo is None or memo[0] != seen:
+        memo = (seen, {m.name: m.tags for m in current.secrets})
         _tag_memo = memo
     return memo[1].get(name, {})
 

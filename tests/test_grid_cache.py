@@ -361,3 +361,20 @@ def test_expanding_a_service_of_an_older_version_leaves_the_lists_summary_curren
     )
     assert response.status_code == HTTPStatus.OK
     assert SecretSummary.objects.get(name=NAME).version_id == new
+
+
+def test_a_secret_created_while_aws_is_listed_again_stays_listed_when_that_listing_ends(
+    make_secret: Any,
+) -> None:
+    make_secret("a-secrets", CANARY_DOC)
+    listing.get_listing()
+    fetch = listing._Fetch()  # a background refresh: its pages were read before the create
+    assert fetch.step()
+    make_secret("b-secrets", CANARY_DOC)
+    listing.record_write("b-secrets", aws.read_current("b-secrets").version_id)
+    assert "b-secrets" in [m.name for m in listing.get_listing().secrets]
+    fetch.finish()
+    names = [m.name for m in listing.get_listing().secrets]
+    assert names == ["a-secrets", "b-secrets"]
+    later = listing.get_listing(refresh=True)  # a listing that starts after the write lists it
+    assert [m.name for m in later.secrets] == names and later.revision == 0

@@ -257,6 +257,76 @@ def test_an_index_write_that_loses_a_deadlock_is_written_again(
     assert cell("shop-secrets", "dev/stripe/secret_key").changed_version == "v-after-deadlock"
 
 
+#: Two index writes at once in PostgreSQL (threads of one process, a connection each): the first
+#: is held open after its recount while the second runs; then the shared flags are printed.
+CONCURRENT_INDEX_WRITES = """
+import threading
+import django; django.setup()
+from django.db import connection
+from secrets_admin import index
+from secrets_admin.models import IndexCell
+
+def doc(value):
+    return {"dev": {"stripe": {"secret_key": value}}}
+
+for name, value in SEED:
+    index.record_write(name=name, version_id="v1", document=doc(value))
+held, go = threading.Event(), threading.Event()
+real = index.recount_shared
+
+def recount(fingerprints):
+    real(fingerprints)
+    if threading.current_thread().name == "first":
+        held.set()
+        go.wait(20)
+
+index.recount_shared = recount
+
+def write(name, value):
+    try:
+        index.record_write(name=name, version_id="v2", document=doc(value))
+    finally:
+        connection.close()
+
+first = threading.Thread(target=write, args=WRITES[0], name="first")
+first.start()
+held.wait(20)
+second = threading.Thread(target=write, args=WRITES[1], name="second")
+second.start()
+second.join(1.0)  # it may finish, or wait for the first to commit
+go.set()
+first.join()
+second.join()
+print(sorted(IndexCell.objects.values_list("secret__name", "shared")))
+"""
+
+
+def test_two_index_writes_at_once_in_postgresql_leave_the_shared_flags_exact() -> None:
+    """a-secrets drops the credential b-secrets holds while c-secrets takes it up: b and c
+    share it afterwards, whichever write counts first."""
+    import subprocess
+    import sys
+
+    from .scratch_db import ROOT, portal_env, scratch_database
+
+    seed = [("a-secrets", "X"), ("b-secrets", "X"), ("c-secrets", "C")]
+    writes = [("a-secrets", "A"), ("c-secrets", "X")]
+    script = f"SEED = {seed!r}\nWRITES = {writes!r}\n" + CONCURRENT_INDEX_WRITES
+    with scratch_database("postgres") as url:
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            env=portal_env(url),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+    assert done.stdout.strip() == repr(
+        [("a-secrets", False), ("b-secrets", True), ("c-secrets", True)]
+    )
+
+
 def test_portal_save_found_by_the_scan_is_credited_from_the_audit_log(
     as_user: Any, engineer: Any, make_secret: Any
 ) -> None:

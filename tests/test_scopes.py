@@ -330,6 +330,31 @@ def test_tags_changed_in_aws_change_scope_at_the_next_listing_refresh(
 
 
 @pytest.mark.django_db
+def test_a_secret_the_portal_creates_with_a_teams_tag_opens_for_that_team_at_once(
+    team_secrets: Any, team_a_engineer: Any, admin: Any, client: Any
+) -> None:
+    from django.urls import reverse
+
+    from secrets_admin.changes import lifecycle
+
+    client.force_login(team_a_engineer)
+    assert (
+        client.get(reverse("secrets_admin:secret_detail", args=[TEAM_A_SECRET])).status_code == 200
+    )
+    lifecycle.secret_create(
+        repo="alpha-two",
+        environments=["dev"],
+        tags={"team": "team-a"},
+        context=audit.Context(user=admin),
+    )
+    listed = client.get(reverse("secrets_admin:secret_list")).content.decode()
+    assert "alpha-two-secrets" in listed  # the listing's write-through lists it ...
+    grid = client.get(reverse("secrets_admin:secret_detail", args=["alpha-two-secrets"]))
+    assert grid.status_code == 200  # ... and the scope check reads the same listing
+    assert can(team_a_engineer, Action.EDIT, "alpha-two-secrets", "dev")
+
+
+@pytest.mark.django_db
 def test_protected_reveal_follows_the_reveal_policy(
     settings: Any, team_secrets: Any, engineer: Any, approver: Any
 ) -> None:
