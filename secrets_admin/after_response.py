@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from django import db
 from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponseBase
 
@@ -38,11 +39,17 @@ def run_deferred(**_: Any) -> None:
     """Run (and empty) this thread's queue; connected to ``request_finished``."""
     queue: list[Callable[[], None]] | None = getattr(_local, "queue", None)
     _local.queue = None
-    for work in queue or ():
+    if not queue:
+        return
+    for work in queue:
         try:
             work()
         except Exception:  # the response is gone: log, and let the next piece run
             logger.exception("work deferred until after the response failed")
+    # Django tidied the connections on this signal before the work ran: tidy them again
+    # (closed when CONN_MAX_AGE says so), unless a caller's transaction is still open.
+    if not any(c.in_atomic_block for c in db.connections.all(initialized_only=True)):
+        db.close_old_connections()
 
 
 request_finished.connect(run_deferred, dispatch_uid="secrets_admin.after_response")

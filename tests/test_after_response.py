@@ -63,3 +63,22 @@ def test_a_save_through_the_editor_leaves_the_index_and_summary_current(
     current = aws.read_current("app-secrets").version_id
     assert SecretSummary.objects.get(name="app-secrets").version_id == current
     assert IndexedSecret.objects.get(name="app-secrets").version_id == current
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_the_deferred_work_a_connection_past_its_age_is_closed() -> None:
+    import time
+
+    from django.db import connection
+
+    from secrets_admin.models import SecretSummary
+
+    def view(request: HttpRequest) -> HttpResponse:
+        after_response.defer(lambda: SecretSummary.objects.exists() and None)
+        return HttpResponse()
+
+    response = after_response.AfterResponseMiddleware(view)(RequestFactory().get("/"))
+    connection.ensure_connection()
+    connection.close_at = time.monotonic() - 1  # CONN_MAX_AGE has run out
+    response.close()  # Django's own tidy-up ran first; the work reopened the connection
+    assert connection.connection is None
