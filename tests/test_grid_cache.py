@@ -48,6 +48,19 @@ def _large_doc(environments: int = 10, services: int = 40, keys: int = 2) -> dic
     }
 
 
+def _spy_on_cache(monkeypatch: pytest.MonkeyPatch, method: str) -> list[str]:
+    """The keys the cache's ``method`` (``get``, ``set``) is called with from now on."""
+    keys: list[str] = []
+    real = getattr(cache, method)
+
+    def spy(key: str, *args: Any, **kwargs: Any) -> Any:
+        keys.append(key)
+        return real(key, *args, **kwargs)
+
+    monkeypatch.setattr(cache, method, spy)
+    return keys
+
+
 def _cached_bytes() -> bytes:
     return b"".join(v for v in cache._cache.values() if isinstance(v, bytes))  # type: ignore[attr-defined]
 
@@ -81,14 +94,7 @@ def test_rows_seen_before_by_this_process_are_not_read_again_until_the_cache_is_
         return html[html.index("<table") : html.index("</table>")]
 
     first = table()
-    read: list[str] = []
-    real_get = cache.get
-
-    def spy(key: str, *args: Any, **kwargs: Any) -> Any:
-        read.append(key)
-        return real_get(key, *args, **kwargs)
-
-    monkeypatch.setattr(cache, "get", spy)
+    read = _spy_on_cache(monkeypatch, "get")
     assert table() == first
     assert [k for k in read if ":rows:" in k] == []  # the head only, from the shared cache
     cache.clear()  # e.g. a new fingerprint key rolled out, or the shared cache restarted
@@ -276,14 +282,7 @@ def test_a_write_stores_one_entry_not_the_whole_listing_and_every_process_sees_i
     for name in ("a-secrets", NAME, "z-secrets"):
         make_secret(name, CANARY_DOC)
     listing.get_listing()
-    stored: list[str] = []
-    real_set = cache.set
-
-    def spy(key: str, *args: Any, **kwargs: Any) -> Any:
-        stored.append(key)
-        return real_set(key, *args, **kwargs)
-
-    monkeypatch.setattr(cache, "set", spy)
+    stored = _spy_on_cache(monkeypatch, "set")
     listing.record_write(NAME, "d" * 32)
     created = dataclasses.replace(aws.describe("a-secrets").meta, name="new-secrets")
     listing.record_write("new-secrets", "e" * 32, meta=created)
